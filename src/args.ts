@@ -1,0 +1,161 @@
+import { isAbsolute, resolve } from 'node:path'
+import yargs from 'yargs'
+import { usageError } from './errors.js'
+import { parsePort } from './hostfile.js'
+
+/** Everything the user asked for, validated. Produced by parseArgs, the only reader of argv. */
+export interface Options {
+  hostfile: string
+  script: string
+  scriptArgs: string[]
+  nprocPerNode?: number
+  masterAddr?: string
+  masterPort?: number
+  sshPort?: number
+  user?: string
+  identity: string[]
+  sshConfig?: string
+  chdir: string
+  python: string
+  dryRun: boolean
+  connectTimeoutS: number
+  maxHandshakes: number
+  graceS: number
+  heartbeatTimeoutS: number
+  keepaliveS: number
+  killOnFailure: boolean
+  timeoutS?: number
+  color: 'auto' | 'always' | 'never'
+  plain: boolean
+}
+
+export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'help' | 'version'; text: string }
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 --hostfile hosts.txt train.py --epochs 3', 'torchrun train.py on every node of hosts.txt'],
+  ['$0 -H hosts.txt --nproc-per-node 4 train.py', 'four processes per node instead of one per GPU'],
+  ['$0 -H hosts.txt --dry-run train.py', 'connect and probe, print each node\'s command, launch nothing'],
+  ['$0 -H hosts.txt --python ~/venv/bin/python --chdir /shared/proj train.py', 'a venv\'s interpreter, another working directory'],
+  ['$0 -H hostfile.example --python /usr/bin/python3 examples/train.py', 'the built-in default: localhost, no sshd needed'],
+]
+
+const EPILOGUE = `Hostfile: one node per line, in rank order: host, user@host, host:port, [v6addr]:port,
+optionally followed by slots=N (processes on that node). # starts a comment. Node 0 is the master.
+localhost / 127.0.0.1 run locally without SSH. SSH settings come from ~/.ssh/config (or --ssh-config),
+host keys must already be in known_hosts, keys come from ssh-agent and IdentityFile.
+Everything from SCRIPT on is passed to the script unchanged; use -- before a script name starting with -.`
+
+const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (typeof value === 'boolean' || !Number.isInteger(n) || n < min || n > max)
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`)
+  return n
+}
+
+/** `10`, `10s`, `500ms`, `2m`, `1h` → seconds. */
+export function parseDuration(flag: string, value: unknown): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(String(value).trim())
+  const scale: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 }
+  const seconds = m ? Number(m[1]) * (scale[m[2] ?? 's'] ?? 1) : NaN
+  if (!(seconds > 0) || seconds > 7 * 24 * 3600) throw usageError(`--${flag} must be a duration such as 10, 10s, 500ms or 2m (got ${JSON.stringify(value)})`)
+  return seconds
+}
+
+function build(argv: string[], width: number) {
+  return yargs(argv)
+    .scriptName('fanout')
+    .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
+    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true })
+    .option('hostfile', { alias: 'H', type: 'string', describe: 'file listing the nodes, one per line (node 0 first)', group: 'Nodes:' })
+    .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: hostfile slots=, else its GPU count, else 1)', group: 'Nodes:' })
+    .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
+    .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
+    .option('ssh-port', { type: 'string', describe: 'SSH port for nodes without host:port (overrides ssh config)', group: 'SSH:' })
+    .option('user', { alias: 'l', type: 'string', describe: 'remote user for nodes without user@ (overrides ssh config)', group: 'SSH:' })
+    .option('identity', { alias: 'i', type: 'string', describe: 'private key file, tried before ssh config\'s (repeatable)', group: 'SSH:' })
+    .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file to use instead of ~/.ssh/config', group: 'SSH:' })
+    .option('connect-timeout', { type: 'string', default: '10', describe: 'give up on a node not connected after this long', group: 'SSH:' })
+    .option('max-handshakes', { type: 'string', default: '8', describe: 'SSH handshakes in flight at once (sshd drops some above 10)', group: 'SSH:' })
+    .option('keepalive', { type: 'string', default: '5', describe: 'SSH keepalive interval; a node is lost after 3 unanswered', group: 'SSH:' })
+    .option('chdir', { alias: 'C', type: 'string', describe: 'remote working directory (default: the current directory\'s path)', group: 'Job:' })
+    .option('python', { type: 'string', default: 'python3', describe: 'remote Python interpreter that has torch', group: 'Job:' })
+    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'connect and probe, print the command for each node, launch nothing', group: 'Job:' })
+    .option('kill-on-failure', { type: 'boolean', default: true, describe: 'stop every node when one fails (--no-kill-on-failure: let the others run)', group: 'Teardown:' })
+    .option('grace', { type: 'string', default: '10', describe: 'time between SIGINT/SIGTERM and SIGKILL when stopping nodes', group: 'Teardown:' })
+    .option('timeout', { type: 'string', describe: 'end the whole job after this long (exit code 124), e.g. 2h', group: 'Teardown:' })
+    .option('heartbeat-timeout', { type: 'string', default: '15', describe: 'a node stops its job after this long without hearing from fanout', group: 'Teardown:' })
+    .option('color', { type: 'string', choices: ['auto', 'always', 'never'], default: 'auto', describe: 'colour output (NO_COLOR and FORCE_COLOR are honoured with auto)', group: 'Output:' })
+    .option('plain', { type: 'boolean', default: false, describe: 'plain status lines instead of the animated task list', group: 'Output:' })
+    .example(EXAMPLES)
+    .epilogue(EPILOGUE)
+    .help('help')
+    .alias('help', 'h')
+    .version()
+    .strict()
+    .wrap(Math.min(width, 110))
+    .exitProcess(false)
+}
+
+/** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
+export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100): Promise<ParsedArgs> {
+  let output = ''
+  const parser = build(argv, terminalWidth).fail((message, error) => {
+    throw usageError(message || error?.message || 'invalid arguments')
+  })
+  const a = await parser.parseAsync(argv, {}, (_e, _a, out) => void (output = out))
+  if (a.help) return { kind: 'help', text: output }
+  if (a.version) return { kind: 'version', text: output }
+  const words = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? []).map(String)]
+  const [script, ...scriptArgs] = words
+  if (!a.hostfile) throw usageError('missing --hostfile FILE (the list of nodes); see fanout --help')
+  if (!script) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
+  const port = (flag: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined
+    const p = parsePort(String(v))
+    if (p === undefined) throw usageError(`--${flag} must be a port from 1 to 65535 (got ${JSON.stringify(v)})`)
+    return p
+  }
+  const text = (flag: string, v: unknown): string | undefined => {
+    if (v === undefined) return undefined
+    if (Array.isArray(v)) throw usageError(`--${flag} was given more than once`)
+    if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
+    return v
+  }
+  const user = text('user', a.user)
+  if (user !== undefined && !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(user)) throw usageError(`--user ${JSON.stringify(user)} is not a valid user name`)
+  const masterAddr = text('master-addr', a['master-addr'])
+  if (masterAddr !== undefined && !/^[A-Za-z0-9.:_%-]+$/.test(masterAddr)) throw usageError(`--master-addr ${JSON.stringify(masterAddr)} is not a host name or address`)
+  const chdir = text('chdir', a.chdir) ?? cwd
+  if (!isAbsolute(chdir) && !chdir.startsWith('~')) throw usageError(`--chdir must be an absolute path on the nodes (got ${JSON.stringify(chdir)})`)
+  const options: Options = {
+    hostfile: resolve(cwd, text('hostfile', a.hostfile) ?? ''),
+    script,
+    scriptArgs,
+    // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.
+    identity: [a.identity ?? []].flat().map((f) => resolve(cwd, String(f))),
+    chdir,
+    python: text('python', a.python) ?? 'python3',
+    dryRun: Boolean(a['dry-run']),
+    connectTimeoutS: parseDuration('connect-timeout', a['connect-timeout']),
+    maxHandshakes: int('max-handshakes', a['max-handshakes'], 1, 1000) ?? 8,
+    graceS: parseDuration('grace', a.grace),
+    heartbeatTimeoutS: Math.ceil(parseDuration('heartbeat-timeout', a['heartbeat-timeout'])),
+    keepaliveS: parseDuration('keepalive', a.keepalive),
+    killOnFailure: a['kill-on-failure'] !== false,
+    color: (a.color as Options['color']) ?? 'auto',
+    plain: Boolean(a.plain),
+  }
+  const optional = {
+    nprocPerNode: int('nproc-per-node', text('nproc-per-node', a['nproc-per-node']), 1, 1024),
+    masterAddr,
+    masterPort: port('master-port', text('master-port', a['master-port'])),
+    sshPort: port('ssh-port', text('ssh-port', a['ssh-port'])),
+    user,
+    timeoutS: a.timeout === undefined ? undefined : parseDuration('timeout', text('timeout', a.timeout)),
+    sshConfig: a['ssh-config'] === undefined ? undefined : resolve(cwd, text('ssh-config', a['ssh-config']) ?? ''),
+  }
+  for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(options, { [k]: v })
+  if (options.heartbeatTimeoutS < 2) throw usageError('--heartbeat-timeout must be at least 2 s (heartbeats are sent every second)')
+  return { kind: 'run', options }
+}

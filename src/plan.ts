@@ -1,0 +1,135 @@
+import { FanoutError } from './errors.js'
+import { readProbeLines } from './remote.js'
+import { shellJoin } from './quote.js'
+
+/** What the probe learned about one node. */
+export interface NodeFacts {
+  /** False for the local transport (no SSH_CONNECTION to learn addresses from). */
+  viaSsh: boolean
+  /** GPUs visible to the job (nvidia-smi, narrowed by CUDA_VISIBLE_DEVICES); 0 without a GPU. */
+  gpus: number
+  /** The server address of the SSH connection (`SSH_CONNECTION` field 3): how the node was reached. */
+  serverAddr?: string
+  /** The client address of the SSH connection (field 1): this machine, as the node sees it. */
+  clientAddr?: string
+  /** The interpreter's resolved path, when it exists on the node. */
+  python?: string
+  torch?: boolean
+  /** A port that was free when probed (asked of node 0 only). */
+  freePort?: number
+  /** Socket interface variables already set by the node's own environment. */
+  presetIfnames: { GLOO_SOCKET_IFNAME?: string; NCCL_SOCKET_IFNAME?: string }
+}
+
+/** Interprets a probe's output (see remote.ts) as facts. */
+export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
+  const raw = readProbeLines(stdout)
+  const smiGpus = Number(raw.get('gpus') ?? 0) || 0
+  const cvd = raw.get('cuda_visible_devices')
+  let gpus = smiGpus
+  // CUDA_VISIBLE_DEVICES narrows what CUDA will show; CUDA stops at the first invalid entry (-1).
+  if (cvd !== undefined && cvd !== '<unset>') {
+    const visible: string[] = []
+    for (const id of cvd.split(',').map((s) => s.trim())) {
+      if (id === '' || id.startsWith('-')) break
+      visible.push(id)
+    }
+    gpus = Math.min(smiGpus, visible.length)
+  }
+  const facts: NodeFacts = { viaSsh, gpus, presetIfnames: {} }
+  const [clientAddr, , serverAddr] = raw.get('ssh_connection')?.split(' ') ?? []
+  if (serverAddr) facts.serverAddr = serverAddr
+  if (clientAddr) facts.clientAddr = clientAddr
+  const python = raw.get('python')
+  if (python) facts.python = python
+  if (raw.has('torch')) facts.torch = raw.get('torch') === 'yes'
+  const port = Number(raw.get('free_port'))
+  if (Number.isInteger(port) && port > 0) facts.freePort = port
+  const gloo = raw.get('gloo_socket_ifname')
+  const nccl = raw.get('nccl_socket_ifname')
+  if (gloo) facts.presetIfnames.GLOO_SOCKET_IFNAME = gloo
+  if (nccl) facts.presetIfnames.NCCL_SOCKET_IFNAME = nccl
+  return facts
+}
+
+export interface PlanNode {
+  rank: number
+  host: string
+  /** `--nproc-per-node`, else hostfile slots, else the probe's GPU count, else 1 (CPU). */
+  slots?: number
+  facts: NodeFacts
+  /** The interface that routes to the master address on this node, if found. */
+  iface?: string
+}
+
+export interface PlanOptions {
+  python: string
+  cwd: string
+  script: string
+  scriptArgs: string[]
+  nprocPerNode?: number
+  masterAddr?: string
+  masterPort?: number
+}
+
+export interface NodeCommand {
+  rank: number
+  host: string
+  nproc: number
+  cwd: string
+  env: Record<string, string>
+  argv: string[]
+}
+
+export interface LaunchPlan {
+  masterAddr: string
+  masterPort: number
+  nodes: NodeCommand[]
+}
+
+/**
+ * The master address: the flag, else the address node 0 was reached at. When node 0 is this machine
+ * (local transport, no SSH_CONNECTION), it is this machine's address as the other nodes see it, or
+ * loopback when every node is local.
+ */
+export function masterAddress(facts: readonly NodeFacts[], flag: string | undefined): string {
+  if (flag) return flag
+  const node0 = facts[0]
+  if (node0?.serverAddr) return node0.serverAddr
+  if (node0 && !node0.viaSsh) return facts.find((f) => f.clientAddr)?.clientAddr ?? '127.0.0.1'
+  throw new FanoutError('cannot tell the address of node 0 (its SSH_CONNECTION was empty); pass --master-addr', 'PROBE')
+}
+
+/**
+ * Decides the exact command each node runs: torchrun (`python -m torch.distributed.run`) with the
+ * underscore spellings of its flags, which torch 1.x requires and 2.x still accepts.
+ */
+export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): LaunchPlan {
+  const masterAddr = masterAddress(nodes.map((n) => n.facts), options.masterAddr)
+  const masterPort = options.masterPort ?? nodes[0]?.facts.freePort
+  if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
+  const commands = nodes.map((node): NodeCommand => {
+    const nproc = options.nprocPerNode ?? node.slots ?? Math.max(1, node.facts.gpus)
+    const env: Record<string, string> = { PYTHONUNBUFFERED: '1' }
+    if (node.iface) {
+      // A node's own setting wins: the user knows their fabric better than a route lookup does.
+      env.GLOO_SOCKET_IFNAME = node.facts.presetIfnames.GLOO_SOCKET_IFNAME ?? node.iface
+      env.NCCL_SOCKET_IFNAME = node.facts.presetIfnames.NCCL_SOCKET_IFNAME ?? node.iface
+    }
+    const argv = [
+      options.python, '-m', 'torch.distributed.run',
+      `--nnodes=${nodes.length}`, `--node_rank=${node.rank}`, `--nproc_per_node=${nproc}`,
+      `--master_addr=${masterAddr}`, `--master_port=${masterPort}`,
+      options.script, ...options.scriptArgs,
+    ]
+    return { rank: node.rank, host: node.host, nproc, cwd: options.cwd, env, argv }
+  })
+  return { masterAddr, masterPort, nodes: commands }
+}
+
+/** The command as a person would type it on the node: what `--dry-run` shows. */
+export function describeCommand(node: NodeCommand): string {
+  // NAME='value', not 'NAME=value': a quoted assignment is a command name to the shell.
+  const env = Object.entries(node.env).map(([k, v]) => `${k}=${shellJoin([v])}`)
+  return `cd ${shellJoin([node.cwd])} && ${[...env, shellJoin(node.argv)].join(' ')}`
+}

@@ -1,0 +1,119 @@
+import { shellJoin, shellQuote } from './quote.js'
+
+/**
+ * The shell programs fanout runs on a node. They are written for /bin/sh (POSIX, dash-safe) and
+ * receive every variable part as a positional argument, so no user text is ever spliced into code.
+ * Each is started as `exec /bin/sh -c PROGRAM NAME ARGS...` whatever the user's login shell is.
+ */
+
+/** Bytes the coordinator writes to a job's stdin: a heartbeat, or an order to signal the job. */
+export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: 'K' } as const
+
+// The watchdog runs in its own session (setsid) beside the job, reading the coordinator's control
+// bytes. It stops the job's process group when the channel closes (EOF: coordinator killed, laptop
+// closed) or when no byte came for $2 seconds (link cut: no EOF ever arrives), and it exits as soon
+// as the group is empty. `timeout ... dd` is how plain sh reads one byte with a time limit.
+// Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s).
+const WATCHDOG = `
+pg=$1 hb=$2 grace=$3
+trap '' HUP INT
+reap() {
+  kill -TERM -"$pg" 2>/dev/null || exit 0
+  n=$((grace * 5))
+  while [ "$n" -gt 0 ]; do
+    sleep 0.2
+    kill -0 -"$pg" 2>/dev/null || exit 0
+    n=$((n - 1))
+  done
+  kill -KILL -"$pg" 2>/dev/null
+  exit 0
+}
+while kill -0 -"$pg" 2>/dev/null; do
+  c=$(timeout "$hb" dd bs=1 count=1 2>/dev/null)
+  rc=$?
+  if [ "$rc" -ne 0 ] || [ -z "$c" ]; then reap; fi
+  case $c in
+    I) kill -INT -"$pg" 2>/dev/null ;;
+    T) kill -TERM -"$pg" 2>/dev/null ;;
+    K) kill -KILL -"$pg" 2>/dev/null ;;
+  esac
+done
+`
+
+// The job wrapper. sshd (or the local transport) starts it as a session and process-group leader;
+// it enters the working directory, exports the environment, starts the watchdog on the original
+// stdin, and then execs the launcher in the foreground, so that the launcher keeps this pid, and the
+// group it leads, and keeps SIGINT at its default (a background job of sh would ignore it).
+// Args: $1 heartbeat timeout, $2 grace, $3 directory, $4 count of NAME=VALUE words, those words, argv.
+const JOB = `
+hb=$1 grace=$2 dir=$3 n=$4
+shift 4
+cd "$dir" || { echo "fanout: working directory $dir does not exist on this node" >&2; exit 1; }
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+exec 3<&0 </dev/null
+setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$hb" "$grace" <&3 >/dev/null 2>&1 &
+exec 3<&- "$@"
+`
+
+export interface JobSpec {
+  cwd: string
+  env: Record<string, string>
+  argv: string[]
+  heartbeatTimeoutS: number
+  graceS: number
+}
+
+const sh = (program: string, name: string, args: readonly string[]): string =>
+  `exec /bin/sh -c ${shellQuote(program)} ${shellJoin([name, ...args])}`
+
+export function jobCommand(job: JobSpec): string {
+  const env = Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
+  const args = [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, String(env.length), ...env, ...job.argv]
+  return sh(JOB, 'fanout-job', args)
+}
+
+// Facts about a node, printed as `fanout.KEY=VALUE` lines so that noise from the user's shell start-up
+// files cannot be mistaken for them. Args: $1 python interpreter, $2 "1" to reserve a free port.
+const PROBE = `
+py=$1
+echo "fanout.ssh_connection=$SSH_CONNECTION"
+echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
+echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
+echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  echo "fanout.gpus=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ')"
+fi
+if p=$(command -v "$py" 2>/dev/null); then
+  echo "fanout.python=$p"
+  "$py" -c 'import importlib.util as u; print("fanout.torch=" + ("yes" if u.find_spec("torch") else "no"))' 2>/dev/null
+  if [ "$2" = 1 ]; then
+    "$py" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print("fanout.free_port=%d" % s.getsockname()[1])' 2>/dev/null
+  fi
+fi
+`
+
+export const probeCommand = (python: string, wantPort: boolean): string =>
+  sh(PROBE, 'fanout-probe', [python, wantPort ? '1' : '0'])
+
+// The interface that carries traffic to the master: what `ip route get` names, except on the master
+// itself, where the route is `lo` and the interface is the one holding the address. Args: $1 address.
+const ROUTE = `
+dev=$(ip route get "$1" 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -n 1)
+if [ "$dev" = lo ]; then
+  own=$(ip -o addr show 2>/dev/null | awk -v a="$1" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }')
+  [ -n "$own" ] && dev=$own
+fi
+echo "fanout.iface=$dev"
+`
+
+export const routeCommand = (masterAddr: string): string => sh(ROUTE, 'fanout-route', [masterAddr])
+
+/** Reads the `fanout.KEY=VALUE` lines of a probe's stdout, ignoring everything else. */
+export function readProbeLines(stdout: string): Map<string, string> {
+  const facts = new Map<string, string>()
+  for (const line of stdout.split('\n')) {
+    const m = /^fanout\.([a-z_]+)=(.*)$/.exec(line.replace(/\r$/, ''))
+    if (m && m[1] !== undefined && m[2] !== undefined) facts.set(m[1], m[2])
+  }
+  return facts
+}

@@ -1,0 +1,146 @@
+// Host-key verification with OpenSSH known_hosts semantics (sshd(8), "SSH_KNOWN_HOSTS FILE FORMAT").
+// ssh2 accepts any host key unless its hostVerifier says otherwise; this module supplies the verdict.
+// It is pure: callers read the files, so tests and the CLI decide which files count.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+
+export interface KnownHostsFile {
+  path: string
+  text: string
+}
+
+export type HostKeyVerdict =
+  | { kind: 'match' }
+  | { kind: 'unknown'; fingerprint: string; keyType: string }
+  | { kind: 'changed'; fingerprint: string; keyType: string; knownFingerprint: string; where: string }
+  | { kind: 'revoked'; fingerprint: string; keyType: string; where: string }
+
+interface Entry {
+  revoked: boolean
+  keyType: string
+  blob: Buffer
+  where: string
+}
+
+/** "SHA256:" + unpadded base64, the form `ssh-keygen -l` and `ssh` print. */
+export function fingerprint(key: Buffer): string {
+  return 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '')
+}
+
+// The wire blob starts with an SSH string naming the key type. Note ssh-rsa: servers that
+// sign with rsa-sha2-256/512 still present an 'ssh-rsa' blob, so a known ssh-rsa entry
+// covers them without any special casing here.
+function blobKeyType(blob: Buffer): string | undefined {
+  if (blob.length < 4) return undefined
+  const len = blob.readUInt32BE(0)
+  if (len === 0 || len > 64 || 4 + len > blob.length) return undefined
+  const name = blob.subarray(4, 4 + len).toString('latin1')
+  return /^[\x21-\x7e]+$/.test(name) ? name : undefined
+}
+
+// Glob with OpenSSH's two wildcards; iterative with single-star backtracking so hostile
+// patterns like "*a*a*a*b" cannot blow up.
+function globMatch(text: string, pattern: string): boolean {
+  let t = 0
+  let p = 0
+  let starP = -1
+  let starT = 0
+  while (t < text.length) {
+    const c = pattern[p]
+    if (c === '*') {
+      starP = p++
+      starT = t
+    } else if (c !== undefined && (c === '?' || c === text[t])) {
+      p++
+      t++
+    } else if (starP >= 0) {
+      p = starP + 1
+      t = ++starT
+    } else {
+      return false
+    }
+  }
+  while (pattern[p] === '*') p++
+  return p === pattern.length
+}
+
+// Mirrors match_hostname(): any negated match vetoes the line, otherwise one positive match suffices.
+// A hashed field ("|1|salt|hash") is a single name, never a list, as in OpenSSH's hostfile.c.
+function hostMatches(field: string, name: string): boolean {
+  if (field.startsWith('|')) {
+    const parts = field.split('|')
+    if (parts.length !== 4 || parts[1] !== '1' || !parts[2] || !parts[3]) return false
+    const salt = Buffer.from(parts[2], 'base64')
+    const want = Buffer.from(parts[3], 'base64')
+    const got = createHmac('sha1', salt).update(name).digest()
+    return want.length === got.length && timingSafeEqual(want, got)
+  }
+  let positive = false
+  for (const raw of field.split(',')) {
+    const negated = raw.startsWith('!')
+    const pattern = (negated ? raw.slice(1) : raw).toLowerCase()
+    if (pattern === '' || !globMatch(name, pattern)) continue
+    if (negated) return false
+    positive = true
+  }
+  return positive
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+
+// Every valid, non-CA line whose host patterns match. Anything we cannot parse is skipped,
+// as ssh does, so one bad line never locks the user out of every host.
+function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[] {
+  // ssh lowercases the host before lookup and before hashing.
+  const h = host.toLowerCase()
+  const name = port === 22 ? h : `[${h}]:${port}`
+  const out: Entry[] = []
+  for (const file of files) {
+    const lines = file.text.split(/\r?\n/)
+    lines.forEach((line, i) => {
+      const fields = line.trim().split(/\s+/)
+      if (!fields[0] || fields[0].startsWith('#')) return
+      let revoked = false
+      if (fields[0].startsWith('@')) {
+        // @cert-authority needs certificate support we do not have; unknown markers are invalid.
+        if (fields[0] !== '@revoked') return
+        revoked = true
+        fields.shift()
+      }
+      const [hosts, keyType, b64] = fields
+      if (!hosts || !keyType || !b64 || !BASE64.test(b64)) return
+      const blob = Buffer.from(b64, 'base64')
+      // ssh rejects lines whose declared type disagrees with the blob (SSH_ERR_KEY_TYPE_MISMATCH).
+      if (blobKeyType(blob) !== keyType) return
+      if (!hostMatches(hosts, name)) return
+      out.push({ revoked, keyType, blob, where: `${file.path}:${i + 1}` })
+    })
+  }
+  return out
+}
+
+export function checkHostKey(files: KnownHostsFile[], host: string, port: number, key: Buffer): HostKeyVerdict {
+  const fp = fingerprint(key)
+  const keyType = blobKeyType(key) ?? ''
+  const entries = entriesFor(files, host, port)
+  const revoked = entries.find((e) => e.revoked && e.blob.equals(key))
+  if (revoked) return { kind: 'revoked', fingerprint: fp, keyType, where: revoked.where }
+  const known = entries.filter((e) => !e.revoked)
+  if (known.some((e) => e.blob.equals(key))) return { kind: 'match' }
+  // Only a same-type mismatch is evidence of a changed key; a server offering a type we have
+  // never recorded is merely unknown (ssh behaves the same way).
+  const clash = known.find((e) => e.keyType === keyType)
+  if (clash) {
+    return { kind: 'changed', fingerprint: fp, keyType, knownFingerprint: fingerprint(clash.blob), where: clash.where }
+  }
+  return { kind: 'unknown', fingerprint: fp, keyType }
+}
+
+/**
+ * Key types recorded for the host, so the caller can ask the server for one it can verify.
+ * An 'ssh-rsa' entry also verifies rsa-sha2-256/512 host-key algorithms; mapping is the caller's job.
+ */
+export function knownKeyTypes(files: KnownHostsFile[], host: string, port: number): string[] {
+  const types = new Set<string>()
+  for (const e of entriesFor(files, host, port)) if (!e.revoked) types.add(e.keyType)
+  return [...types]
+}

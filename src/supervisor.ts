@@ -1,0 +1,150 @@
+import type { Writable } from 'node:stream'
+import { CONTROL } from './remote.js'
+import { WorkerFailureScanner } from './launcher-log.js'
+import { NodeOutputStats, pipePrefixed } from './output.js'
+import { describeStatus, exitCodeOf } from './summary.js'
+import type { ExitStatus, RemoteProcess, Transport } from './transport/types.js'
+
+/** A node's launcher, started and ready to be watched. */
+export interface Job {
+  rank: number
+  host: string
+  proc: RemoteProcess
+  transport: Transport
+  prefix: { out: Buffer; err: Buffer }
+}
+
+export interface NodeResult {
+  rank: number
+  host: string
+  status: ExitStatus
+  startedAt: number
+  endedAt: number
+  /** True when fanout stopped this node (teardown), so its end is a consequence, not a cause. */
+  stoppedByFanout: boolean
+  output: NodeOutputStats
+}
+
+/** The root cause of a failed job: the first node that failed, and how. */
+export interface Failure {
+  rank: number
+  host: string
+  /** The code fanout exits with: the worker's or launcher's exit code, 128+N for a signal, 255 for a lost node. */
+  exitCode: number
+  what: string
+  /** What the node printed last before it failed (not the noise of the teardown that followed). */
+  lastLines: string[]
+}
+
+export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
+
+export interface SuperviseOptions {
+  stdout: Writable
+  stderr: Writable
+  heartbeatMs: number
+  /** How long a node may take to exit after SIGTERM/SIGINT before SIGKILL. */
+  graceMs: number
+  /** Stop every node when one fails (the srun --kill-on-bad-exit model). */
+  killOnFailure: boolean
+  /** End the whole job after this long (`--timeout`). */
+  timeoutMs?: number
+  log: (message: string) => void
+  now?: () => number
+}
+
+export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0
+
+/**
+ * Watches running jobs: relays their output, keeps each watchdog fed with heartbeats, and tears the
+ * whole job down (signal, grace, kill) when a node fails or the user interrupts.
+ */
+export class Supervisor {
+  readonly results: Promise<NodeResult[]>
+  firstFailure: Failure | undefined
+  stopReason: StopReason | undefined
+  private readonly running = new Map<number, Job>()
+  private stopping = false
+  private killTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    jobs: readonly Job[],
+    private readonly options: SuperviseOptions,
+  ) {
+    const now = options.now ?? Date.now
+    for (const job of jobs) this.running.set(job.rank, job)
+    const heartbeat = setInterval(() => {
+      for (const job of this.running.values()) job.proc.write(CONTROL.heartbeat)
+    }, options.heartbeatMs)
+    const deadline = options.timeoutMs === undefined ? undefined : setTimeout(() => this.interrupt('TIMEOUT'), options.timeoutMs)
+    this.results = Promise.all(jobs.map((job) => this.watch(job, now))).finally(() => {
+      clearInterval(heartbeat)
+      clearTimeout(this.killTimer)
+      clearTimeout(deadline)
+    })
+  }
+
+  private async watch(job: Job, now: () => number): Promise<NodeResult> {
+    const startedAt = now()
+    const output = new NodeOutputStats()
+    const lost = new Promise<ExitStatus>((resolve) => job.transport.onLost((reason) => resolve({ code: null, signal: null, lost: reason })))
+    const piped = Promise.all([
+      pipePrefixed(job.proc.stdout, this.options.stdout, job.prefix.out, output),
+      pipePrefixed(job.proc.stderr, this.options.stderr, job.prefix.err, output),
+    ])
+    const scanner = new WorkerFailureScanner()
+    job.proc.stderr.on('data', (chunk: Buffer) => {
+      const worker = scanner.push(chunk)
+      if (worker) {
+        const exitCode = worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode
+        const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
+        this.fail({ rank: job.rank, host: job.host, exitCode, what: `local rank ${worker.localRank} ${how}`, lastLines: output.tail(10) })
+      }
+    })
+    const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])
+    this.running.delete(job.rank)
+    // EOF tells the node's watchdog to clear out anything the launcher left behind.
+    job.proc.end()
+    const stoppedByFanout = this.stopping
+    if (failed(status)) this.fail({ rank: job.rank, host: job.host, exitCode: exitCodeOf(status) || 1, what: describeStatus(status), lastLines: output.tail(10) })
+    return { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
+  }
+
+  /** Records a node's failure; the first one, unless fanout caused it, is the root cause. */
+  private fail(failure: Failure): void {
+    if (this.stopping) return
+    this.firstFailure ??= failure
+    if (!this.options.killOnFailure) return
+    this.options.log(`node ${failure.rank} (${failure.host}) failed: ${failure.what}; stopping all ${this.running.size} running node(s)`)
+    this.stop(CONTROL.terminate)
+  }
+
+  /** Sends `signal` to every running node now, and SIGKILL to those still running after the grace period. */
+  private stop(signal: string): void {
+    this.stopping = true
+    for (const job of this.running.values()) job.proc.write(signal)
+    if (signal === CONTROL.kill) return
+    this.killTimer ??= setTimeout(() => {
+      if (this.running.size === 0) return
+      this.options.log(`grace period over: killing ${this.running.size} node(s) still running`)
+      this.stop(CONTROL.kill)
+    }, this.options.graceMs)
+  }
+
+  /**
+   * Stops the job: the user asked (Ctrl-C, SIGTERM, SIGHUP: SIGINT to every node, as a terminal's
+   * Ctrl-C would) or `--timeout` ran out (SIGTERM). A second request kills at once.
+   */
+  interrupt(reason: StopReason): void {
+    const what = reason === 'INT' ? 'Ctrl-C' : reason === 'TIMEOUT' ? 'timeout' : `SIG${reason}`
+    if (this.stopReason) {
+      if (reason === 'TIMEOUT') return
+      this.options.log(`second ${what}: killing ${this.running.size} node(s) now`)
+      this.stop(CONTROL.kill)
+      return
+    }
+    this.stopReason = reason
+    const signal = reason === 'TIMEOUT' ? 'SIGTERM' : 'SIGINT'
+    this.options.log(`${what}: sending ${signal} to ${this.running.size} node(s); SIGKILL in ${this.options.graceMs / 1000} s${reason === 'TIMEOUT' ? '' : ' or on a second Ctrl-C'}`)
+    this.stop(reason === 'TIMEOUT' ? CONTROL.terminate : CONTROL.interrupt)
+  }
+}

@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream'
+
+/** How a remote process ended. `signal` is a name without the SIG prefix (as SSH reports it). */
+export interface ExitStatus {
+  code: number | null
+  signal: string | null
+  /** Set when the connection went away before the process reported its end. */
+  lost?: string
+}
+
+/** A process started on a node: its output streams, its stdin, and its end. */
+export interface RemoteProcess {
+  stdout: Readable
+  stderr: Readable
+  write(data: string): void
+  /** Closes stdin (EOF), which the job's watchdog reads as "coordinator gone". */
+  end(): void
+  /** Settles once the process has ended and both output streams are drained. */
+  done: Promise<ExitStatus>
+}
+
+/**
+ * A way to run commands on one node: an SSH connection, or the local machine for `localhost`.
+ * Commands are POSIX shell command lines, exactly as sshd passes them to the login shell.
+ */
+export interface Transport {
+  readonly kind: 'ssh' | 'local'
+  exec(command: string): Promise<RemoteProcess>
+  /** Called once if the connection drops (keepalive timeout, reset) while it is open. */
+  onLost(listener: (reason: string) => void): void
+  close(): void
+}
+
+/** Runs a command to completion and collects its output (for short probes, not for jobs). */
+export async function capture(transport: Transport, command: string): Promise<{ stdout: string; stderr: string; status: ExitStatus }> {
+  const proc = await transport.exec(command)
+  proc.end()
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  proc.stdout.on('data', (b: Buffer) => out.push(b))
+  proc.stderr.on('data', (b: Buffer) => err.push(b))
+  const status = await proc.done
+  return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A real cluster on one machine: one network namespace per host, joined by a bridge, each host with
+# its own address, interface name and OpenSSH server. All hosts share the file system (like a
+# cluster with a shared home). Used by the end-to-end tests and the benchmarks.
+#
+#   cluster.sh up     create the hosts (removing leftovers of an interrupted run first)
+#   cluster.sh down   stop every process in the hosts' namespaces and remove them
+#
+# Hosts (all reached as the plain user fanout-test, key and known_hosts generated here):
+#   h1 h2 h3  normal hosts, 2 stand-in GPUs each (a fake nvidia-smi), interfaces ens3/enp1s0/eno1;
+#             h2's known_hosts entry is hashed
+#   h4        a running sshd whose host key is NOT in known_hosts
+#   h5        a host whose link is down: unreachable
+set -euo pipefail
+
+STATE=${FANOUT_CLUSTER_DIR:-/tmp/fanout-cluster}
+BRIDGE=fo-br0
+NET=10.99.0
+USER_NAME=fanout-test
+IFNAMES=(x ens3 enp1s0 eno1 enp2s0 ens5)
+HERE=$(cd "$(dirname "$0")" && pwd)
+FIX=$(cd "$HERE/../fixtures" && pwd)
+
+down() {
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^fo-h[0-9]+$' || true); do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  case "$STATE" in /tmp/*) rm -rf "$STATE" ;; esac
+}
+
+up() {
+  down
+  mkdir -p /run/sshd
+  id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
+  usermod -p '*' "$USER_NAME" # a locked account ('!') is refused even with a key
+  mkdir -p "$STATE/bin" "$STATE/work"
+  chmod 755 "$STATE" "$STATE/bin"
+  chmod 1777 "$STATE/work"
+  ssh-keygen -q -t ed25519 -N '' -C fanout-test -f "$STATE/id_ed25519"
+  cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
+  chmod 644 "$STATE/authorized_keys"
+  install -m 755 "$FIX/fake-nvidia-smi" "$STATE/bin/nvidia-smi"
+  # The checkout may be private (CI clones under /root): give the test user its own copy.
+  mkdir -p "$STATE/torch-fix"
+  install -m 644 "$FIX/torch-fix/sitecustomize.py" "$STATE/torch-fix/"
+  chmod 755 "$STATE/torch-fix"
+
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$NET.1/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+
+  : >"$STATE/known_hosts"
+  : >"$STATE/ssh_config"
+  local i ns ifname addr dir
+  for i in 1 2 3 4 5; do
+    ns=fo-h$i ifname=${IFNAMES[$i]} addr=$NET.$((10 + i)) dir=$STATE/h$i
+    mkdir -p "$dir"
+    ip netns add "$ns"
+    ip link add "fo-v$i" type veth peer name "$ifname" netns "$ns"
+    ip link set "fo-v$i" master "$BRIDGE" up
+    ip -n "$ns" addr add "$addr/24" dev "$ifname"
+    ip -n "$ns" link set "$ifname" up
+    ip -n "$ns" link set lo up
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+    cat >"$dir/sshd_config" <<CFG
+ListenAddress $addr
+Port 22
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $STATE/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+LogLevel VERBOSE
+SetEnv FANOUT_TEST_GPUS=2 PYTHONPATH=$STATE/torch-fix PATH=$STATE/bin:/usr/local/bin:/usr/bin:/bin
+CFG
+    ip netns exec "$ns" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+    printf 'Host h%s\n  HostName %s\n' "$i" "$addr" >>"$STATE/ssh_config"
+    if [ "$i" -le 3 ]; then
+      echo "$addr $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >"$dir/known_host"
+      # h2 is recorded hashed, as HashKnownHosts leaves it.
+      [ "$i" = 2 ] && ssh-keygen -q -H -f "$dir/known_host" >/dev/null 2>&1
+      cat "$dir/known_host" >>"$STATE/known_hosts"
+    fi
+  done
+  ip link set fo-v5 down
+  cat >>"$STATE/ssh_config" <<CFG
+Host *
+  User $USER_NAME
+  IdentityFile $STATE/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile $STATE/known_hosts
+  GlobalKnownHostsFile /dev/null
+CFG
+  chmod 644 "$STATE/known_hosts" "$STATE/ssh_config"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

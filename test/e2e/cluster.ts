@@ -1,0 +1,147 @@
+import { spawn, execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, inject } from 'vitest'
+
+export interface ClusterHost {
+  name: string
+  namespace: string
+  addr: string
+  /** Where its sshd keeps config, host key, pid file and log. */
+  dir: string
+}
+
+export interface ClusterInfo {
+  dir: string
+  sshConfig: string
+  knownHosts: string
+  key: string
+  /** A directory every test host can read and write: the jobs' working directory. */
+  work: string
+  hosts: ClusterHost[]
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    cluster: ClusterInfo | null
+  }
+}
+
+export const cluster = inject('cluster')
+/** `describe` for tests that need the cluster: skipped (see global-setup's message) when not root. */
+export const describeCluster = cluster ? describe : describe.skip
+
+export function host(name: string): ClusterHost {
+  const h = cluster?.hosts.find((x) => x.name === name)
+  if (!h) throw new Error(`no test host ${name}`)
+  return h
+}
+
+const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
+
+export interface FanoutRun {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  ms: number
+}
+
+/** Runs the built fanout binary (as a user would) and collects everything it printed. */
+export function runFanout(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (pid: number, output: () => string) => void } = {}): Promise<FanoutRun> {
+  const started = Date.now()
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? cluster?.work,
+    env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+  options.onSpawn?.(child.pid ?? 0, () => stdout + stderr)
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 110_000)
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started })
+    })
+  })
+}
+
+/** The standard flags for the cluster: its ssh config and Debian's interpreter (which has torch). */
+export const clusterArgs = (): string[] => ['--ssh-config', cluster?.sshConfig ?? '', '--python', '/usr/bin/python3']
+
+/** Writes a file into the shared work directory, readable by the test user. */
+export function writeWork(name: string, content: string): string {
+  const path = join(cluster?.work ?? '', name)
+  writeFileSync(path, content, { mode: 0o644 })
+  return path
+}
+
+/** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
+export function survivors(h: ClusterHost): string[] {
+  const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
+  return pids.flatMap((pid) => {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()
+      return cmd.startsWith('sshd:') || cmd.startsWith('/usr/sbin/sshd') ? [] : [`${pid} ${cmd}`]
+    } catch {
+      return [] // exited meanwhile
+    }
+  })
+}
+
+/** The pids of a host's sshd session processes (not the listener): killing them drops the node's connections. */
+export function sshdSessions(h: ClusterHost): number[] {
+  const listener = Number(readFileSync(join(h.dir, 'sshd.pid'), 'utf8').trim())
+  const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
+  return pids.filter((pid) => {
+    if (pid === listener) return false
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sshd: ')
+    } catch {
+      return false
+    }
+  })
+}
+
+/** A fanout run in progress: its pid, what it printed so far, and its end. */
+export interface RunningFanout {
+  pid: number
+  output: () => string
+  done: Promise<FanoutRun>
+  /** Resolves when the output matches, rejects after `timeoutMs`. */
+  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<void>
+}
+
+export function startFanout(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningFanout {
+  let pid = 0
+  let output = (): string => ''
+  const done = runFanout(args, { ...options, onSpawn: (p, o) => ((pid = p), (output = o)) })
+  const waitFor = async (pattern: RegExp, timeoutMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    while (!pattern.test(output())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output so far:\n${output()}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  return { pid, output: () => output(), done, waitFor, ...{ get pid() { return pid } } }
+}
+
+/** Waits until no host has a leftover process (sshd's per-session processes need a moment to go). */
+export async function waitNoSurvivors(hosts: ClusterHost[], withinMs = 5000): Promise<string[]> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    const left = hosts.flatMap((h) => survivors(h).map((s) => `${h.name}: ${s}`))
+    if (left.length === 0 || Date.now() > deadline) return left
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+/** How many TCP connections a host's sshd has accepted so far (from its VERBOSE log). */
+export const connectionCount = (h: ClusterHost): number =>
+  (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(/Connection from /g) ?? []).length
+
+export const workFiles = (): string[] => readdirSync(cluster?.work ?? '.')

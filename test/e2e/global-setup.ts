@@ -1,0 +1,46 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { TestProject } from 'vitest/node'
+import type { ClusterInfo } from './cluster.js'
+
+const CLUSTER_SH = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url))
+const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
+
+// What the cluster needs, as (Debian package, check that it is usable).
+const NEEDS: Array<[string, () => boolean]> = [
+  ['openssh-server', () => existsSync('/usr/sbin/sshd')],
+  ['openssh-client', () => existsSync('/usr/bin/ssh-keygen') && existsSync('/usr/bin/ssh-agent')],
+  ['iproute2', () => spawnSync('ip', ['-V']).status === 0],
+  ['python3-torch', () => spawnSync('/usr/bin/python3', ['-c', 'import torch.distributed.run']).status === 0],
+]
+
+function installMissing(): void {
+  const missing = NEEDS.filter(([, ok]) => !ok()).map(([pkg]) => pkg)
+  if (missing.length === 0) return
+  console.log(`[fanout e2e] installing ${missing.join(' ')} (apt-get)`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
+}
+
+export default function setup(project: TestProject): (() => void) | undefined {
+  if (process.getuid?.() !== 0) {
+    if (process.env.CI) throw new Error('the end-to-end suite must run as root under CI (it creates network namespaces)')
+    console.warn('[fanout e2e] SKIPPED: not running as root, so the namespaced sshd cluster cannot be created. Run as root (CI does).')
+    project.provide('cluster', null)
+    return undefined
+  }
+  installMissing()
+  execFileSync('bash', [CLUSTER_SH, 'up'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
+  const info: ClusterInfo = {
+    dir: DIR,
+    sshConfig: `${DIR}/ssh_config`,
+    knownHosts: `${DIR}/known_hosts`,
+    key: `${DIR}/id_ed25519`,
+    work: `${DIR}/work`,
+    hosts: [1, 2, 3, 4, 5].map((i) => ({ name: `h${i}`, namespace: `fo-h${i}`, addr: `10.99.0.${10 + i}`, dir: `${DIR}/h${i}` })),
+  }
+  project.provide('cluster', info)
+  return () => execFileSync('bash', [CLUSTER_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
+}

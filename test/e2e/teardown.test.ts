@@ -1,0 +1,171 @@
+import { execFileSync } from 'node:child_process'
+import { afterAll, afterEach, expect, it } from 'vitest'
+import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+
+// Every scenario ends with: no process but sshd on any host, and the rendezvous port free again.
+const HOSTS = ['h1', 'h2', 'h3']
+const hostfile = (): string => writeWork('hosts-teardown', HOSTS.join('\n') + '\n')
+let port = 29600
+const nextPort = (): string => String(++port)
+
+// Trains "forever" in small all_reduce steps. Options choose a rank that fails, hangs or ignores SIGINT.
+const FOREVER = `
+import os, signal, sys, time, torch, torch.distributed as dist
+rank = int(os.environ["RANK"])
+if "--ignore-int" in sys.argv:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+if "--hang" in sys.argv and rank == 5:
+    time.sleep(100000)  # never joins: the others finish without it
+dist.init_process_group("gloo")
+if "--hang" in sys.argv:
+    sys.stdout.write(f"rank {rank} done\\n"); sys.stdout.flush()
+    sys.exit(0)
+step = 0
+while True:
+    step += 1
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    if rank == 0:
+        sys.stdout.write(f"step {step}\\n"); sys.stdout.flush()
+    if "--fail" in sys.argv and rank == 3 and step == 3:
+        raise RuntimeError("rank 3 blew up")
+    time.sleep(0.2)
+`
+const QUICK = `
+import sys, torch.distributed as dist
+dist.init_process_group("gloo")
+dist.barrier()
+sys.stdout.write(f"rank {dist.get_rank()} relaunched\\n")
+`
+
+const args = (masterPort: string, ...extra: string[]): string[] => ['-H', hostfile(), ...clusterArgs(), '--master-port', masterPort, ...extra]
+
+/** Nothing is left on any host, and the same rendezvous port works for an immediate relaunch. */
+async function expectCleanAndRelaunchable(masterPort: string): Promise<void> {
+  expect(await waitNoSurvivors(HOSTS.map(host), 3000)).toEqual([])
+  const again = await runFanout([...args(masterPort, '--nproc-per-node', '1'), 'quick.py'])
+  expect(again.code, again.stderr).toBe(0)
+  expect(again.stdout.match(/relaunched/g)).toHaveLength(3)
+}
+
+afterEach(async () => {
+  for (const h of HOSTS) execFileSync('ip', ['link', 'set', `fo-v${h.slice(1)}`, 'up'])
+  expect(await waitNoSurvivors(cluster?.hosts ?? [], 10_000)).toEqual([])
+})
+afterAll(() => void 0)
+
+describeCluster('teardown: no remote process outlives the job', () => {
+  it('Ctrl-C: SIGINT reaches every node, fanout exits 130, the port is free again', async () => {
+    writeWork('forever.py', FOREVER)
+    writeWork('quick.py', QUICK)
+    const p = nextPort()
+    const job = startFanout([...args(p), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGINT')
+    const run = await job.done
+    expect(run.code, run.stderr).toBe(130)
+    expect(run.stderr).toContain('Ctrl-C: sending SIGINT to 3 node(s)')
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('two Ctrl-C in quick succession kill at once, even when the workers ignore SIGINT', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p, '--grace', '60'), 'forever.py', '--ignore-int'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGINT')
+    await new Promise((r) => setTimeout(r, 300))
+    process.kill(job.pid, 'SIGINT')
+    const run = await job.done
+    expect(run.code).toBe(130)
+    expect(run.stderr).toContain('second Ctrl-C: killing')
+    expect(run.ms).toBeLessThan(60_000) // not the 60 s grace: the second Ctrl-C did it
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('SIGTERM to fanout stops every node like Ctrl-C and exits 143', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGTERM')
+    const run = await job.done
+    expect(run.code).toBe(143)
+    expect(run.stderr).toContain('SIGTERM: sending SIGINT to 3 node(s)')
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('SIGKILL to fanout: each node\'s watchdog sees the channel close and stops the job', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p, '--heartbeat-timeout', '5'), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGKILL')
+    const killedAt = Date.now()
+    await job.done
+    expect(await waitNoSurvivors(HOSTS.map(host), 6000)).toEqual([])
+    expect(Date.now() - killedAt).toBeLessThan(6000) // ≤ heartbeat timeout + 1 s
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('a rank raising an exception on one node stops the whole job; the summary names that node', async () => {
+    const p = nextPort()
+    const run = await runFanout([...args(p), 'forever.py', '--fail'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('first failure: node 1 (h2): local rank 1 exited with code 1')
+    expect(run.stderr).toContain('RuntimeError: rank 3 blew up')
+    expect(run.stderr).toMatch(/node 1 \(h2\) failed: .*stopping all 3 running node\(s\)/)
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('one node\'s sshd session killed mid-run: the node is lost, the others are stopped', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    for (const pid of sshdSessions(host('h2'))) process.kill(pid, 'SIGKILL')
+    const run = await job.done
+    expect(run.code).toBe(255)
+    expect(run.stderr).toMatch(/first failure: node 1 \(h2\): connection lost/)
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p, '--heartbeat-timeout', '3', '--keepalive', '1'), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
+    const cutAt = Date.now()
+    // No EOF can reach h2: only the missing heartbeats tell its watchdog.
+    expect(await waitNoSurvivors([host('h2')], 5000)).toEqual([])
+    expect(Date.now() - cutAt).toBeLessThan(5000) // ≤ heartbeat timeout + ~1 s
+    const run = await job.done
+    expect(run.code).toBe(255)
+    expect(run.stderr).toMatch(/first failure: node 1 \(h2\): connection lost/)
+    execFileSync('ip', ['link', 'set', 'fo-v2', 'up'])
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('--timeout ends a job where one rank hangs forever while the others finish (exit 124)', async () => {
+    const p = nextPort()
+    const run = await runFanout([...args(p, '--timeout', '20s'), 'forever.py', '--hang'])
+    expect(run.code).toBe(124)
+    expect(run.stderr).toContain('timeout: sending SIGTERM to')
+    expect(run.ms).toBeLessThan(45_000)
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('stopping one job leaves another fanout job on the same hosts untouched', async () => {
+    writeWork('steady.py', `
+import os, sys, time, torch.distributed as dist
+dist.init_process_group("gloo")
+time.sleep(12)
+dist.barrier()
+sys.stdout.write(f"steady rank {dist.get_rank()} finished\\n")
+`)
+    const steady = startFanout([...args(nextPort(), '--nproc-per-node', '1'), 'steady.py'])
+    const victim = startFanout([...args(nextPort()), 'forever.py'])
+    await victim.waitFor(/step 3\n/)
+    process.kill(victim.pid, 'SIGINT')
+    expect((await victim.done).code).toBe(130)
+    const run = await steady.done
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout.match(/steady rank \d finished/g)).toHaveLength(3)
+  })
+})

@@ -1,0 +1,218 @@
+import { describe, it, expect } from 'vitest'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, parseDuration, type Options } from '../../src/args.js'
+import { FanoutError } from '../../src/errors.js'
+
+const CWD = '/home/me/proj'
+
+async function options(argv: string[]): Promise<Options> {
+  const parsed = await parseArgs(argv, CWD)
+  if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`)
+  return parsed.options
+}
+
+async function usageError(argv: string[]): Promise<FanoutError> {
+  try {
+    await parseArgs(argv, CWD)
+  } catch (e) {
+    expect(e).toBeInstanceOf(FanoutError)
+    return e as FanoutError
+  }
+  throw new Error(`expected ${JSON.stringify(argv)} to be refused`)
+}
+
+describe('parseArgs: the script and its arguments', () => {
+  it.each<[string, string[], string, string[]]>([
+    ['script alone', ['-H', 'h', 'train.py'], 'train.py', []],
+    ['args verbatim', ['--hostfile', 'h', 'train.py', '--epochs', '3'], 'train.py', ['--epochs', '3']],
+    ['flags fanout also has belong to the script', ['--hostfile', 'h', 'train.py', '--hostfile', 'x', '--epochs', '3'], 'train.py', ['--hostfile', 'x', '--epochs', '3']],
+    ['short flags fanout also has', ['-H', 'h', 'train.py', '-H', 'y', '-n', '-C', 'rel', '-i', 'k'], 'train.py', ['-H', 'y', '-n', '-C', 'rel', '-i', 'k']],
+    ['--help after the script is the script\'s', ['-H', 'h', 'train.py', '--help'], 'train.py', ['--help']],
+    ['--version after the script is the script\'s', ['-H', 'h', 'train.py', '--version'], 'train.py', ['--version']],
+    ['a literal -- after the script', ['-H', 'h', 'train.py', '--', '--x'], 'train.py', ['--', '--x']],
+    ['a literal -- as the last word', ['-H', 'h', 'train.py', 'a', '--'], 'train.py', ['a', '--']],
+    ['two literal --', ['-H', 'h', 'train.py', '--', 'a', '--', 'b'], 'train.py', ['--', 'a', '--', 'b']],
+    ['-- before the script', ['-H', 'h', '--', 'train.py', '--epochs', '3'], 'train.py', ['--epochs', '3']],
+    ['-- before a script starting with -', ['-H', 'h', '--', '-weird.py', '-x'], '-weird.py', ['-x']],
+    ['-- before the script, -- after it', ['-H', 'h', '--', 'train.py', '--', 'z'], 'train.py', ['--', 'z']],
+    ['numbers stay strings', ['-H', 'h', 'train.py', '007', '1e3', '0x10', '3.0', '-1', '--lr=0.10'], 'train.py', ['007', '1e3', '0x10', '3.0', '-1', '--lr=0.10']],
+    ['a numeric script name', ['-H', 'h', '007'], '007', []],
+    ['--no-x and --x=y forms', ['-H', 'h', 'train.py', '--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b'], 'train.py', ['--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b']],
+    ['empty and spaced args', ['-H', 'h', 'train.py', '', 'two words', "it's"], 'train.py', ['', 'two words', "it's"]],
+    ['fanout options before the script are fanout\'s', ['-H', 'h', '--nproc-per-node', '2', 'train.py', '--nproc-per-node', '9'], 'train.py', ['--nproc-per-node', '9']],
+    ['-m style module launch', ['-H', 'h', 'pkg/train.py', '-m', 'x'], 'pkg/train.py', ['-m', 'x']],
+  ])('%s', async (_name, argv, script, scriptArgs) => {
+    const o = await options(argv)
+    expect(o.script).toBe(script)
+    expect(o.scriptArgs).toEqual(scriptArgs)
+  })
+
+  // --identity is repeatable, but one use of it must take one value: the script after it is not a key file.
+  it.each<[string, string[]]>([
+    ['-i KEY SCRIPT', ['-H', 'h', '-i', 'id_ed25519', 'train.py', '--epochs', '3']],
+    ['--identity KEY SCRIPT', ['-H', 'h', '--identity', 'id_ed25519', 'train.py', '--epochs', '3']],
+    ['--identity=KEY SCRIPT', ['-H', 'h', '--identity=id_ed25519', 'train.py', '--epochs', '3']],
+  ])('%s: the script is not taken as another identity', async (_name, argv) => {
+    const o = await options(argv)
+    expect(o.identity).toEqual(['/home/me/proj/id_ed25519'])
+    expect(o.script).toBe('train.py')
+    expect(o.scriptArgs).toEqual(['--epochs', '3'])
+  })
+
+  it('options before the script are parsed, those after it are not', async () => {
+    const o = await options(['-H', 'h', '--nproc-per-node', '2', 'train.py', '--nproc-per-node', '9'])
+    expect(o.nprocPerNode).toBe(2)
+  })
+})
+
+describe('parseArgs: defaults and values', () => {
+  it('defaults', async () => {
+    expect(await options(['--hostfile', 'hosts.txt', 'train.py'])).toEqual({
+      hostfile: '/home/me/proj/hosts.txt',
+      script: 'train.py',
+      scriptArgs: [],
+      identity: [],
+      chdir: CWD,
+      python: 'python3',
+      dryRun: false,
+      connectTimeoutS: 10,
+      maxHandshakes: 8,
+      graceS: 10,
+      heartbeatTimeoutS: 15,
+      keepaliveS: 5,
+      killOnFailure: true,
+      color: 'auto',
+      plain: false,
+    } satisfies Options)
+  })
+
+  it.each<[string, string[], Partial<Options>]>([
+    ['--no-kill-on-failure', ['--no-kill-on-failure'], { killOnFailure: false }],
+    ['--kill-on-failure', ['--kill-on-failure'], { killOnFailure: true }],
+    ['--kill-on-failure=false', ['--kill-on-failure=false'], { killOnFailure: false }],
+    ['-n', ['-n'], { dryRun: true }],
+    ['--dry-run', ['--dry-run'], { dryRun: true }],
+    ['--python', ['--python', '/opt/venv/bin/python'], { python: '/opt/venv/bin/python' }],
+    ['--chdir absolute', ['--chdir', '/shared/proj'], { chdir: '/shared/proj' }],
+    ['-C ~', ['-C', '~/proj'], { chdir: '~/proj' }],
+    ['--nproc-per-node', ['--nproc-per-node', '4'], { nprocPerNode: 4 }],
+    ['--nproc-per-node=1024', ['--nproc-per-node=1024'], { nprocPerNode: 1024 }],
+    ['--master-addr', ['--master-addr', '10.0.0.1'], { masterAddr: '10.0.0.1' }],
+    ['--master-addr IPv6', ['--master-addr', 'fe80::1%eth0'], { masterAddr: 'fe80::1%eth0' }],
+    ['--master-port', ['--master-port', '29500'], { masterPort: 29500 }],
+    ['--ssh-port', ['--ssh-port', '2222'], { sshPort: 2222 }],
+    ['--user / -l', ['-l', 'alice'], { user: 'alice' }],
+    ['--identity repeatable, resolved', ['-i', 'k1', '--identity', '/abs/k2', '-n'], { identity: ['/home/me/proj/k1', '/abs/k2'] }],
+    ['--identity, then the script', ['-i', 'k1', '--identity', '/abs/k2'], { identity: ['/home/me/proj/k1', '/abs/k2'] }],
+    ['--ssh-config resolved', ['-F', 'cfg'], { sshConfig: '/home/me/proj/cfg' }],
+    ['--grace 500ms', ['--grace', '500ms'], { graceS: 0.5 }],
+    ['--grace 2m', ['--grace', '2m'], { graceS: 120 }],
+    ['--heartbeat-timeout 2', ['--heartbeat-timeout', '2'], { heartbeatTimeoutS: 2 }],
+    ['--heartbeat-timeout rounds up', ['--heartbeat-timeout', '2.5s'], { heartbeatTimeoutS: 3 }],
+    ['--connect-timeout 1h', ['--connect-timeout', '1h'], { connectTimeoutS: 3600 }],
+    ['--keepalive 1.5', ['--keepalive', '1.5'], { keepaliveS: 1.5 }],
+    ['--max-handshakes', ['--max-handshakes', '20'], { maxHandshakes: 20 }],
+    ['--color never', ['--color', 'never'], { color: 'never' }],
+    ['--plain', ['--plain'], { plain: true }],
+    ['--timeout 2h', ['--timeout', '2h'], { timeoutS: 7200 }],
+    ['absolute --hostfile kept', ['-H', '/etc/hosts.fanout'], { hostfile: '/etc/hosts.fanout' }],
+  ])('%s', async (_name, flags, expected) => {
+    const argv = flags.includes('-H') ? [...flags, 'train.py'] : ['-H', 'hosts', ...flags, 'train.py']
+    expect(await options(argv)).toMatchObject(expected)
+  })
+})
+
+describe('parseArgs: errors are USAGE, exit code 2', () => {
+  it.each<[string, string[], RegExp]>([
+    ['missing --hostfile', ['train.py'], /--hostfile/],
+    ['missing script', ['--hostfile', 'h'], /SCRIPT/],
+    ['nothing at all', [], /--hostfile|SCRIPT/],
+    ['--hostfile swallowing the script', ['--hostfile', 'train.py'], /SCRIPT/],
+    ['--hostfile twice', ['-H', 'a', '-H', 'b', 'train.py'], /more than once/],
+    ['--nproc-per-node 0', ['-H', 'h', '--nproc-per-node', '0', 'train.py'], /--nproc-per-node/],
+    ['--nproc-per-node x', ['-H', 'h', '--nproc-per-node', 'x', 'train.py'], /--nproc-per-node/],
+    ['--nproc-per-node 1.5', ['-H', 'h', '--nproc-per-node', '1.5', 'train.py'], /--nproc-per-node/],
+    ['--nproc-per-node 1025', ['-H', 'h', '--nproc-per-node', '1025', 'train.py'], /--nproc-per-node/],
+    ['--master-port 70000', ['-H', 'h', '--master-port', '70000', 'train.py'], /--master-port/],
+    ['--master-port 0', ['-H', 'h', '--master-port', '0', 'train.py'], /--master-port/],
+    ['--master-port abc', ['-H', 'h', '--master-port', 'abc', 'train.py'], /--master-port/],
+    ['--ssh-port 0', ['-H', 'h', '--ssh-port', '0', 'train.py'], /--ssh-port/],
+    ['--ssh-port 65536', ['-H', 'h', '--ssh-port', '65536', 'train.py'], /--ssh-port/],
+    ['unknown flag', ['-H', 'h', '--bogus', 'train.py'], /bogus/],
+    ['unknown short flag', ['-H', 'h', '-Z', 'train.py'], /Z/],
+    ['relative --chdir', ['-H', 'h', '--chdir', 'rel/dir', 'train.py'], /--chdir/],
+    ['relative -C .', ['-H', 'h', '-C', '.', 'train.py'], /--chdir/],
+    ['--grace abc', ['-H', 'h', '--grace', 'abc', 'train.py'], /--grace/],
+    ['--grace 0', ['-H', 'h', '--grace', '0', 'train.py'], /--grace/],
+    ['--grace -1', ['-H', 'h', '--grace=-1', 'train.py'], /--grace/],
+    ['--grace 10x', ['-H', 'h', '--grace', '10x', 'train.py'], /--grace/],
+    ['--grace over a week', ['-H', 'h', '--grace', '200h', 'train.py'], /--grace/],
+    ['--heartbeat-timeout 1', ['-H', 'h', '--heartbeat-timeout', '1', 'train.py'], /--heartbeat-timeout/],
+    ['--heartbeat-timeout 500ms', ['-H', 'h', '--heartbeat-timeout', '500ms', 'train.py'], /--heartbeat-timeout/],
+    ['--connect-timeout 0', ['-H', 'h', '--connect-timeout', '0', 'train.py'], /--connect-timeout/],
+    ['--max-handshakes 0', ['-H', 'h', '--max-handshakes', '0', 'train.py'], /--max-handshakes/],
+    ['--color purple', ['-H', 'h', '--color', 'purple', 'train.py'], /purple|color/],
+    ['--user with a space', ['-H', 'h', '--user', 'bad user', 'train.py'], /--user/],
+    ['--user starting with -', ['-H', 'h', '--user=-oProxy', 'train.py'], /--user/],
+    ['--master-addr with ;', ['-H', 'h', '--master-addr', 'a;b', 'train.py'], /--master-addr/],
+    ['--timeout 0', ['-H', 'h', '--timeout', '0', 'train.py'], /--timeout/],
+    ['--timeout abc', ['-H', 'h', '--timeout', 'abc', 'train.py'], /--timeout/],
+    ['--python empty', ['-H', 'h', '--python', '', 'train.py'], /--python/],
+  ])('%s', async (_name, argv, message) => {
+    const err = await usageError(argv)
+    expect(err.code).toBe('USAGE')
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toMatch(message)
+  })
+})
+
+describe('parseArgs: --help and --version', () => {
+  const source = readFileSync(fileURLToPath(new URL('../../src/args.ts', import.meta.url)), 'utf8')
+  const optionNames = [...source.matchAll(/\.option\('([a-z-]+)'/g)].map((m) => m[1] ?? '')
+
+  it('the option definitions were found', () => {
+    expect(optionNames.length).toBeGreaterThan(10)
+    expect(optionNames).toContain('hostfile')
+  })
+
+  it.each([['--help'], ['-h']])('%s lists every option and examples', async (flag) => {
+    const parsed = await parseArgs([flag], CWD)
+    expect(parsed.kind).toBe('help')
+    if (parsed.kind === 'run') return
+    for (const name of optionNames) expect(parsed.text, `--${name}`).toContain(`--${name}`)
+    expect(parsed.text).toContain('Examples:')
+    expect(parsed.text).toMatch(/Usage: fanout/)
+  })
+
+  it('--help wins even with other flags before it', async () => {
+    const parsed = await parseArgs(['-H', 'h', '--nproc-per-node', '2', '--help'], CWD)
+    expect(parsed.kind).toBe('help')
+  })
+
+  it('--version', async () => {
+    const parsed = await parseArgs(['--version'], CWD)
+    expect(parsed.kind).toBe('version')
+    if (parsed.kind !== 'run') expect(parsed.text).toMatch(/[0-9]+\.[0-9]+\.[0-9]+/)
+  })
+})
+
+describe('parseDuration', () => {
+  it.each<[string, number]>([
+    ['10', 10],
+    ['10s', 10],
+    [' 10s ', 10],
+    ['500ms', 0.5],
+    ['2m', 120],
+    ['1h', 3600],
+    ['1.5', 1.5],
+    ['0.5m', 30],
+    ['168h', 7 * 24 * 3600],
+  ])('%j → %i s', (text, seconds) => {
+    expect(parseDuration('x', text)).toBe(seconds)
+  })
+
+  it.each(['', '0', '0s', 'abc', '1d', '-1', '1 s', '.5', '169h', '1e3', 'NaN'])('%j is refused', (text) => {
+    expect(() => parseDuration('x', text)).toThrow(FanoutError)
+  })
+})

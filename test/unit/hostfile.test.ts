@@ -1,0 +1,208 @@
+import { describe, it, expect } from 'vitest'
+import { FanoutError } from '../../src/errors.js'
+import { parseHostfile, parsePort, type HostEntry } from '../../src/hostfile.js'
+
+const F = 'hosts.txt'
+
+/** Parses and returns the thrown FanoutError (fails the test when nothing is thrown). */
+function parseError(text: string): FanoutError {
+  try {
+    parseHostfile(text, F)
+  } catch (e) {
+    expect(e).toBeInstanceOf(FanoutError)
+    return e as FanoutError
+  }
+  throw new Error(`expected ${JSON.stringify(text)} to be refused`)
+}
+
+describe('parseHostfile: accepted forms', () => {
+  it.each<[string, Omit<HostEntry, 'where'>]>([
+    ['node1', { host: 'node1' }],
+    ['node1 slots=4', { host: 'node1', slots: 4 }],
+    ['node1   slots=4096', { host: 'node1', slots: 4096 }],
+    ['alice@node1', { host: 'node1', user: 'alice' }],
+    ['node1:2222', { host: 'node1', port: 2222 }],
+    ['alice@node1:2222', { host: 'node1', user: 'alice', port: 2222 }],
+    ['alice@node1:2222 slots=2', { host: 'node1', user: 'alice', port: 2222, slots: 2 }],
+    ['node-1.example.com', { host: 'node-1.example.com' }],
+    ['node-1.example.com.', { host: 'node-1.example.com.' }],
+    ['gpu_box', { host: 'gpu_box' }],
+    ['10.0.0.11', { host: '10.0.0.11' }],
+    ['10.0.0.11:22', { host: '10.0.0.11', port: 22 }],
+    ['[fe80::1]:22', { host: 'fe80::1', port: 22 }],
+    ['[fe80::1]', { host: 'fe80::1' }],
+    ['bob@[fe80::1]:65535', { host: 'fe80::1', user: 'bob', port: 65535 }],
+    ['[fe80::1%eth0]:22', { host: 'fe80::1%eth0', port: 22 }],
+    ['fe80::1', { host: 'fe80::1' }],
+    ['::1', { host: '::1' }],
+    ['2001:db8::ff00:42:8329', { host: '2001:db8::ff00:42:8329' }],
+    ['::ffff:10.0.0.1', { host: '::ffff:10.0.0.1' }],
+    ['node1 # trailing comment', { host: 'node1' }],
+    ['node1#comment-without-space', { host: 'node1' }],
+    ['  \tnode1\t slots=3  ', { host: 'node1', slots: 3 }],
+    ['a.b@node1', { host: 'node1', user: 'a.b' }],
+    ['_svc-1@node1', { host: 'node1', user: '_svc-1' }],
+    ['node1:1', { host: 'node1', port: 1 }],
+  ])('%j', (line, expected) => {
+    const { hosts, warnings } = parseHostfile(line, F)
+    expect(hosts).toEqual([{ ...expected, where: `${F}:1` }])
+    expect(warnings).toEqual([])
+  })
+
+  it('ranks follow line order, skipping comments and blank lines; where names the real line', () => {
+    const text = ['# cluster', '', 'n0 slots=2', '   ', 'root@n1:2200', '  # indented comment', '[::1]:2222', 'n3'].join('\n')
+    const { hosts } = parseHostfile(text, F)
+    expect(hosts).toEqual([
+      { host: 'n0', slots: 2, where: `${F}:3` },
+      { host: 'n1', user: 'root', port: 2200, where: `${F}:5` },
+      { host: '::1', port: 2222, where: `${F}:7` },
+      { host: 'n3', where: `${F}:8` },
+    ])
+  })
+
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+  ])('line endings: %s', (_name, eol) => {
+    const text = ['n0 slots=1', '# c', 'u@n1:22', ''].join(eol)
+    expect(parseHostfile(text, F).hosts).toEqual([
+      { host: 'n0', slots: 1, where: `${F}:1` },
+      { host: 'n1', user: 'u', port: 22, where: `${F}:3` },
+    ])
+  })
+
+  it('CRLF with a trailing blank CRLF line and no trailing newline', () => {
+    expect(parseHostfile('a\r\nb', F).hosts.map((h) => h.host)).toEqual(['a', 'b'])
+    expect(parseHostfile('a\r\n\r\n', F).hosts.map((h) => h.host)).toEqual(['a'])
+  })
+
+  it('same host on different ports is not a duplicate', () => {
+    expect(parseHostfile('n1:22\nn1:23\nn1', F).hosts).toHaveLength(3)
+  })
+
+  it.each([
+    ['n1 max_slots=8', `${F}:1: ignoring "max_slots=8"`],
+    ['n1 slots=2 gpus=4', `${F}:1: ignoring "gpus=4"`],
+    ['# x\nn1 foo=', `${F}:2: ignoring "foo="`],
+  ])('unknown key=value is a warning, not an error: %j', (text, warning) => {
+    const { hosts, warnings } = parseHostfile(text, F)
+    expect(hosts).toHaveLength(1)
+    expect(warnings).toEqual([warning])
+  })
+})
+
+describe('parseHostfile: errors', () => {
+  it.each<[string, string, RegExp]>([
+    ['port 0', 'n1:0', /invalid port "0"/],
+    ['port 70000', 'n1:70000', /invalid port "70000"/],
+    ['port 65536', 'n1:65536', /invalid port "65536"/],
+    ['port abc', 'n1:abc', /invalid port "abc"/],
+    ['empty port', 'n1:', /invalid port ""/],
+    ['bracketed port abc', '[fe80::1]:abc', /invalid port "abc"/],
+    ['user and bad port', 'u@n1:-1', /invalid port "-1"/],
+    ['slots= (empty)', 'n1 slots=', /invalid slots ""/],
+    ['slots=0', 'n1 slots=0', /invalid slots "0"/],
+    ['slots=-1', 'n1 slots=-1', /invalid slots "-1"/],
+    ['slots=x', 'n1 slots=x', /invalid slots "x"/],
+    ['slots=1.5', 'n1 slots=1.5', /invalid slots "1.5"/],
+    ['slots=4097', 'n1 slots=4097', /invalid slots "4097"/],
+    ['empty host', ':22', /empty host name/],
+    ['shell metachar inside a token', 'host;rm -rf ~', /invalid host name "host;rm"/],
+    ['command substitution', '$(reboot)', /invalid host name/],
+    ['leading dash host', '-oProxyCommand=x', /invalid host name/],
+    ['trailing dash label', 'node-', /invalid host name/],
+    ['bad user (leading dash)', '-x@n1', /invalid user name "-x"/],
+    ['bad user (slash)', 'a/b@n1', /invalid user name "a\/b"/],
+    ['empty user', '@n1', /invalid user name ""/],
+    ['bad bare IPv6', 'fe80::g1', /invalid IPv6 address "fe80::g1"/],
+    ['bad bracketed host', '[a b]:22', /invalid/],
+    ['stray token', 'n1 extra', /unexpected "extra" \(expected key=value/],
+    ['stray =value', 'n1 =4', /unexpected "=4"/],
+  ])('%s: %j', (_name, line, message) => {
+    const err = parseError(`# header\n${line}\n`)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toMatch(new RegExp(`^${F}:2: `))
+    expect(err.message).toMatch(message)
+  })
+
+  it.each([
+    ['n1\nn2\nn1', `${F}:3: duplicate host "n1" (first at ${F}:1)`],
+    ['n1:22\n# x\nN1:22', `${F}:3: duplicate host "N1" (first at ${F}:1)`],
+    ['a@n1\nb@n1', `${F}:2: duplicate host "n1" (first at ${F}:1)`],
+    ['[::1]:22\n\n::1\n[::1]:22', `${F}:4: duplicate host "::1" (first at ${F}:1)`],
+  ])('duplicate host names the first line: %j', (text, message) => {
+    const err = parseError(text)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.message).toBe(message)
+  })
+
+  it('reports every bad line at once', () => {
+    const text = ['good1', 'bad:0', '# fine', 'also-good slots=2', 'x slots=zero', '', 'host;rm -rf ~', 'good1'].join('\n')
+    const err = parseError(text)
+    expect(err.code).toBe('HOSTFILE')
+    const lines = err.message.split('\n')
+    expect(lines).toHaveLength(4)
+    expect(lines[0]).toMatch(new RegExp(`^${F}:2: invalid port`))
+    expect(lines[1]).toMatch(new RegExp(`^${F}:5: invalid slots`))
+    expect(lines[2]).toMatch(new RegExp(`^${F}:7: invalid host name`))
+    expect(lines[3]).toMatch(new RegExp(`^${F}:8: duplicate host "good1" \\(first at ${F}:1\\)`))
+  })
+
+  it.each([
+    ['empty file', ''],
+    ['only newlines', '\n\n\r\n'],
+    ['only whitespace', '   \t \n  '],
+    ['only comments', '# a\n  # b\n#c'],
+  ])('%s → no hosts', (_name, text) => {
+    const err = parseError(text)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toContain(F)
+    expect(err.message).toMatch(/no hosts/)
+  })
+
+  it.each([
+    ['NUL in a line', 'n1\0\nn2'],
+    ['NUL alone', '\0'],
+    ['binary-looking', 'n1\n\x7fELF\0\0\0'],
+  ])('NUL bytes are refused: %s', (_name, text) => {
+    const err = parseError(text)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toMatch(/NUL/)
+    expect(err.message).toContain(F)
+  })
+
+  it('a file over 8 MiB is refused', () => {
+    const err = parseError('n1\n' + '#'.repeat(8 * 1024 * 1024))
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.message).toMatch(/too large/)
+  })
+})
+
+describe('parsePort', () => {
+  it.each<[string, number | undefined]>([
+    ['1', 1],
+    ['22', 22],
+    ['2222', 2222],
+    ['65535', 65535],
+    ['00022', 22],
+    ['0', undefined],
+    ['00000', undefined],
+    ['65536', undefined],
+    ['70000', undefined],
+    ['123456', undefined],
+    ['', undefined],
+    ['abc', undefined],
+    ['-1', undefined],
+    ['+22', undefined],
+    ['22 ', undefined],
+    [' 22', undefined],
+    ['2.2', undefined],
+    ['1e3', undefined],
+    ['0x16', undefined],
+  ])('%j → %s', (text, port) => {
+    expect(parsePort(text)).toBe(port)
+  })
+})

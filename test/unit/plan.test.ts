@@ -1,0 +1,278 @@
+import { describe, it, expect } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FanoutError } from '../../src/errors.js'
+import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan.js'
+
+const lines = (...l: string[]): string => l.join('\n') + '\n'
+
+describe('parseProbe: GPU count', () => {
+  it.each<[string, string, number]>([
+    ['no nvidia-smi, nothing else', lines(), 0],
+    ['gpus=4, CUDA_VISIBLE_DEVICES unset', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=<unset>'), 4],
+    ['gpus=4, no cvd line at all', lines('fanout.gpus=4'), 4],
+    ['gpus=4, cvd empty → 0', lines('fanout.gpus=4', 'fanout.cuda_visible_devices='), 0],
+    ['gpus=4, cvd 0,1 → 2', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=0,1'), 2],
+    ['gpus=4, cvd "0, 1" (spaces) → 2', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=0, 1'), 2],
+    ['gpus=4, cvd 0,-1,2 → 1 (CUDA stops at -1)', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=0,-1,2'), 1],
+    ['gpus=4, cvd -1 → 0', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=-1'), 0],
+    ['gpus=4, cvd 3 → 1', lines('fanout.gpus=4', 'fanout.cuda_visible_devices=3'), 1],
+    ['gpus=2, cvd 0,1,2,3 → capped at 2', lines('fanout.gpus=2', 'fanout.cuda_visible_devices=0,1,2,3'), 2],
+    ['gpus=8, cvd GPU UUIDs', lines('fanout.gpus=8', 'fanout.cuda_visible_devices=GPU-aaaa,GPU-bbbb'), 2],
+    ['no nvidia-smi, cvd 0,1 → 0', lines('fanout.cuda_visible_devices=0,1'), 0],
+    ['gpus=0', lines('fanout.gpus=0'), 0],
+    ['gpus empty (nvidia-smi printed nothing)', lines('fanout.gpus='), 0],
+    ['gpus garbage', lines('fanout.gpus=lots'), 0],
+    ['CRLF line endings', 'fanout.gpus=4\r\nfanout.cuda_visible_devices=0,1\r\n', 2],
+    [
+      'noise from start-up files around the lines',
+      lines('Welcome to node1!', 'fanout.gpus=9 is not a fact when not at line start', 'fanout.gpus=3', 'Last login: yesterday', ' fanout.gpus=7', 'fanout.cuda_visible_devices=<unset>', 'bye'),
+      3,
+    ],
+  ])('%s', (_name, stdout, gpus) => {
+    expect(parseProbe(stdout, true).gpus).toBe(gpus)
+  })
+})
+
+describe('parseProbe: other facts', () => {
+  const FULL = lines(
+    'motd: be nice',
+    'fanout.ssh_connection=10.0.0.5 50000 10.0.0.11 22',
+    'fanout.cuda_visible_devices=<unset>',
+    'fanout.gloo_socket_ifname=eth1',
+    'fanout.nccl_socket_ifname=ib0',
+    'fanout.gpus=8',
+    'fanout.python=/opt/venv/bin/python3',
+    'fanout.torch=yes',
+    'fanout.free_port=29512',
+  )
+
+  it('a full probe', () => {
+    expect(parseProbe(FULL, true)).toEqual({
+      viaSsh: true,
+      gpus: 8,
+      clientAddr: '10.0.0.5',
+      serverAddr: '10.0.0.11',
+      python: '/opt/venv/bin/python3',
+      torch: true,
+      freePort: 29512,
+      presetIfnames: { GLOO_SOCKET_IFNAME: 'eth1', NCCL_SOCKET_IFNAME: 'ib0' },
+    } satisfies NodeFacts)
+  })
+
+  it('a bare local probe (no ssh, no GPU, no python)', () => {
+    const stdout = lines('fanout.ssh_connection=', 'fanout.cuda_visible_devices=<unset>', 'fanout.gloo_socket_ifname=', 'fanout.nccl_socket_ifname=')
+    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 0, presetIfnames: {} } satisfies NodeFacts)
+  })
+
+  it.each<[string, string, Partial<NodeFacts>]>([
+    ['IPv6 SSH_CONNECTION', 'fanout.ssh_connection=fe80::5 50000 fe80::11 22', { clientAddr: 'fe80::5', serverAddr: 'fe80::11' }],
+    ['torch=no', 'fanout.torch=no', { torch: false }],
+    ['torch=garbage', 'fanout.torch=maybe', { torch: false }],
+    ['free_port=0 ignored', 'fanout.free_port=0', {}],
+    ['free_port=abc ignored', 'fanout.free_port=abc', {}],
+    ['free_port empty ignored', 'fanout.free_port=', {}],
+    ['only gloo preset', 'fanout.gloo_socket_ifname=eth0', { presetIfnames: { GLOO_SOCKET_IFNAME: 'eth0' } }],
+    ['only nccl preset', 'fanout.nccl_socket_ifname=^docker,lo', { presetIfnames: { NCCL_SOCKET_IFNAME: '^docker,lo' } }],
+    ['python with a space', 'fanout.python=/opt/my env/bin/python', { python: '/opt/my env/bin/python' }],
+    ['last line wins', 'fanout.python=/a\nfanout.python=/b', { python: '/b' }],
+  ])('%s', (_name, stdout, partial) => {
+    expect(parseProbe(stdout, true)).toEqual({ viaSsh: true, gpus: 0, presetIfnames: {}, ...partial })
+  })
+})
+
+const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 0, presetIfnames: {}, ...over })
+
+describe('masterAddress', () => {
+  it.each<[string, NodeFacts[], string | undefined, string]>([
+    ['the flag wins', [facts({ serverAddr: '10.0.0.11' })], '192.168.1.1', '192.168.1.1'],
+    ['the flag wins even over a local node 0', [facts({ viaSsh: false })], 'head', 'head'],
+    ['node 0 serverAddr', [facts({ serverAddr: '10.0.0.11', clientAddr: '10.0.0.5' }), facts({ serverAddr: '10.0.0.12' })], undefined, '10.0.0.11'],
+    ['local node 0 → first other node clientAddr', [facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.5' }), facts({ clientAddr: '10.0.0.6' })], undefined, '10.0.0.5'],
+    ['local node 0, skips nodes without clientAddr', [facts({ viaSsh: false }), facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.7' })], undefined, '10.0.0.7'],
+    ['all local → loopback', [facts({ viaSsh: false }), facts({ viaSsh: false })], undefined, '127.0.0.1'],
+    ['a single local node → loopback', [facts({ viaSsh: false })], undefined, '127.0.0.1'],
+    ['empty flag falls through', [facts({ serverAddr: '10.0.0.11' })], '', '10.0.0.11'],
+  ])('%s', (_name, list, flag, addr) => {
+    expect(masterAddress(list, flag)).toBe(addr)
+  })
+
+  it.each<[string, NodeFacts[]]>([
+    ['ssh node 0 without SSH_CONNECTION', [facts(), facts({ serverAddr: '10.0.0.12' })]],
+    ['ssh node 0 with only a clientAddr', [facts({ clientAddr: '10.0.0.5' })]],
+    ['no nodes at all', []],
+  ])('%s → PROBE error', (_name, list) => {
+    expect(() => masterAddress(list, undefined)).toThrow(FanoutError)
+    try {
+      masterAddress(list, undefined)
+    } catch (e) {
+      expect((e as FanoutError).code).toBe('PROBE')
+      expect((e as FanoutError).exitCode).toBe(1)
+      expect((e as FanoutError).message).toMatch(/--master-addr/)
+    }
+  })
+})
+
+const OPTIONS: PlanOptions = {
+  python: '/opt/venv/bin/python',
+  cwd: '/shared/proj',
+  script: 'train.py',
+  scriptArgs: ['--epochs', '3', '--name', 'two words', "it's", '--', '007'],
+}
+
+const THREE: PlanNode[] = [
+  { rank: 0, host: 'n0', facts: facts({ gpus: 8, serverAddr: '10.0.0.10', freePort: 29511 }), iface: 'eth0' },
+  { rank: 1, host: 'n1', facts: facts({ gpus: 8, serverAddr: '10.0.0.11' }), iface: 'eth0' },
+  { rank: 2, host: 'n2', facts: facts({ gpus: 8, serverAddr: '10.0.0.12' }), iface: 'ib0' },
+]
+
+describe('planLaunch', () => {
+  it('the exact argv and env for a 3-node plan', () => {
+    const plan = planLaunch(THREE, OPTIONS)
+    expect(plan.masterAddr).toBe('10.0.0.10')
+    expect(plan.masterPort).toBe(29511)
+    expect(plan.nodes).toEqual(
+      THREE.map((n) => ({
+        rank: n.rank,
+        host: n.host,
+        nproc: 8,
+        cwd: '/shared/proj',
+        env: { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: n.iface, NCCL_SOCKET_IFNAME: n.iface },
+        argv: [
+          '/opt/venv/bin/python', '-m', 'torch.distributed.run',
+          '--nnodes=3', `--node_rank=${n.rank}`, '--nproc_per_node=8',
+          '--master_addr=10.0.0.10', '--master_port=29511',
+          'train.py', '--epochs', '3', '--name', 'two words', "it's", '--', '007',
+        ],
+      })),
+    )
+  })
+
+  it('master flags override the probe', () => {
+    const plan = planLaunch(THREE, { ...OPTIONS, masterAddr: 'head.example', masterPort: 1234 })
+    expect(plan.masterAddr).toBe('head.example')
+    expect(plan.masterPort).toBe(1234)
+    for (const node of plan.nodes) {
+      expect(node.argv).toContain('--master_addr=head.example')
+      expect(node.argv).toContain('--master_port=1234')
+    }
+  })
+
+  it.each<[string, number | undefined, number | undefined, number, number]>([
+    // name, option nprocPerNode, node slots, facts.gpus, expected nproc
+    ['option beats slots and gpus', 2, 3, 8, 2],
+    ['slots beat gpus', undefined, 3, 8, 3],
+    ['gpus when nothing else', undefined, undefined, 8, 8],
+    ['1 without a GPU', undefined, undefined, 0, 1],
+    ['option beats a GPU-less node', 4, undefined, 0, 4],
+    ['slots on a GPU-less node', undefined, 6, 0, 6],
+  ])('nproc: %s', (_name, nprocPerNode, slots, gpus, nproc) => {
+    const node: PlanNode = { rank: 0, host: 'n0', facts: facts({ gpus, serverAddr: '10.0.0.10', freePort: 29500 }) }
+    if (slots !== undefined) node.slots = slots
+    const options: PlanOptions = nprocPerNode === undefined ? OPTIONS : { ...OPTIONS, nprocPerNode }
+    const [cmd] = planLaunch([node], options).nodes
+    expect(cmd?.nproc).toBe(nproc)
+    expect(cmd?.argv).toContain(`--nproc_per_node=${nproc}`)
+  })
+
+  it('nproc is decided per node', () => {
+    const nodes: PlanNode[] = [
+      { rank: 0, host: 'a', slots: 2, facts: facts({ gpus: 8, serverAddr: '10.0.0.1', freePort: 29500 }) },
+      { rank: 1, host: 'b', facts: facts({ gpus: 4 }) },
+      { rank: 2, host: 'c', facts: facts({ gpus: 0 }) },
+    ]
+    expect(planLaunch(nodes, OPTIONS).nodes.map((n) => n.nproc)).toEqual([2, 4, 1])
+  })
+
+  it.each<[string, string | undefined, NodeFacts['presetIfnames'], Record<string, string>]>([
+    ['no iface → no ifname vars', undefined, {}, { PYTHONUNBUFFERED: '1' }],
+    ['no iface, even with presets → no ifname vars', undefined, { GLOO_SOCKET_IFNAME: 'eth9' }, { PYTHONUNBUFFERED: '1' }],
+    ['iface → both vars', 'eth0', {}, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }],
+    ['preset gloo kept', 'eth0', { GLOO_SOCKET_IFNAME: 'eth9' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth9', NCCL_SOCKET_IFNAME: 'eth0' }],
+    ['preset nccl kept', 'eth0', { NCCL_SOCKET_IFNAME: 'ib0' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' }],
+    ['both presets kept', 'eth0', { GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' }],
+  ])('env: %s', (_name, iface, presetIfnames, env) => {
+    const node: PlanNode = { rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10', freePort: 29500, presetIfnames }) }
+    if (iface !== undefined) node.iface = iface
+    expect(planLaunch([node], OPTIONS).nodes[0]?.env).toEqual(env)
+  })
+
+  it('a local single node plan uses loopback', () => {
+    const plan = planLaunch([{ rank: 0, host: 'localhost', facts: facts({ viaSsh: false, freePort: 40000 }) }], OPTIONS)
+    expect(plan.masterAddr).toBe('127.0.0.1')
+    expect(plan.nodes[0]?.argv.slice(3, 8)).toEqual(['--nnodes=1', '--node_rank=0', '--nproc_per_node=1', '--master_addr=127.0.0.1', '--master_port=40000'])
+  })
+
+  it('a script arg that looks like a torchrun flag stays after the script', () => {
+    const plan = planLaunch(THREE, { ...OPTIONS, scriptArgs: ['--nnodes=99', '--master_port=1'] })
+    const argv = plan.nodes[1]?.argv ?? []
+    expect(argv.slice(argv.indexOf('train.py'))).toEqual(['train.py', '--nnodes=99', '--master_port=1'])
+    expect(argv.filter((a) => a.startsWith('--nnodes='))).toEqual(['--nnodes=3', '--nnodes=99'])
+  })
+
+  it.each<[string, PlanNode[]]>([
+    ['node 0 reported no free port', [{ rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10' }) }]],
+    ['a free port on node 1 only does not count', [
+      { rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10' }) },
+      { rank: 1, host: 'n1', facts: facts({ freePort: 29500 }) },
+    ]],
+  ])('missing port → FanoutError: %s', (_name, nodes) => {
+    let error: unknown
+    try {
+      planLaunch(nodes, OPTIONS)
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(FanoutError)
+    expect((error as FanoutError).code).toBe('PROBE')
+    expect((error as FanoutError).message).toMatch(/--master-port/)
+  })
+
+  it('missing master address → FanoutError PROBE', () => {
+    expect(() => planLaunch([{ rank: 0, host: 'n0', facts: facts({ freePort: 1 }) }], OPTIONS)).toThrow(/--master-addr/)
+  })
+})
+
+describe('describeCommand', () => {
+  it.each<[string, Parameters<typeof describeCommand>[0], string]>([
+    [
+      'plain',
+      { rank: 0, host: 'n0', nproc: 1, cwd: '/shared/proj', env: { PYTHONUNBUFFERED: '1' }, argv: ['python3', '-m', 'torch.distributed.run', 'train.py'] },
+      'cd /shared/proj && PYTHONUNBUFFERED=1 python3 -m torch.distributed.run train.py',
+    ],
+    [
+      'quoting in cwd, env and argv',
+      { rank: 1, host: 'n1', nproc: 1, cwd: '/home/me/my proj', env: { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: 'eth0' }, argv: ['python3', 'train.py', "it's", '$HOME'] },
+      `cd '/home/me/my proj' && PYTHONUNBUFFERED=1 NCCL_SOCKET_IFNAME=eth0 python3 train.py 'it'\\''s' '$HOME'`,
+    ],
+    [
+      'the whole plan line',
+      planLaunch(THREE, OPTIONS).nodes[2] ?? (undefined as never),
+      "cd /shared/proj && PYTHONUNBUFFERED=1 GLOO_SOCKET_IFNAME=ib0 NCCL_SOCKET_IFNAME=ib0 /opt/venv/bin/python -m torch.distributed.run --nnodes=3 --node_rank=2 --nproc_per_node=8 --master_addr=10.0.0.10 --master_port=29511 train.py --epochs 3 --name 'two words' 'it'\\''s' -- 007",
+    ],
+  ])('%s', (_name, node, text) => {
+    expect(describeCommand(node)).toBe(text)
+  })
+
+  // An env value that needs quoting (a space, a quote, or NCCL's usual `^docker0,lo`) must still be an
+  // assignment when the line is pasted into a shell: `NAME='value'`, not `'NAME=value'`.
+  it('what it shows runs as shown in /bin/sh, env values that need quoting included', () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'fanout plan ')))
+    try {
+      const line = describeCommand({
+        rank: 0,
+        host: 'n0',
+        nproc: 1,
+        cwd: dir,
+        env: { PYTHONUNBUFFERED: '1', A: 'x y', B: "it's $HOME", NCCL_SOCKET_IFNAME: '^docker0,lo' },
+        argv: ['/bin/sh', '-c', 'pwd; printf "%s|" "$PYTHONUNBUFFERED" "$A" "$B" "$NCCL_SOCKET_IFNAME" "$@"', 'sh', 'a b', '$(x)', ''],
+      })
+      const out = execFileSync('/bin/sh', ['-c', line], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      expect(out).toBe(`${dir}\n1|x y|it's $HOME|^docker0,lo|a b|$(x)||`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,386 @@
+import { describe, it, expect, afterEach, beforeAll, afterAll } from 'vitest'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { jobCommand, probeCommand, readProbeLines, routeCommand, CONTROL, type JobSpec } from '../../src/remote.js'
+import { parseProbe } from '../../src/plan.js'
+
+describe('readProbeLines', () => {
+  it.each<[string, string, Record<string, string>]>([
+    ['empty', '', {}],
+    ['one fact', 'fanout.gpus=4\n', { gpus: '4' }],
+    ['no trailing newline', 'fanout.gpus=4', { gpus: '4' }],
+    ['empty value', 'fanout.ssh_connection=\n', { ssh_connection: '' }],
+    ['value with spaces and =', 'fanout.ssh_connection=10.0.0.5 50000 10.0.0.11 22\nfanout.x=a=b\n', { ssh_connection: '10.0.0.5 50000 10.0.0.11 22', x: 'a=b' }],
+    ['CRLF stripped', 'fanout.gpus=4\r\nfanout.python=/usr/bin/python3\r\n', { gpus: '4', python: '/usr/bin/python3' }],
+    ['noise ignored', 'Welcome!\nfanout.gpus=2\nlast login\n', { gpus: '2' }],
+    ['must start the line', ' fanout.gpus=2\nxfanout.gpus=3\n', {}],
+    ['key must be lower-case letters and _', 'fanout.GPUS=1\nfanout.a-b=1\nfanout.free_port=1\nfanout.=1\n', { free_port: '1' }],
+    ['no = is not a fact', 'fanout.gpus\n', {}],
+    ['last one wins', 'fanout.gpus=1\nfanout.gpus=2\n', { gpus: '2' }],
+    ['the shell prompt noise on the same line is not a fact', 'bash: warning fanout.gpus=2\n', {}],
+  ])('%s', (_name, stdout, expected) => {
+    expect(Object.fromEntries(readProbeLines(stdout))).toEqual(expected)
+  })
+})
+
+// --- Running the real shell programs locally, the way the local transport does --------------
+
+interface Ended {
+  code: number | null
+  signal: NodeJS.Signals | null
+  ms: number
+}
+
+interface Started {
+  child: ChildProcessWithoutNullStreams
+  pid: number
+  stdout: () => string
+  stderr: () => string
+  done: Promise<Ended>
+}
+
+const children: ChildProcessWithoutNullStreams[] = []
+const timers: NodeJS.Timeout[] = []
+
+/** `/bin/sh -c COMMAND` as leader of a new session, stdin/stdout/stderr pipes: what sshd (and the local transport) do. */
+function start(command: string, env: NodeJS.ProcessEnv = process.env): Started {
+  const child = spawn('/bin/sh', ['-c', command], { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env })
+  children.push(child)
+  child.stdin.on('error', () => {})
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (b: Buffer) => out.push(b))
+  child.stderr.on('data', (b: Buffer) => err.push(b))
+  const t0 = Date.now()
+  const done = new Promise<Ended>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })))
+  const pid = child.pid
+  if (pid === undefined) throw new Error('spawn failed')
+  return { child, pid, stdout: () => Buffer.concat(out).toString('utf8'), stderr: () => Buffer.concat(err).toString('utf8'), done }
+}
+
+/** Fails if the promise takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+const groupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw e
+  }
+}
+
+/** Waits until no process of the group is left; false if some remain after `ms`. */
+async function groupGone(pgid: number, ms = 2000): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (groupAlive(pgid)) {
+    if (Date.now() > deadline) return false
+    await sleep(50)
+  }
+  return true
+}
+
+/** The watchdogs started for the job whose process group is `pgid` (they live in their own session). */
+function watchdogsOf(pgid: number): number[] {
+  if (!existsSync('/proc/self/cmdline')) return []
+  const found: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue
+    let cmdline: string
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'latin1')
+    } catch {
+      continue
+    }
+    if (cmdline.includes(`\0fanout-watchdog\0${pgid}\0`)) found.push(Number(entry))
+  }
+  return found
+}
+
+async function watchdogsGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (watchdogsOf(pgid).length > 0) {
+    if (Date.now() > deadline) return false
+    await sleep(50)
+  }
+  return true
+}
+
+/** Writes a heartbeat every `ms` until the returned function is called. */
+function heartbeat(child: ChildProcessWithoutNullStreams, ms = 500): () => void {
+  const timer = setInterval(() => void (child.stdin.writable && child.stdin.write(CONTROL.heartbeat)), ms)
+  timers.push(timer)
+  return () => clearInterval(timer)
+}
+
+afterEach(() => {
+  for (const t of timers.splice(0)) clearInterval(t)
+  for (const child of children.splice(0)) {
+    const pid = child.pid
+    if (pid === undefined) continue
+    for (const w of watchdogsOf(pid)) {
+      try {
+        process.kill(w, 'SIGKILL')
+      } catch {}
+    }
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {}
+    child.stdin.destroy()
+  }
+})
+
+let dir: string
+beforeAll(() => {
+  dir = realpathSync(mkdtempSync(join(tmpdir(), "fanout remote it's ")))
+})
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const job = (over: Partial<JobSpec>): JobSpec => ({ cwd: dir, env: {}, argv: ['true'], heartbeatTimeoutS: 5, graceS: 1, ...over })
+
+describe('jobCommand: real execution through /bin/sh', () => {
+  it('enters the directory, exports the env and passes argv byte for byte', async () => {
+    const p = start(
+      jobCommand(
+        job({
+          env: { A: 'x y', B: "it's $HOME\n", C: '', D: 'a=b=c', E: '$(touch pwned)`id`' },
+          argv: ['/bin/sh', '-c', 'pwd; printf "%s|" "$A" "$B" "$C" "$D" "$E"; printf "%s\\0" "$@"', 'sh', 'a b', '$(x)', '', "'", '--', '~', 'é😀', 'tab\there', 'nl\n'],
+        }),
+      ),
+    )
+    const end = await within(p.done, 5000, 'job')
+    expect(p.stderr()).toBe('')
+    expect(p.stdout()).toBe(`${dir}\nx y|it's $HOME\n||a=b=c|$(touch pwned)\`id\`|a b\0$(x)\0\0'\0--\0~\0é😀\0tab\there\0nl\n\0`)
+    expect(end).toMatchObject({ code: 0, signal: null })
+    expect(existsSync(join(dir, 'pwned'))).toBe(false)
+    expect(await groupGone(p.pid)).toBe(true)
+    // The job is over: EOF lets its watchdog go at once instead of at its next heartbeat timeout.
+    p.child.stdin.end()
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  })
+
+  it('the launcher keeps the wrapper pid and leads its process group', async () => {
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'echo "$$ $(ps -o pgid= -p $$ | tr -d " ")"'] })))
+    const end = await within(p.done, 5000, 'job')
+    expect(end.code).toBe(0)
+    expect(p.stdout()).toBe(`${p.pid} ${p.pid}\n`)
+  })
+
+  it('passes the job exit code through', async () => {
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 42'] })))
+    const end = await within(p.done, 5000, 'job')
+    expect(end).toMatchObject({ code: 42, signal: null })
+    expect(p.stdout()).toBe('out\n')
+    expect(p.stderr()).toBe('err\n')
+  })
+
+  it.each([
+    ['does not exist', () => join(dir, 'no such dir')],
+    ['with shell characters', () => join(dir, 'missing $(id) `x`; *')],
+  ])('a working directory that %s: exit 1, stderr names it', async (_name, cwdOf) => {
+    const cwd = cwdOf()
+    const p = start(jobCommand(job({ cwd, argv: ['/bin/sh', '-c', 'echo should not run'] })))
+    const end = await within(p.done, 5000, 'job')
+    expect(end).toMatchObject({ code: 1, signal: null })
+    expect(p.stdout()).toBe('')
+    expect(p.stderr()).toContain(cwd)
+    expect(p.stderr()).toMatch(/does not exist/)
+    expect(await groupGone(p.pid)).toBe(true)
+    expect(watchdogsOf(p.pid)).toEqual([])
+  })
+
+  it('a command that is not found exits 127', async () => {
+    const p = start(jobCommand(job({ argv: ['definitely-not-a-command-fanout', 'x'] })))
+    const end = await within(p.done, 5000, 'job')
+    expect(end.code).toBe(127)
+  })
+})
+
+describe('jobCommand: the watchdog', () => {
+  it('no heartbeat: the job is stopped after the heartbeat timeout', async () => {
+    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 })))
+    await sleep(500)
+    expect(watchdogsOf(p.pid)).toHaveLength(existsSync('/proc/self/cmdline') ? 1 : 0)
+    const end = await within(p.done, 4000, 'job without heartbeats')
+    expect(end.signal).toBe('SIGTERM')
+    expect(end.ms).toBeGreaterThanOrEqual(1500)
+    expect(await groupGone(p.pid)).toBe(true)
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 10_000)
+
+  it('heartbeats keep the job alive; when they stop, the job is stopped', async () => {
+    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 })))
+    const stop = heartbeat(p.child, 500)
+    const early = await Promise.race([p.done, sleep(3500).then(() => 'running' as const)])
+    expect(early).toBe('running')
+    stop()
+    const end = await within(p.done, 4000, 'job after heartbeats stopped')
+    expect(end.signal).toBe('SIGTERM')
+    expect(end.ms).toBeGreaterThanOrEqual(3500)
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 12_000)
+
+  it('EOF on stdin (coordinator gone): the job is stopped at once', async () => {
+    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 10, graceS: 1 })))
+    await sleep(200)
+    p.child.stdin.end()
+    const end = await within(p.done, 2000, 'job after EOF')
+    expect(end.signal).toBe('SIGTERM')
+    expect(await groupGone(p.pid)).toBe(true)
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 10_000)
+
+  it('the whole process group is stopped, not only the launcher', async () => {
+    // The launcher forks workers (as torchrun does); none may survive it.
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'sleep 30 & sleep 30 & echo started; wait'], heartbeatTimeoutS: 10, graceS: 1 })))
+    await sleep(300)
+    p.child.stdin.end()
+    await within(p.done, 3000, 'job after EOF')
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 10_000)
+
+  it('I: the job gets SIGINT and may handle it (trap, exit 7)', async () => {
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'trap "echo got INT; exit 7" INT; echo ready; while :; do sleep 0.1; done'], heartbeatTimeoutS: 2, graceS: 1 })))
+    heartbeat(p.child, 500)
+    await sleep(1000)
+    expect(p.stdout()).toBe('ready\n')
+    p.child.stdin.write(CONTROL.interrupt)
+    const end = await within(p.done, 3000, 'job after I')
+    expect(p.stdout()).toBe('ready\ngot INT\n')
+    expect(end).toMatchObject({ code: 7, signal: null })
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 10_000)
+
+  it.each<[string, string, NodeJS.Signals]>([
+    ['interrupt', CONTROL.interrupt, 'SIGINT'],
+    ['terminate', CONTROL.terminate, 'SIGTERM'],
+    ['kill', CONTROL.kill, 'SIGKILL'],
+  ])('control byte for %s (%j) → %s', async (_name, byte, signal) => {
+    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 5, graceS: 1 })))
+    heartbeat(p.child, 500)
+    await sleep(300)
+    p.child.stdin.write(byte)
+    const end = await within(p.done, 2000, `job after ${byte}`)
+    expect(end.signal).toBe(signal)
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 10_000)
+
+  it('a job that ignores SIGTERM is killed after the grace period', async () => {
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'], heartbeatTimeoutS: 10, graceS: 1 })))
+    await sleep(300)
+    p.child.stdin.end()
+    const end = await within(p.done, 4000, 'job ignoring TERM')
+    expect(end.signal).toBe('SIGKILL')
+    expect(end.ms).toBeGreaterThanOrEqual(1000)
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 10_000)
+
+  it('heartbeats do nothing to the job', async () => {
+    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 })))
+    heartbeat(p.child, 100)
+    const end = await within(p.done, 4000, 'job')
+    expect(end).toMatchObject({ code: 0, signal: null })
+    expect(p.stdout()).toBe('done\n')
+  }, 10_000)
+})
+
+describe('probeCommand: real execution through /bin/sh', () => {
+  let bin: string
+  beforeAll(() => {
+    bin = join(dir, 'bin dir')
+    mkdirSync(bin, { recursive: true })
+    // nvidia-smi -L listing $FAKE_GPUS GPUs, and a "python" answering the probe's two questions.
+    writeFileSync(join(bin, 'nvidia-smi'), '#!/bin/sh\ni=0\nwhile [ "$i" -lt "${FAKE_GPUS:-0}" ]; do echo "GPU $i: Fake (UUID: GPU-$i)"; i=$((i + 1)); done\n')
+    writeFileSync(
+      join(bin, "py'thon"),
+      '#!/bin/sh\ncase "$2" in *find_spec*) echo fanout.torch=yes ;; *socket*) echo fanout.free_port=12345 ;; esac\n',
+    )
+    chmodSync(join(bin, 'nvidia-smi'), 0o755)
+    chmodSync(join(bin, "py'thon"), 0o755)
+  })
+
+  const baseEnv = (): NodeJS.ProcessEnv => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` }
+    for (const k of ['SSH_CONNECTION', 'CUDA_VISIBLE_DEVICES', 'GLOO_SOCKET_IFNAME', 'NCCL_SOCKET_IFNAME', 'FAKE_GPUS']) delete env[k]
+    return env
+  }
+
+  async function probe(python: string, wantPort: boolean, env: NodeJS.ProcessEnv): Promise<string> {
+    const p = start(probeCommand(python, wantPort), env)
+    p.child.stdin.end()
+    const end = await within(p.done, 8000, 'probe')
+    expect(end).toMatchObject({ code: 0, signal: null })
+    return p.stdout()
+  }
+
+  it('reports the SSH connection, GPUs narrowed by CUDA_VISIBLE_DEVICES, ifnames, python, torch and a port', async () => {
+    const env = { ...baseEnv(), SSH_CONNECTION: '10.0.0.5 50000 10.0.0.11 22', CUDA_VISIBLE_DEVICES: '0,1', GLOO_SOCKET_IFNAME: 'eth9', FAKE_GPUS: '4' }
+    const python = join(bin, "py'thon")
+    const stdout = await probe(python, true, env)
+    expect(parseProbe(stdout, true)).toEqual({
+      viaSsh: true,
+      gpus: 2,
+      clientAddr: '10.0.0.5',
+      serverAddr: '10.0.0.11',
+      python,
+      torch: true,
+      freePort: 12345,
+      presetIfnames: { GLOO_SOCKET_IFNAME: 'eth9' },
+    })
+  }, 10_000)
+
+  it('without SSH, CUDA_VISIBLE_DEVICES or python: only the GPU count', async () => {
+    const stdout = await probe('no-such-python-fanout', true, { ...baseEnv(), FAKE_GPUS: '3' })
+    const raw = Object.fromEntries(readProbeLines(stdout))
+    expect(raw).toEqual({ ssh_connection: '', cuda_visible_devices: '<unset>', gloo_socket_ifname: '', nccl_socket_ifname: '', gpus: '3' })
+    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, presetIfnames: {} })
+  }, 10_000)
+
+  it('no free port is asked for unless wanted; CUDA_VISIBLE_DEVICES="" hides every GPU', async () => {
+    const stdout = await probe(join(bin, "py'thon"), false, { ...baseEnv(), FAKE_GPUS: '8', CUDA_VISIBLE_DEVICES: '' })
+    const facts = parseProbe(stdout, false)
+    expect(facts.freePort).toBeUndefined()
+    expect(facts.torch).toBe(true)
+    expect(facts.gpus).toBe(0)
+  }, 10_000)
+
+  it.skipIf(!existsSync('/usr/bin/python3') && !process.env.PATH?.split(':').some((d) => existsSync(join(d, 'python3'))))(
+    'with the real python3, the free port is a port number',
+    async () => {
+      const stdout = await probe('python3', true, baseEnv())
+      const facts = parseProbe(stdout, false)
+      expect(facts.python).toMatch(/python3$/)
+      expect(typeof facts.torch).toBe('boolean')
+      expect(facts.freePort).toBeGreaterThanOrEqual(1)
+      expect(facts.freePort).toBeLessThanOrEqual(65535)
+    },
+    15_000,
+  )
+})
+
+describe('routeCommand', () => {
+  it('prints one fanout.iface line, whatever the machine has', async () => {
+    const p = start(routeCommand('127.0.0.1'))
+    p.child.stdin.end()
+    const end = await within(p.done, 5000, 'route')
+    expect(end.code).toBe(0)
+    expect(p.stdout()).toMatch(/^fanout\.iface=[^\n]*\n$/)
+  })
+})

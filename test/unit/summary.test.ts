@@ -1,0 +1,128 @@
+import { describe, it, expect } from 'vitest'
+import { Chalk } from 'chalk'
+import { NodeOutputStats } from '../../src/output.js'
+import { describeStatus, exitCodeOf, formatSummary, jobExitCode } from '../../src/summary.js'
+import type { Failure, NodeResult, StopReason } from '../../src/supervisor.js'
+import type { ExitStatus } from '../../src/transport/types.js'
+
+const exit = (code: number): ExitStatus => ({ code, signal: null })
+const signal = (name: string): ExitStatus => ({ code: null, signal: name })
+const lost = (why: string): ExitStatus => ({ code: null, signal: null, lost: why })
+
+describe('exitCodeOf', () => {
+  it.each<[string, ExitStatus, number]>([
+    ['exit 0', exit(0), 0],
+    ['exit 1', exit(1), 1],
+    ['exit 42', exit(42), 42],
+    ['exit 255', exit(255), 255],
+    ['signal HUP', signal('HUP'), 129],
+    ['signal INT', signal('INT'), 130],
+    ['signal ABRT', signal('ABRT'), 134],
+    ['signal KILL', signal('KILL'), 137],
+    ['signal SEGV', signal('SEGV'), 139],
+    ['signal TERM', signal('TERM'), 143],
+    ['signal wins over a code', { code: 0, signal: 'TERM' }, 143],
+    ['lost', lost('keepalive timeout'), 255],
+    ['lost wins over a code', { code: 0, signal: null, lost: 'reset' }, 255],
+    ['lost wins over a signal', { code: null, signal: 'KILL', lost: 'reset' }, 255],
+    ['no code, no signal', { code: null, signal: null }, 255],
+  ])('%s → %i', (_name, status, code) => {
+    expect(exitCodeOf(status)).toBe(code)
+  })
+})
+
+describe('describeStatus', () => {
+  it.each<[string, ExitStatus, RegExp]>([
+    ['exit 0', exit(0), /^exit 0$/],
+    ['exit 3 (no known meaning)', exit(3), /^exit 3$/],
+    ['exit 1', exit(1), /^exit 1 \(error\)$/],
+    ['exit 127', exit(127), /^exit 127 \(command not found\)$/],
+    ['exit 137 mentions out of memory', exit(137), /^exit 137 \(.*out of memory.*\)$/],
+    ['exit 143 terminated', exit(143), /^exit 143 \(.*terminated.*\)$/],
+    ['exit 130 interrupted', exit(130), /^exit 130 \(.*interrupted.*\)$/],
+    ['exit 139 segfault', exit(139), /^exit 139 \(.*segmentation fault.*\)$/],
+    ['exit 255 ssh', exit(255), /^exit 255 \(.*ssh.*\)$/],
+    ['signal KILL', signal('KILL'), /^signal KILL \(.*out of memory.*\)$/],
+    ['signal TERM', signal('TERM'), /^signal TERM \(.*terminated.*\)$/],
+    ['signal SEGV', signal('SEGV'), /^signal SEGV \(.*segmentation fault.*\)$/],
+    ['signal USR1 (no known meaning)', signal('USR1'), /^signal USR1$/],
+    ['lost', lost('keepalive timeout'), /^connection lost: keepalive timeout$/],
+  ])('%s', (_name, status, text) => {
+    expect(describeStatus(status)).toMatch(text)
+  })
+})
+
+let clock = 0
+function result(rank: number, status: ExitStatus, over: Partial<NodeResult> = {}): NodeResult {
+  return { rank, host: `n${rank}`, status, startedAt: clock, endedAt: (clock += 1500), stoppedByFanout: false, output: new NodeOutputStats(), ...over }
+}
+
+const failure = (rank: number, exitCode: number, over: Partial<Failure> = {}): Failure => ({ rank, host: `n${rank}`, exitCode, what: `exit ${exitCode}`, lastLines: [], ...over })
+
+describe('jobExitCode', () => {
+  const ok = [result(0, exit(0)), result(1, exit(0)), result(2, exit(0))]
+
+  it.each<[StopReason, number]>([
+    ['INT', 130],
+    ['TERM', 143],
+    ['HUP', 129],
+    ['TIMEOUT', 124],
+  ])('stopped with %s → %i, whatever the nodes did', (reason, code) => {
+    expect(jobExitCode(ok, undefined, reason)).toBe(code)
+    const failing = [ok[0] as NodeResult, result(1, exit(3))]
+    expect(jobExitCode(failing, failure(1, 3), reason)).toBe(code)
+  })
+
+  it('all succeed → 0', () => {
+    expect(jobExitCode(ok, undefined, undefined)).toBe(0)
+    expect(jobExitCode([], undefined, undefined)).toBe(0)
+  })
+
+  it.each<[string, ExitStatus]>([
+    ['exit 3', exit(3)],
+    ['signal KILL', signal('KILL')],
+    ['signal SEGV', signal('SEGV')],
+    ['lost', lost('reset')],
+  ])('the first failure decides: %s', (_name, status) => {
+    const code = exitCodeOf(status)
+    // The other nodes were stopped by fanout because of it: their codes must not win.
+    const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(1), { stoppedByFanout: true }), result(2, status)]
+    expect(jobExitCode(results, failure(2, code, { what: describeStatus(status) }), undefined)).toBe(code)
+  })
+
+  it('the first failure is a worker that failed before its launcher ended', () => {
+    const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(1))]
+    expect(jobExitCode(results, failure(1, 139, { what: 'local rank 2 was killed by signal 11' }), undefined)).toBe(139)
+  })
+
+  it('without a recorded first failure, the first failed node in rank order decides', () => {
+    const results = [result(0, exit(0)), result(1, exit(5)), result(2, signal('KILL'))]
+    expect(jobExitCode(results, undefined, undefined)).toBe(5)
+    expect(jobExitCode([result(0, exit(0)), result(1, lost('reset'))], undefined, undefined)).toBe(255)
+  })
+})
+
+describe('formatSummary', () => {
+  it('a table of every node, then the first failure and its last lines', () => {
+    const chalk = new Chalk({ level: 0 })
+    const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(137)), result(2, exit(0))]
+    const out = results[1]?.output
+    if (out) out.lines = 3
+    const first = failure(1, 137, { what: describeStatus(exit(137)), lastLines: ['loading', 'epoch 1', 'CUDA out of memory'] })
+    const text = formatSummary(results, first, chalk)
+    const lines = text.split('\n')
+    expect(lines[0]).toMatch(/^node\s+host\s+result\s+duration\s+lines$/)
+    expect(lines[1]).toMatch(/^n0\s+n0\s+signal TERM \(terminated \(SIGTERM\)\) \[stopped by fanout\]\s+1\.5 s\s+0$/)
+    expect(lines[2]).toMatch(/^n1\s+n1\s+exit 137 \(killed \(SIGKILL; often out of memory\)\)\s+1\.5 s\s+3$/)
+    expect(lines[3]).toMatch(/^n2\s+n2\s+exit 0\s+1\.5 s\s+0$/)
+    expect(text).toContain('first failure: node 1 (n1): exit 137')
+    expect(text).toContain('last lines it printed:\n  loading\n  epoch 1\n  CUDA out of memory\n')
+    expect(text.endsWith('\n')).toBe(true)
+  })
+
+  it('no failure: only the table', () => {
+    const text = formatSummary([result(0, exit(0))], undefined, new Chalk({ level: 0 }))
+    expect(text.split('\n')).toHaveLength(3)
+    expect(text).not.toContain('first failure')
+  })
+})
