@@ -70,6 +70,8 @@ export interface PlanOptions {
   nprocPerNode?: number
   masterAddr?: string
   masterPort?: number
+  /** torchrun's worker poll interval: how soon it notices a dead worker (its default is 5 s). */
+  monitorIntervalS?: number
 }
 
 export interface NodeCommand {
@@ -120,6 +122,7 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
       options.python, '-m', 'torch.distributed.run',
       `--nnodes=${nodes.length}`, `--node_rank=${node.rank}`, `--nproc_per_node=${nproc}`,
       `--master_addr=${masterAddr}`, `--master_port=${masterPort}`,
+      ...(options.monitorIntervalS === undefined ? [] : [`--monitor_interval=${options.monitorIntervalS}`]),
       options.script, ...options.scriptArgs,
     ]
     return { rank: node.rank, host: node.host, nproc, cwd: options.cwd, env, argv }

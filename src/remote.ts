@@ -48,6 +48,7 @@ done
 const JOB = `
 hb=$1 grace=$2 dir=$3 n=$4
 shift 4
+case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/\${dir#"~/"} ;; esac
 cd "$dir" || { echo "fanout: working directory $dir does not exist on this node" >&2; exit 1; }
 while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
 exec 3<&0 </dev/null

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream'
 import { CONTROL } from './remote.js'
-import { WorkerFailureScanner } from './launcher-log.js'
+import { LauncherLogScanner, pickRootCause, type FailureCandidate } from './launcher-log.js'
 import { NodeOutputStats, pipePrefixed } from './output.js'
 import { describeStatus, exitCodeOf } from './summary.js'
 import type { ExitStatus, RemoteProcess, Transport } from './transport/types.js'
@@ -36,6 +36,9 @@ export interface Failure {
   lastLines: string[]
 }
 
+/** Failures reported this long after the first one still compete to be the root cause. */
+const ROOT_CAUSE_WINDOW_MS = 3000
+
 export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
 
 export interface SuperviseOptions {
@@ -60,8 +63,8 @@ export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.sign
  */
 export class Supervisor {
   readonly results: Promise<NodeResult[]>
-  firstFailure: Failure | undefined
   stopReason: StopReason | undefined
+  private readonly failures: Array<Failure & FailureCandidate> = []
   private readonly running = new Map<number, Job>()
   private stopping = false
   private killTimer: NodeJS.Timeout | undefined
@@ -91,29 +94,42 @@ export class Supervisor {
       pipePrefixed(job.proc.stdout, this.options.stdout, job.prefix.out, output),
       pipePrefixed(job.proc.stderr, this.options.stderr, job.prefix.err, output),
     ])
-    const scanner = new WorkerFailureScanner()
+    const log = new LauncherLogScanner()
+    let reported = false
+    const fail = (exitCode: number, what: string): void => {
+      if (reported) return
+      reported = true
+      this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: output.tail(10), consequence: log.onlyConsequences, afterStop: this.stopping, at: now() })
+    }
     job.proc.stderr.on('data', (chunk: Buffer) => {
-      const worker = scanner.push(chunk)
-      if (worker) {
-        const exitCode = worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode
-        const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
-        this.fail({ rank: job.rank, host: job.host, exitCode, what: `local rank ${worker.localRank} ${how}`, lastLines: output.tail(10) })
-      }
+      const worker = log.push(chunk)
+      if (!worker) return
+      const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
+      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`)
     })
     const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])
     this.running.delete(job.rank)
     // EOF tells the node's watchdog to clear out anything the launcher left behind.
     job.proc.end()
     const stoppedByFanout = this.stopping
-    if (failed(status)) this.fail({ rank: job.rank, host: job.host, exitCode: exitCodeOf(status) || 1, what: describeStatus(status), lastLines: output.tail(10) })
+    if (failed(status)) fail(exitCodeOf(status) || 1, describeStatus(status))
     return { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
   }
 
-  /** Records a node's failure; the first one, unless fanout caused it, is the root cause. */
-  private fail(failure: Failure): void {
-    if (this.stopping) return
-    this.firstFailure ??= failure
-    if (!this.options.killOnFailure) return
+  /** The root cause of the failure, if the job failed (see pickRootCause). */
+  get firstFailure(): Failure | undefined {
+    return pickRootCause(this.failures)
+  }
+
+  /**
+   * Records a node's failure and, on the first, stops every node. Failures soon after the first still
+   * count (the first report is a race between the nodes); those after the user's stop do not.
+   */
+  private fail(failure: Failure & FailureCandidate): void {
+    const first = this.failures[0]
+    if (first ? failure.at - first.at > ROOT_CAUSE_WINDOW_MS : this.stopping) return
+    this.failures.push(failure)
+    if (first || !this.options.killOnFailure) return
     this.options.log(`node ${failure.rank} (${failure.host}) failed: ${failure.what}; stopping all ${this.running.size} running node(s)`)
     this.stop(CONTROL.terminate)
   }

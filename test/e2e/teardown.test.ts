@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { afterAll, afterEach, expect, it } from 'vitest'
+import { afterEach, beforeAll, expect, it } from 'vitest'
 import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
 
 // Every scenario ends with: no process but sshd on any host, and the rendezvous port free again.
@@ -52,12 +52,13 @@ afterEach(async () => {
   for (const h of HOSTS) execFileSync('ip', ['link', 'set', `fo-v${h.slice(1)}`, 'up'])
   expect(await waitNoSurvivors(cluster?.hosts ?? [], 10_000)).toEqual([])
 })
-afterAll(() => void 0)
+beforeAll(() => {
+  writeWork('forever.py', FOREVER)
+  writeWork('quick.py', QUICK)
+})
 
 describeCluster('teardown: no remote process outlives the job', () => {
   it('Ctrl-C: SIGINT reaches every node, fanout exits 130, the port is free again', async () => {
-    writeWork('forever.py', FOREVER)
-    writeWork('quick.py', QUICK)
     const p = nextPort()
     const job = startFanout([...args(p), 'forever.py'])
     await job.waitFor(/step 3\n/)
@@ -109,8 +110,9 @@ describeCluster('teardown: no remote process outlives the job', () => {
     const p = nextPort()
     const run = await runFanout([...args(p), 'forever.py', '--fail'])
     expect(run.code).toBe(1)
-    expect(run.stderr).toContain('first failure: node 1 (h2): local rank 1 exited with code 1')
-    expect(run.stderr).toContain('RuntimeError: rank 3 blew up')
+    // Its peers fail too ("connection closed by peer"), and may be reported first: the summary still
+    // names the node whose rank raised, with the exception among the last lines it printed.
+    expect(run.stderr).toMatch(/first failure: node 1 \(h2\): local rank \d exited with code 1\nlast lines it printed:\n(  .*\n)*  RuntimeError: rank 3 blew up/)
     expect(run.stderr).toMatch(/node 1 \(h2\) failed: .*stopping all 3 running node\(s\)/)
     await expectCleanAndRelaunchable(p)
   })

@@ -82,6 +82,7 @@ describe('parseArgs: defaults and values', () => {
       heartbeatTimeoutS: 15,
       keepaliveS: 5,
       killOnFailure: true,
+      monitorIntervalS: 1,
       color: 'auto',
       plain: false,
     } satisfies Options)
