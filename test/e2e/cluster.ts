@@ -80,31 +80,27 @@ export function writeWork(name: string, content: string): string {
   return path
 }
 
-/** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
-export function survivors(h: ClusterHost): string[] {
+/** Every process in a host's namespace, with its command line. */
+function namespaceProcesses(h: ClusterHost): Array<{ pid: number; cmd: string }> {
   const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
   return pids.flatMap((pid) => {
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()
-      return cmd.startsWith('sshd:') || cmd.startsWith('/usr/sbin/sshd') ? [] : [`${pid} ${cmd}`]
+      return [{ pid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() }]
     } catch {
       return [] // exited meanwhile
     }
   })
 }
 
+const isSshd = (cmd: string): boolean => cmd.startsWith('sshd:') || cmd.startsWith('/usr/sbin/sshd')
+
+/** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
+export const survivors = (h: ClusterHost): string[] => namespaceProcesses(h).filter((p) => !isSshd(p.cmd)).map((p) => `${p.pid} ${p.cmd}`)
+
 /** The pids of a host's sshd session processes (not the listener): killing them drops the node's connections. */
 export function sshdSessions(h: ClusterHost): number[] {
   const listener = Number(readFileSync(join(h.dir, 'sshd.pid'), 'utf8').trim())
-  const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
-  return pids.filter((pid) => {
-    if (pid === listener) return false
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sshd: ')
-    } catch {
-      return false
-    }
-  })
+  return namespaceProcesses(h).filter((p) => p.pid !== listener && p.cmd.startsWith('sshd: ')).map((p) => p.pid)
 }
 
 /** A fanout run in progress: its pid, what it printed so far, and its end. */
@@ -127,7 +123,8 @@ export function startFanout(args: string[], options: { env?: NodeJS.ProcessEnv; 
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  return { pid, output: () => output(), done, waitFor, ...{ get pid() { return pid } } }
+  // runFanout reports the child synchronously, so pid and output are set by now.
+  return { pid, output: () => output(), done, waitFor }
 }
 
 /** Waits until no host has a leftover process (sshd's per-session processes need a moment to go). */

@@ -83,6 +83,55 @@ describeCluster('teardown: no remote process outlives the job', () => {
     await expectCleanAndRelaunchable(p)
   })
 
+  it('one Ctrl-C, workers ignoring SIGINT: SIGKILL when the grace period runs out', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p, '--grace', '3'), 'forever.py', '--ignore-int'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGINT')
+    const run = await job.done
+    expect(run.code).toBe(130)
+    expect(run.stderr).toContain('grace period over: killing 3 node(s) still running')
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('SIGHUP to fanout (terminal closed) stops every node and exits 129', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGHUP')
+    const run = await job.done
+    expect(run.code).toBe(129)
+    expect(run.stderr).toContain('SIGHUP: sending SIGINT to 3 node(s)')
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('works the same for a root login (sshd refuses "signal" requests for root; fanout does not need them)', async () => {
+    const p = nextPort()
+    const job = startFanout([...args(p, '--user', 'root'), 'forever.py'])
+    await job.waitFor(/step 3\n/)
+    process.kill(job.pid, 'SIGKILL')
+    await job.done
+    expect(await waitNoSurvivors(HOSTS.map(host), 6000)).toEqual([])
+    await expectCleanAndRelaunchable(p)
+  })
+
+  it('--no-kill-on-failure lets the other nodes finish; the exit code is still the failed node\'s', async () => {
+    writeWork('one_fails.py', `
+import os, sys, time
+time.sleep(2)
+if os.environ["GROUP_RANK"] == "1":
+    sys.exit(3)
+sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
+`)
+    const run = await runFanout([...args(nextPort(), '--no-kill-on-failure'), 'one_fails.py'])
+    expect(run.code).toBe(3)
+    expect(run.stdout.match(/finished its work/g)).toHaveLength(4)
+    expect(run.stderr).toMatch(/n0\s+h1\s+exit 0/)
+    expect(run.stderr).toMatch(/n2\s+h3\s+exit 0/)
+    expect(run.stderr).toContain('first failure: node 1 (h2): local rank')
+    expect(run.stderr).not.toContain('stopping all')
+  })
+
   it('SIGTERM to fanout stops every node like Ctrl-C and exits 143', async () => {
     const p = nextPort()
     const job = startFanout([...args(p), 'forever.py'])

@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Teardown benchmark: how long after Ctrl-C, a node failure, a coordinator SIGKILL or a cut link
+// until the last remote process of the job is gone. Brings up the namespaced test cluster (root),
+// runs each scenario several times against real torchrun, prints medians against the targets and
+// writes bench/results/teardown.{json,md}.
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const HOSTS = ['h1', 'h2', 'h3']
+const HEARTBEAT_S = 3
+
+if (process.getuid?.() !== 0) {
+  console.error('bench/teardown: needs root (it creates network namespaces for the test cluster)')
+  process.exit(2)
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const cluster = (cmd) => execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
+
+/** Processes in a host's namespace other than sshd: the job's leftovers. */
+function leftovers(h) {
+  const pids = execFileSync('ip', ['netns', 'pids', `fo-${h}`], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  return pids.filter((pid) => {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      return !cmd.startsWith('sshd:') && !cmd.startsWith('/usr/sbin/sshd')
+    } catch {
+      return false
+    }
+  })
+}
+
+/** Milliseconds from `since` until no job process is left on `hosts` (polled every 20 ms). */
+async function goneAfter(since, hosts = HOSTS, limitMs = 60_000) {
+  while (hosts.some((h) => leftovers(h).length > 0)) {
+    if (Date.now() - since > limitMs) return Infinity
+    await sleep(20)
+  }
+  return Date.now() - since
+}
+
+let port = 29700
+function start(extra, scriptArgs = []) {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  let out = ''
+  const seen = new Map()
+  const onData = (b) => {
+    out += b.toString()
+    for (const key of ['step 3', 'blew up']) if (!seen.has(key) && out.includes(key)) seen.set(key, Date.now())
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const done = new Promise((r) => child.on('close', r))
+  const waitFor = async (key) => {
+    while (!seen.has(key)) await sleep(20)
+    return seen.get(key)
+  }
+  return { child, done, waitFor }
+}
+
+/** Starts a job, waits until it trains, sends fanout `signal`: ms until the last remote process is gone. */
+async function goneAfterSignal(signal) {
+  const job = start([])
+  await job.waitFor('step 3')
+  const t = Date.now()
+  job.child.kill(signal)
+  const ms = await goneAfter(t)
+  await job.done
+  return ms
+}
+
+const SCENARIOS = {
+  'Ctrl-C (workers obey SIGINT)': { target: 1000, run: () => goneAfterSignal('SIGINT') },
+  'node failure (a rank raises)': { target: 2000, async run() {
+    const job = start([], ['--fail'])
+    const t = await job.waitFor('blew up')
+    const ms = await goneAfter(t)
+    await job.done
+    return ms
+  } },
+  'coordinator SIGKILL': { target: HEARTBEAT_S * 1000 + 1000, run: () => goneAfterSignal('SIGKILL') },
+  'link cut (heartbeat timeout 3 s)': { target: HEARTBEAT_S * 1000 + 1000, async run() {
+    const job = start([])
+    await job.waitFor('step 3')
+    const t = Date.now()
+    execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
+    const ms = await goneAfter(t, ['h2'])
+    execFileSync('ip', ['link', 'set', 'fo-v2', 'up'])
+    await job.done
+    await goneAfter(Date.now())
+    return ms
+  } },
+}
+
+const FOREVER = `
+import os, sys, time, torch, torch.distributed as dist
+rank = int(os.environ["RANK"])
+dist.init_process_group("gloo")
+step = 0
+while True:
+    step += 1
+    dist.all_reduce(torch.ones(1))
+    if rank == 0:
+        sys.stdout.write(f"step {step}\\n"); sys.stdout.flush()
+    if "--fail" in sys.argv and rank == 3 and step == 3:
+        sys.stderr.write("rank 3 blew up\\n"); sys.stderr.flush()
+        sys.exit(1)
+    time.sleep(0.2)
+`
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+cluster('up')
+try {
+  writeFileSync(join(DIR, 'work/forever.py'), FOREVER)
+  writeFileSync(join(DIR, 'work/hosts'), HOSTS.join('\n') + '\n')
+  const results = []
+  for (const [name, s] of Object.entries(SCENARIOS)) {
+    const samples = []
+    for (let i = 0; i < RUNS; i++) samples.push(await s.run())
+    const m = median(samples)
+    results.push({ scenario: name, samplesMs: samples, medianMs: m, targetMs: s.target, ok: m <= s.target })
+    console.log(`${name.padEnd(36)} median ${String(m).padStart(6)} ms  (target ≤ ${s.target} ms)  ${m <= s.target ? 'ok' : 'MISSED'}  samples ${samples.join(', ')}`)
+  }
+  const meta = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, runs: RUNS, hosts: HOSTS.length, processesPerHost: 2 }
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
+  writeFileSync(join(ROOT, 'bench/results/teardown.json'), JSON.stringify({ ...meta, results }, null, 2) + '\n')
+  const md = [`Teardown, ${meta.date.slice(0, 10)}, ${meta.machine}, ${meta.hosts} hosts × 2 torchrun workers, median of ${RUNS}:`, '', '| until the last remote process is gone, after | median | target |', '| --- | --- | --- |',
+    ...results.map((r) => `| ${r.scenario} | ${(r.medianMs / 1000).toFixed(2)} s | ≤ ${(r.targetMs / 1000).toFixed(1)} s |`)].join('\n')
+  writeFileSync(join(ROOT, 'bench/results/teardown.md'), md + '\n')
+  console.log('\n' + md)
+  process.exitCode = results.every((r) => r.ok) ? 0 : 1
+} finally {
+  cluster('down')
+}
