@@ -81,7 +81,7 @@ function build(argv: string[], width: number) {
     .option('keepalive', { type: 'string', default: '5', describe: 'SSH keepalive interval; a node is lost after 3 unanswered', group: 'SSH:' })
     .option('chdir', { alias: 'C', type: 'string', describe: 'remote working directory (default: the current directory\'s path)', group: 'Job:' })
     .option('python', { type: 'string', default: 'python3', describe: 'remote Python interpreter that has torch', group: 'Job:' })
-    .option('monitor-interval', { type: 'string', default: '1', describe: 'how often torchrun checks its workers (it notices a failure this fast; torchrun\'s own default is 5)', group: 'Job:' })
+    .option('monitor-interval', { type: 'string', default: '0.25', describe: 'how often torchrun checks its workers (it notices a failure this fast; torchrun\'s own default is 5)', group: 'Job:' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'connect and probe, print the command for each node, launch nothing', group: 'Job:' })
     .option('kill-on-failure', { type: 'boolean', default: true, describe: 'stop every node when one fails (--no-kill-on-failure: let the others run)', group: 'Teardown:' })
     .option('grace', { type: 'string', default: '10', describe: 'time between SIGINT/SIGTERM and SIGKILL when stopping nodes', group: 'Teardown:' })

@@ -27,6 +27,12 @@ down() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
+  # A namespace's veth pair is destroyed asynchronously after `ip netns del`: remove the host ends
+  # now, so that an immediate `up` does not race with the kernel ("File exists").
+  local link
+  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^fo-v[0-9]+$' || true); do
+    ip link del "$link" 2>/dev/null || true
+  done
   ip link del "$BRIDGE" 2>/dev/null || true
   case "$STATE" in /tmp/*) rm -rf "$STATE" ;; esac
 }

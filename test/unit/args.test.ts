@@ -82,7 +82,7 @@ describe('parseArgs: defaults and values', () => {
       heartbeatTimeoutS: 15,
       keepaliveS: 5,
       killOnFailure: true,
-      monitorIntervalS: 1,
+      monitorIntervalS: 0.25,
       color: 'auto',
       plain: false,
     } satisfies Options)
