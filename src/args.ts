@@ -33,18 +33,19 @@ export interface Options {
 export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'help' | 'version'; text: string }
 
 const EXAMPLES: Array<[string, string]> = [
-  ['$0 --hostfile hosts.txt train.py --epochs 3', 'torchrun train.py on every node of hosts.txt'],
-  ['$0 -H hosts.txt --nproc-per-node 4 train.py', 'four processes per node instead of one per GPU'],
-  ['$0 -H hosts.txt --dry-run train.py', 'connect and probe, print each node\'s command, launch nothing'],
-  ['$0 -H hosts.txt --python ~/venv/bin/python --chdir /shared/proj train.py', 'a venv\'s interpreter, another working directory'],
-  ['$0 -H hostfile.example --python /usr/bin/python3 examples/train.py', 'the built-in default: localhost, no sshd needed'],
+  ['$0 -H hosts.txt train.py --epochs 3', 'torchrun train.py on every node'],
+  ['$0 -H hosts.txt --nproc-per-node 4 train.py', '4 processes per node, not 1 per GPU'],
+  ['$0 -H hosts.txt --dry-run train.py', "print each node's command, launch nothing"],
+  ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
+  ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
+  ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
 
-const EPILOGUE = `Hostfile: one node per line, in rank order: host, user@host, host:port, [v6addr]:port,
-optionally followed by slots=N (processes on that node). # starts a comment. Node 0 is the master.
-localhost / 127.0.0.1 run locally without SSH. SSH settings come from ~/.ssh/config (or --ssh-config),
-host keys must already be in known_hosts, keys come from ssh-agent and IdentityFile.
-Everything from SCRIPT on is passed to the script unchanged; use -- before a script name starting with -.`
+const EPILOGUE = [
+  'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port, optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH.',
+  'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must already be in known_hosts; keys come from ssh-agent and IdentityFile.',
+  'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
+].join('\n\n')
 
 const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
   if (value === undefined) return undefined

@@ -117,7 +117,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
       log,
     })
     // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.
-    if (jobs.length < nodes.length) supervisor.interrupt('TERM')
+    if (jobs.length < nodes.length) supervisor.abort(`${nodes.length - jobs.length} node(s) could not start the job`)
     const unsubscribe = io.onStop((reason) => supervisor.interrupt(reason))
     const results = await supervisor.results.finally(unsubscribe)
     failPhase(started, nodes, [])

@@ -146,6 +146,12 @@ export class Supervisor {
     }, this.options.graceMs)
   }
 
+  /** Stops every node because the job cannot go on (a node could not even start). */
+  abort(why: string): void {
+    this.options.log(`${why}; stopping the ${this.running.size} node(s) that started`)
+    this.stop(CONTROL.terminate)
+  }
+
   /**
    * Stops the job: the user asked (Ctrl-C, SIGTERM, SIGHUP: SIGINT to every node, as a terminal's
    * Ctrl-C would) or `--timeout` ran out (SIGTERM). A second request kills at once.
