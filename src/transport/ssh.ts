@@ -182,6 +182,8 @@ export function connectSsh(target: SshTarget, options: SshOptions): Promise<Tran
     })
     client.on('close', () => {
       if (ready && !closing) lostListener?.('connection closed')
+      // A server that hangs up before the handshake without a protocol error must not leave us waiting.
+      if (!ready) reject(refusedKey ?? Object.assign(describeConnectError(target, new Error('connection closed before the SSH handshake finished'), timeoutS), { dropped: true }))
     })
     client.connect(config)
   })
