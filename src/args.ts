@@ -1,11 +1,16 @@
 import { isAbsolute, resolve } from 'node:path'
-import yargs from 'yargs'
+import yargs, { type Argv } from 'yargs'
 import { usageError } from './errors.js'
+import { int, PARSER, readHostOptions, runParser, text, type Env } from './flags.js'
 import { parsePort } from './hostfile.js'
+import type { HostSource } from './hostsource.js'
+import type { Selection } from './select.js'
+
+/** Where the nodes come from and which of them to use: both commands take these. */
+export interface HostListOptions extends HostSource, Selection {}
 
 /** Everything the user asked for, validated. Produced by parseArgs, the only reader of argv. */
-export interface Options {
-  hostfile: string
+export interface Options extends HostListOptions {
   script: string
   scriptArgs: string[]
   nprocPerNode?: number
@@ -30,30 +35,32 @@ export interface Options {
   plain: boolean
 }
 
-export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'help' | 'version'; text: string }
+/** `fanout hosts`: print the resolved nodes, connect to nothing. */
+export interface HostsOptions extends HostListOptions {
+  json: boolean
+}
+
+export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'hosts'; options: HostsOptions } | { kind: 'help' | 'version'; text: string }
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt train.py --epochs 3', 'torchrun train.py on every node'],
   ['$0 -H hosts.txt --nproc-per-node 4 train.py', '4 processes per node, not 1 per GPU'],
   ['$0 -H hosts.txt --dry-run train.py', "print each node's command, launch nothing"],
+  ["$0 --hosts 'gpu[01-04]' train.py", 'gpu01 to gpu04, no hostfile'],
+  ['$0 -H hosts.txt --include a@b:0,1 train.py', 'all of a, GPUs 0 and 1 of b'],
+  ['$0 hosts -H hosts.txt --json', 'the nodes, as JSON; connects to nothing'],
   ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
   ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
   ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
 
 const EPILOGUE = [
-  'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port, optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH.',
+  'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation\'s nodes are used.',
+  'Selection (DeepSpeed syntax): --include/--exclude "host[:gpu,gpu]@host…"; a bare host means all of it. GPU indices become the node\'s CUDA_VISIBLE_DEVICES and its process count.',
+  '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
   'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must already be in known_hosts; keys come from ssh-agent and IdentityFile.',
   'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
 ].join('\n\n')
-
-const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (typeof value === 'boolean' || !Number.isInteger(n) || n < min || n > max)
-    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`)
-  return n
-}
 
 /** `10`, `10s`, `500ms`, `2m`, `1h` → seconds. */
 export function parseDuration(flag: string, value: unknown): number {
@@ -64,13 +71,23 @@ export function parseDuration(flag: string, value: unknown): number {
   return seconds
 }
 
+/** The options both commands share: the host list and the selection. */
+function withHostOptions<T>(y: Argv<T>) {
+  return y
+    .option('hostfile', { alias: 'H', type: 'string', describe: 'file listing the nodes, one per line (node 0 first); - reads stdin', group: 'Nodes:' })
+    .option('hosts', { type: 'string', describe: 'the nodes as a list instead of a file: a,b,gpu[01-16]', group: 'Nodes:' })
+    .option('include', { type: 'string', describe: 'only these hosts or GPUs: "w0@w1:0,2" (a bare host: all of it)', group: 'Selection:' })
+    .option('exclude', { type: 'string', describe: 'all but these hosts or GPUs: "w1:0" (a bare host: all of it)', group: 'Selection:' })
+    .option('num-nodes', { type: 'string', describe: 'the first N nodes', group: 'Selection:' })
+    .option('num-gpus', { type: 'string', describe: 'the first N GPUs of each node', group: 'Selection:' })
+}
+
 function build(argv: string[], width: number) {
-  return yargs(argv)
+  return withHostOptions(yargs(argv)
     .scriptName('fanout')
     .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
-    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true })
-    .option('hostfile', { alias: 'H', type: 'string', describe: 'file listing the nodes, one per line (node 0 first)', group: 'Nodes:' })
-    .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: hostfile slots=, else its GPU count, else 1)', group: 'Nodes:' })
+    .parserConfiguration(PARSER))
+    .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
     .option('ssh-port', { type: 'string', describe: 'SSH port for nodes without host:port (overrides ssh config)', group: 'SSH:' })
@@ -100,30 +117,48 @@ function build(argv: string[], width: number) {
     .exitProcess(false)
 }
 
+function buildHosts(argv: string[], width: number) {
+  return withHostOptions(yargs(argv)
+    .scriptName('fanout')
+    .usage('Usage: $0 hosts [--hostfile FILE | --hosts LIST] [selection] [--json]\n\nPrints the nodes fanout would launch on, in rank order, after host ranges and selection, without connecting to any.')
+    .parserConfiguration(PARSER))
+    .option('json', { type: 'boolean', default: false, describe: 'a JSON array of {rank, host, user, port, slots, gpus} (null where unknown)', group: 'Output:' })
+    .example([
+      ["$0 hosts --hosts 'gpu[01-04]'", 'gpu01 to gpu04, as a table'],
+      ['$0 hosts -H hosts.txt --exclude b:0 --json', 'what --exclude leaves, as JSON'],
+    ])
+    .help('help')
+    .alias('help', 'h')
+    .version(false)
+    .strict()
+    .wrap(Math.min(width, 110))
+    .exitProcess(false)
+}
+
+/** `fanout hosts …`: recognised only as the first word, so that `fanout -H f hosts` still runs a script. */
+async function parseHostsCommand(argv: string[], cwd: string, width: number, env: Env): Promise<ParsedArgs> {
+  const { a, output } = await runParser((words) => buildHosts(words, width), argv)
+  if (a.help) return { kind: 'help', text: output }
+  const extra = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? [])]
+  if (extra.length > 0) throw usageError(`fanout hosts takes no SCRIPT (got ${JSON.stringify(extra[0])}); to run a script named hosts: fanout [options] -- hosts`)
+  return { kind: 'hosts', options: { ...readHostOptions(a, cwd, env), json: Boolean(a.json) } }
+}
+
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
-export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100): Promise<ParsedArgs> {
-  let output = ''
-  const parser = build(argv, terminalWidth).fail((message, error) => {
-    throw usageError(message || error?.message || 'invalid arguments')
-  })
-  const a = await parser.parseAsync(argv, {}, (_e, _a, out) => void (output = out))
+export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
+  if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)
+  const { a, output } = await runParser((words) => build(words, terminalWidth), argv)
   if (a.help) return { kind: 'help', text: output }
   if (a.version) return { kind: 'version', text: output }
   const words = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? []).map(String)]
   const [script, ...scriptArgs] = words
-  if (!a.hostfile) throw usageError('missing --hostfile FILE (the list of nodes); see fanout --help')
+  const hostOptions = readHostOptions(a, cwd, env)
   if (!script) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
   const port = (flag: string, v: unknown): number | undefined => {
     if (v === undefined) return undefined
     const p = parsePort(String(v))
     if (p === undefined) throw usageError(`--${flag} must be a port from 1 to 65535 (got ${JSON.stringify(v)})`)
     return p
-  }
-  const text = (flag: string, v: unknown): string | undefined => {
-    if (v === undefined) return undefined
-    if (Array.isArray(v)) throw usageError(`--${flag} was given more than once`)
-    if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
-    return v
   }
   const user = text('user', a.user)
   if (user !== undefined && !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(user)) throw usageError(`--user ${JSON.stringify(user)} is not a valid user name`)
@@ -132,7 +167,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   const chdir = text('chdir', a.chdir) ?? cwd
   if (!isAbsolute(chdir) && !chdir.startsWith('~')) throw usageError(`--chdir must be an absolute path on the nodes (got ${JSON.stringify(chdir)})`)
   const options: Options = {
-    hostfile: resolve(cwd, text('hostfile', a.hostfile) ?? ''),
+    ...hostOptions,
     script,
     scriptArgs,
     // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.

@@ -22,11 +22,27 @@ function onStop(handler: (reason: StopReason) => void): () => void {
   return () => listeners.forEach(([sig, l]) => process.off(sig, l))
 }
 
-/** The entry point: the only place that reads argv and the environment, and decides the exit code. */
+/** All of stdin (`--hostfile -`), stopping once more than maxBytes came: the caller refuses that. */
+async function readStdin(maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    chunks.push(chunk)
+    size += chunk.length
+    if (size > maxBytes) break
+  }
+  return Buffer.concat(chunks)
+}
+
+/** The entry point: the only place that reads argv, the environment and stdin, and decides the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const { stdout, stderr, env } = process
   try {
-    const parsed = await parseArgs(argv, process.cwd(), stdout.columns ?? 100)
+    const parsed = await parseArgs(argv, process.cwd(), stdout.columns ?? 100, env)
+    if (parsed.kind === 'hosts') {
+      const { runHostsCommand } = await import('./hosts-command.js')
+      return await runHostsCommand(parsed.options, { stdout, stderr, env, readStdin })
+    }
     if (parsed.kind !== 'run') {
       stdout.write(parsed.text + '\n')
       return 0
@@ -37,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     const { plainUi, listrUi } = await import('./ui.js')
     const ui = stderr.isTTY && !options.plain ? await listrUi(stderr, errChalk) : plainUi(stderr, errChalk)
     const { runJob } = await import('./run.js')
-    return await runJob(options, { stdout, stderr, env, chalk, ui, onStop })
+    return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop })
   } catch (e) {
     if (e instanceof FanoutError) {
       stderr.write(`fanout: ${e.message.replace(/\n/g, '\nfanout: ')}\n`)

@@ -1,4 +1,5 @@
 import { FanoutError } from './errors.js'
+import { expandHostRange, MAX_HOSTS, splitHostList } from './hostrange.js'
 
 /** One line of a host list: the node's rank is its position in the list. */
 export interface HostEntry {
@@ -8,6 +9,11 @@ export interface HostEntry {
   port?: number
   /** Processes to start on this node (DeepSpeed/OpenMPI `slots=N`); unset means "probe the GPUs". */
   slots?: number
+  /**
+   * GPU indices chosen by --include/--exclude/--num-gpus: the node's CUDA_VISIBLE_DEVICES and, unless
+   * --nproc-per-node says otherwise, its process count. Unset: the node uses its GPUs as it sees them.
+   */
+  gpus?: number[]
   /** Where the entry came from, for messages: `file:line`. */
   where: string
 }
@@ -21,7 +27,9 @@ export interface ParsedHostfile {
 const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
 const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/
-const MAX_BYTES = 8 * 1024 * 1024
+export const MAX_BYTES = 8 * 1024 * 1024
+/** A garbage file would print thousands of lines; the first ones say enough. */
+const MAX_ERRORS = 50
 
 type Field = { host: string; user?: string; port?: number }
 
@@ -69,7 +77,7 @@ export function parsePort(text: string): number | undefined {
 }
 
 /** `slots=N` fields; other `key=value` fields of the MPI dialects are ignored with a warning. */
-function parseField(field: string, entry: HostEntry, warn: (m: string) => void): string | undefined {
+function parseField(field: string, entry: { slots?: number }, warn: (m: string) => void): string | undefined {
   const eq = field.indexOf('=')
   if (eq <= 0) return `unexpected ${JSON.stringify(field)} (expected key=value after the host)`
   const key = field.slice(0, eq)
@@ -84,36 +92,79 @@ function parseField(field: string, entry: HostEntry, warn: (m: string) => void):
   return undefined
 }
 
-/**
- * Parses a hostfile: one node per line, line order is node rank, `#` starts a comment. Every error
- * in the file is collected and thrown as one FanoutError naming `file:line` for each.
- */
-export function parseHostfile(text: string, file: string): ParsedHostfile {
-  if (text.length > MAX_BYTES) throw new FanoutError(`${file}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
-  if (text.includes('\0')) throw new FanoutError(`${file}: not a text file (contains NUL bytes)`, 'HOSTFILE')
+/** One line (or `--hosts` item): a host pattern, then `key=value` fields that apply to every host it names. */
+function parseLine(line: string, where: string, warn: (m: string) => void): HostEntry[] | string {
+  const [pattern = '', ...fields] = line.split(/\s+/)
+  let specs: string[]
+  try {
+    specs = expandHostRange(pattern)
+  } catch (e) {
+    if (e instanceof FanoutError) return e.message
+    throw e
+  }
+  const entries: HostEntry[] = []
+  for (const spec of specs) {
+    const parsed = parseHostSpec(spec)
+    if (typeof parsed === 'string') return specs.length > 1 ? `${parsed} (from ${JSON.stringify(pattern)})` : parsed
+    entries.push({ ...parsed, where })
+  }
+  const extra: { slots?: number } = {}
+  for (const field of fields) {
+    const problem = parseField(field, extra, warn)
+    if (problem) return problem
+  }
+  return entries.map((entry) => ({ ...entry, ...extra }))
+}
+
+/** Parses numbered lines, collecting every error (duplicates after range expansion included). */
+function parseLines(lines: Array<[where: string, content: string]>, empty: string): ParsedHostfile {
   const hosts: HostEntry[] = []
   const warnings: string[] = []
   const errors: string[] = []
   const seen = new Map<string, string>()
-  text.split(/\r?\n/).forEach((raw, index) => {
-    const where = `${file}:${index + 1}`
-    const line = raw.replace(/#.*/, '').trim()
-    if (line === '') return
-    const [spec = '', ...fields] = line.split(/\s+/)
-    const parsed = parseHostSpec(spec)
-    if (typeof parsed === 'string') return void errors.push(`${where}: ${parsed}`)
-    const entry: HostEntry = { ...parsed, where }
-    for (const field of fields) {
-      const problem = parseField(field, entry, (m) => warnings.push(`${where}: ${m}`))
-      if (problem) return void errors.push(`${where}: ${problem}`)
+  for (const [where, content] of lines) {
+    const parsed = parseLine(content, where, (m) => warnings.push(`${where}: ${m}`))
+    if (typeof parsed === 'string') {
+      errors.push(`${where}: ${parsed}`)
+      continue
     }
-    const key = `${entry.host.toLowerCase()}:${entry.port ?? ''}`
-    const first = seen.get(key)
-    if (first) return void errors.push(`${where}: duplicate host ${JSON.stringify(entry.host)} (first at ${first})`)
-    seen.set(key, where)
-    hosts.push(entry)
-  })
-  if (errors.length === 0 && hosts.length === 0) errors.push(`${file}: no hosts (every line is blank or a comment)`)
+    const duplicates: string[] = []
+    for (const entry of parsed) {
+      const key = `${entry.host.toLowerCase()}:${entry.port ?? ''}`
+      const first = seen.get(key)
+      if (first) duplicates.push(`duplicate host ${JSON.stringify(entry.host)} (first at ${first})`)
+      else seen.set(key, where)
+      hosts.push(entry)
+    }
+    // A repeated range would name every host again: one line of the report is enough.
+    if (duplicates.length > 0) errors.push(`${where}: ${duplicates[0]}${duplicates.length > 1 ? ` and ${duplicates.length - 1} more` : ''}`)
+    if (hosts.length > MAX_HOSTS) {
+      errors.push(`${where}: more than ${MAX_HOSTS} hosts`)
+      break
+    }
+  }
+  if (errors.length === 0 && hosts.length === 0) errors.push(empty)
+  if (errors.length > MAX_ERRORS) errors.splice(MAX_ERRORS, Infinity, `… and ${errors.length - MAX_ERRORS} more errors`)
   if (errors.length > 0) throw new FanoutError(errors.join('\n'), 'HOSTFILE')
   return { hosts, warnings }
+}
+
+/**
+ * Parses a hostfile: one node (or host range) per line, line order is node rank, `#` starts a
+ * comment. Every error in the file is collected and thrown as one FanoutError naming `file:line`.
+ */
+export function parseHostfile(text: string, file: string): ParsedHostfile {
+  if (text.length > MAX_BYTES) throw new FanoutError(`${file}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
+  if (text.includes('\0')) throw new FanoutError(`${file}: not a text file (contains NUL bytes)`, 'HOSTFILE')
+  const lines = text.split(/\r?\n/).map((raw, i): [string, string] => [`${file}:${i + 1}`, raw.replace(/#.*/, '').trim()])
+  return parseLines(lines.filter(([, line]) => line !== ''), `${file}: no hosts (every line is blank or a comment)`)
+}
+
+/**
+ * Parses a comma-separated host list (`--hosts a,gpu[1-4]`, `SLURM_JOB_NODELIST`): each item is what a
+ * hostfile line may hold, and is named `SOURCE:N` (its position) in messages.
+ */
+export function parseHostList(text: string, source: string): ParsedHostfile {
+  const lines = splitHostList(text).map((item, i): [string, string] => [`${source}:${i + 1}`, item])
+  return parseLines(lines, `${source}: no hosts`)
 }

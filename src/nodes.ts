@@ -1,6 +1,6 @@
-import { readFileSync, statSync } from 'node:fs'
-import { FanoutError, usageError } from './errors.js'
-import { parseHostfile, type HostEntry } from './hostfile.js'
+import { readFileSync } from 'node:fs'
+import { usageError } from './errors.js'
+import type { HostEntry } from './hostfile.js'
 import type { SshFlags, SshTarget } from './ssh/config.js'
 import { LOCAL_HOSTS } from './transport/local.js'
 
@@ -10,21 +10,6 @@ export interface NodeSpec {
   entry: HostEntry
   /** Absent for a node run through the local transport. */
   ssh?: SshTarget
-}
-
-/** Reads and parses the hostfile, turning file-system errors into messages that name the file. */
-export function readHostfile(path: string): { hosts: HostEntry[]; warnings: string[] } {
-  let text: string
-  try {
-    if (statSync(path).isDirectory()) throw new FanoutError(`${path}: is a directory, not a hostfile`, 'HOSTFILE')
-    text = readFileSync(path, 'utf8')
-  } catch (e) {
-    if (e instanceof FanoutError) throw e
-    const code = (e as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message
-    throw new FanoutError(`${path}: cannot read hostfile: ${why}`, 'HOSTFILE')
-  }
-  return parseHostfile(text, path)
 }
 
 /** `localhost` without user@ or :port runs locally: the built-in default needs no sshd. */

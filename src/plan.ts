@@ -55,8 +55,10 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
 export interface PlanNode {
   rank: number
   host: string
-  /** `--nproc-per-node`, else hostfile slots, else the probe's GPU count, else 1 (CPU). */
+  /** Processes, when the host list (slots=) or the selection (its GPU count) says. */
   slots?: number
+  /** GPU indices chosen by the selection flags: CUDA_VISIBLE_DEVICES, and the process count. */
+  gpus?: number[]
   facts: NodeFacts
   /** The interface that routes to the master address on this node, if found. */
   iface?: string
@@ -111,8 +113,15 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
   const masterPort = options.masterPort ?? nodes[0]?.facts.freePort
   if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
   const commands = nodes.map((node): NodeCommand => {
-    const nproc = options.nprocPerNode ?? node.slots ?? Math.max(1, node.facts.gpus)
+    const nproc = options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, node.facts.gpus)
     const env: Record<string, string> = { PYTHONUNBUFFERED: '1' }
+    if (node.gpus) {
+      // Indices were chosen without probing (slots=, or --num-gpus' 0..N-1): a node with fewer GPUs
+      // would fail later in CUDA with a far less helpful message. 0 GPUs: no nvidia-smi, nothing to check.
+      const missing = node.gpus.filter((g) => node.facts.gpus > 0 && g >= node.facts.gpus)
+      if (missing.length > 0) throw new FanoutError(`${node.host}: GPU ${missing.join(',')} was selected, but the node has ${node.facts.gpus} GPU(s) (0-${node.facts.gpus - 1})`, 'PROBE')
+      env.CUDA_VISIBLE_DEVICES = node.gpus.join(',')
+    }
     if (node.iface) {
       // A node's own setting wins: the user knows their fabric better than a route lookup does.
       env.GLOO_SOCKET_IFNAME = node.facts.presetIfnames.GLOO_SOCKET_IFNAME ?? node.iface

@@ -4,13 +4,14 @@ import { FanoutError } from './errors.js'
 import { makePrefixes } from './output.js'
 import { describeCommand, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
 import { jobCommand, probeCommand, readProbeLines, routeCommand } from './remote.js'
-import { readHostfile, resolveNodes, type NodeSpec } from './nodes.js'
+import { resolveHostList, type SourceIo } from './hostsource.js'
+import { resolveNodes, type NodeSpec } from './nodes.js'
 import { formatSummary, jobExitCode } from './summary.js'
 import { Supervisor, type Job, type StopReason } from './supervisor.js'
 import { capture, type Transport } from './transport/types.js'
 import type { Ui } from './ui.js'
 
-export interface RunIo {
+export interface RunIo extends SourceIo {
   stdout: NodeJS.WriteStream
   stderr: NodeJS.WriteStream
   env: NodeJS.ProcessEnv
@@ -77,6 +78,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
     if (!iface) io.ui.warn(`node ${n.rank} (${n.entry.host}): no interface routes to ${master}; GLOO/NCCL_SOCKET_IFNAME left unset`)
     const node: PlanNode = { rank: n.rank, host: n.entry.host, facts: facts[i] as NodeFacts }
     if (n.entry.slots !== undefined) node.slots = n.entry.slots
+    if (n.entry.gpus !== undefined) node.gpus = n.entry.gpus
     if (iface) node.iface = iface
     return node
   })
@@ -84,7 +86,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
 
 /** The whole pipeline: hostfile → nodes → connect → probe → plan → launch → supervise → summary. */
 export async function runJob(options: Options, io: RunIo): Promise<number> {
-  const { hosts, warnings } = readHostfile(options.hostfile)
+  const { hosts, warnings } = await resolveHostList(options, io)
   for (const w of warnings) io.ui.warn(w)
   const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig }
   const nodes = await resolveNodes(hosts, flags)

@@ -1,4 +1,5 @@
 import type { ChalkInstance } from 'chalk'
+import { alignColumns } from './table.js'
 import { signalNumber } from './transport/local.js'
 import type { ExitStatus } from './transport/types.js'
 import { failed, type Failure, type NodeResult, type StopReason } from './supervisor.js'
@@ -53,11 +54,8 @@ export function formatSummary(results: readonly NodeResult[], firstFailure: Fail
     const outcome = describeStatus(r.status) + (r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '')
     return [`n${r.rank}`, r.host, outcome, seconds(r.endedAt - r.startedAt), String(r.output.lines)]
   })
-  const header = ['node', 'host', 'result', 'duration', 'lines']
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
-  const out = [chalk.bold(line(header)), ...rows.map((row, i) => {
-    const text = line(row)
+  const [header = '', ...lines] = alignColumns([['node', 'host', 'result', 'duration', 'lines'], ...rows])
+  const out = [chalk.bold(header), ...lines.map((text, i) => {
     const r = results[i]
     return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text
   })]

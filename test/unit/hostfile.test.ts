@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { parseHostfile, parsePort, type HostEntry } from '../../src/hostfile.js'
+import { parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hostfile.js'
 
 const F = 'hosts.txt'
 
@@ -204,5 +204,97 @@ describe('parsePort', () => {
     ['0x16', undefined],
   ])('%j → %s', (text, port) => {
     expect(parsePort(text)).toBe(port)
+  })
+})
+
+describe('parseHostfile: host ranges (pdsh / ClusterShell)', () => {
+  const hosts = (text: string): Array<Omit<HostEntry, 'where'> & { where?: string }> => parseHostfile(text, F).hosts
+
+  it.each<[string, Array<Omit<HostEntry, 'where'>>]>([
+    ['gpu[01-03] slots=8', [{ host: 'gpu01', slots: 8 }, { host: 'gpu02', slots: 8 }, { host: 'gpu03', slots: 8 }]],
+    ['gpu[1-2,7]', [{ host: 'gpu1' }, { host: 'gpu2' }, { host: 'gpu7' }]],
+    ['rack[1-2]-node[01-02]', [{ host: 'rack1-node01' }, { host: 'rack1-node02' }, { host: 'rack2-node01' }, { host: 'rack2-node02' }]],
+    ['alice@gpu[1-2]:2222 slots=2', [{ host: 'gpu1', user: 'alice', port: 2222, slots: 2 }, { host: 'gpu2', user: 'alice', port: 2222, slots: 2 }]],
+    ['10.0.0.[1-2]', [{ host: '10.0.0.1' }, { host: '10.0.0.2' }]],
+    ['gpu[1-2] slots=4 max_slots=8', [{ host: 'gpu1', slots: 4 }, { host: 'gpu2', slots: 4 }]],
+  ])('%j', (line, expected) => {
+    expect(parseHostfile(line, F).hosts).toEqual(expected.map((e) => ({ ...e, where: `${F}:1` })))
+  })
+
+  it('ranges keep line order for ranks; every host of a line names that line', () => {
+    expect(hosts('head\n# workers\nw[1-2]\nlast').map((h) => `${h.host}@${h.where}`)).toEqual([`head@${F}:1`, `w1@${F}:3`, `w2@${F}:3`, `last@${F}:4`])
+  })
+
+  it.each<[string, string, string]>([
+    ['reversed range', 'gpu[5-1]', `${F}:1: invalid host range "gpu[5-1]": "5-1" runs backwards`],
+    ['unclosed range', 'gpu[01-', `${F}:1: invalid host range "gpu[01-": "[" without "]"`],
+    ['empty range', 'gpu[] slots=2', `${F}:1: invalid host range "gpu[]": empty brackets`],
+    ['letters in a range', 'gpu[a-c]', `${F}:1: invalid host range "gpu[a-c]": "a-c" is not N or N-M`],
+    ['a bad port on every expanded host', 'gpu[1-2]:0', `${F}:1: invalid port "0" (expected 1-65535) (from "gpu[1-2]:0")`],
+    ['a range making a bad name', 'gpu-[1-2]-', `${F}:1: invalid host name "gpu-1-" (from "gpu-[1-2]-")`],
+    ['a repeat inside one range', 'gpu[1,1]', `${F}:1: duplicate host "gpu1" (first at ${F}:1)`],
+    ['a range over a host of an earlier line', 'gpu2\ngpu[1-3]', `${F}:2: duplicate host "gpu2" (first at ${F}:1)`],
+    ['a range repeated', 'gpu[1-3]\ngpu[1-3]', `${F}:2: duplicate host "gpu1" (first at ${F}:1) and 2 more`],
+    ['zero padding makes other names', 'gpu[1-2]\ngpu[01-02]\ngpu1', `${F}:3: duplicate host "gpu1" (first at ${F}:1)`],
+  ])('%s: %j', (_name, text, message) => {
+    const err = parseError(text)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toBe(message)
+  })
+
+  it("the issue's whole list of mistakes, reported at once with file:line", () => {
+    const text = ['good[1-2]', 'gpu[5-1]', 'gpu[01-', 'a slots=', 'b slots=-1', 'c slots=x', 'd:99999', ':22', 'good[2-3]', '@x'].join('\n')
+    expect(parseError(text).message.split('\n')).toEqual([
+      `${F}:2: invalid host range "gpu[5-1]": "5-1" runs backwards`,
+      `${F}:3: invalid host range "gpu[01-": "[" without "]"`,
+      `${F}:4: invalid slots "" (expected a whole number from 1 to 4096)`,
+      `${F}:5: invalid slots "-1" (expected a whole number from 1 to 4096)`,
+      `${F}:6: invalid slots "x" (expected a whole number from 1 to 4096)`,
+      `${F}:7: invalid port "99999" (expected 1-65535)`,
+      `${F}:8: empty host name`,
+      `${F}:9: duplicate host "good2" (first at ${F}:1)`,
+      `${F}:10: invalid user name ""`,
+    ])
+  })
+
+  it('a file of garbage reports its first 50 errors and counts the rest', () => {
+    const lines = parseError(Array.from({ length: 80 }, (_, i) => `bad${i}:x`).join('\n')).message.split('\n')
+    expect(lines).toHaveLength(51)
+    expect(lines[0]).toBe(`${F}:1: invalid port "x" (expected 1-65535)`)
+    expect(lines[50]).toBe('… and 30 more errors')
+  })
+
+  it('more than 65536 hosts in all is refused', () => {
+    expect(parseError('a[1-40000]\nb[1-40000]').message).toBe(`${F}:2: more than 65536 hosts`)
+  })
+})
+
+describe('parseHostList (--hosts, SLURM_JOB_NODELIST)', () => {
+  it.each<[string, Array<Omit<HostEntry, 'where'> & { where: string }>]>([
+    ['a', [{ host: 'a', where: '--hosts:1' }]],
+    ['a,b', [{ host: 'a', where: '--hosts:1' }, { host: 'b', where: '--hosts:2' }]],
+    ['gpu[1-2,7]', [{ host: 'gpu1', where: '--hosts:1' }, { host: 'gpu2', where: '--hosts:1' }, { host: 'gpu7', where: '--hosts:1' }]],
+    ['u@a:2222, [fe80::1]:22 ,fe80::2', [{ host: 'a', user: 'u', port: 2222, where: '--hosts:1' }, { host: 'fe80::1', port: 22, where: '--hosts:2' }, { host: 'fe80::2', where: '--hosts:3' }]],
+    ['a slots=2,b', [{ host: 'a', slots: 2, where: '--hosts:1' }, { host: 'b', where: '--hosts:2' }]],
+  ])('%j', (text, hosts) => {
+    expect(parseHostList(text, '--hosts')).toEqual({ hosts, warnings: [] })
+  })
+
+  it.each<[string, string]>([
+    ['a,,b', '--hosts:2: empty host name'],
+    ['a,', '--hosts:2: empty host name'],
+    ['gpu[5-1],x:0', '--hosts:1: invalid host range "gpu[5-1]": "5-1" runs backwards\n--hosts:2: invalid port "0" (expected 1-65535)'],
+    ['gpu[1-3],gpu2', '--hosts:2: duplicate host "gpu2" (first at --hosts:1)'],
+  ])('%j is refused', (text, message) => {
+    let error: unknown
+    try {
+      parseHostList(text, '--hosts')
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(FanoutError)
+    expect((error as FanoutError).code).toBe('HOSTFILE')
+    expect((error as FanoutError).message).toBe(message)
   })
 })

@@ -205,6 +205,48 @@ describe('planLaunch', () => {
     expect(planLaunch([node], OPTIONS).nodes[0]?.env).toEqual(env)
   })
 
+  it.each<[string, number[], number | undefined, number | undefined, number, number, string]>([
+    // name, gpus, option nprocPerNode, node slots, facts.gpus, expected nproc, CUDA_VISIBLE_DEVICES
+    ['one GPU chosen', [1], undefined, 1, 2, 1, '1'],
+    ['GPUs chosen: their count, not the probe\'s', [0, 2], undefined, 2, 8, 2, '0,2'],
+    ['chosen GPUs beat slots', [3], undefined, 8, 8, 1, '3'],
+    ['--nproc-per-node still wins, the GPUs stay visible', [0, 1], 4, 2, 8, 4, '0,1'],
+    ['no nvidia-smi on the node: nothing to check against', [0, 1, 2], undefined, undefined, 0, 3, '0,1,2'],
+  ])('selected GPUs: %s', (_name, gpus, nprocPerNode, slots, gpuCount, nproc, cvd) => {
+    const node: PlanNode = { rank: 0, host: 'n0', gpus, facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }), iface: 'eth0' }
+    if (slots !== undefined) node.slots = slots
+    const [cmd] = planLaunch([node], nprocPerNode === undefined ? OPTIONS : { ...OPTIONS, nprocPerNode }).nodes
+    expect(cmd?.nproc).toBe(nproc)
+    expect(cmd?.argv).toContain(`--nproc_per_node=${nproc}`)
+    expect(cmd?.env).toEqual({ PYTHONUNBUFFERED: '1', CUDA_VISIBLE_DEVICES: cvd, GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' })
+  })
+
+  it('only the nodes with chosen GPUs get CUDA_VISIBLE_DEVICES', () => {
+    const nodes: PlanNode[] = [
+      { rank: 0, host: 'a', slots: 1, gpus: [1], facts: facts({ gpus: 2, serverAddr: '10.0.0.1', freePort: 29500 }) },
+      { rank: 1, host: 'b', slots: 2, facts: facts({ gpus: 2 }) },
+    ]
+    const plan = planLaunch(nodes, OPTIONS)
+    expect(plan.nodes.map((n) => [n.nproc, n.env.CUDA_VISIBLE_DEVICES])).toEqual([[1, '1'], [2, undefined]])
+    expect(describeCommand(plan.nodes[0] ?? (undefined as never))).toContain('PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES=1 /opt/venv/bin/python')
+  })
+
+  it.each<[string, number[], number, RegExp]>([
+    ['an index past the probed count', [0, 2], 2, /^n0: GPU 2 was selected, but the node has 2 GPU\(s\) \(0-1\)$/],
+    ['--num-gpus 0..N-1 on a smaller node', [0, 1, 2, 3], 2, /GPU 2,3 was selected, but the node has 2 GPU/],
+  ])('selected GPUs the node does not have → PROBE error: %s', (_name, gpus, gpuCount, message) => {
+    const node: PlanNode = { rank: 0, host: 'n0', gpus, facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }) }
+    let error: unknown
+    try {
+      planLaunch([node], OPTIONS)
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(FanoutError)
+    expect((error as FanoutError).code).toBe('PROBE')
+    expect((error as FanoutError).message).toMatch(message)
+  })
+
   it('a local single node plan uses loopback', () => {
     const plan = planLaunch([{ rank: 0, host: 'localhost', facts: facts({ viaSsh: false, freePort: 40000 }) }], OPTIONS)
     expect(plan.masterAddr).toBe('127.0.0.1')

@@ -1,0 +1,74 @@
+import { resolve } from 'node:path'
+import type { Argv } from 'yargs'
+import type { HostListOptions } from './args.js'
+import { usageError } from './errors.js'
+import { MAX_HOSTS } from './hostrange.js'
+import { NO_HOSTS } from './hostsource.js'
+
+/** Parsing helpers shared by fanout's two commands (args.ts). */
+
+/** The environment variables parsing may look at (cli.ts passes process.env). */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Words after the script are the script's; numbers stay text (`007` is not 7). */
+export const PARSER = { 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true }
+
+export const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (typeof value === 'boolean' || !Number.isInteger(n) || n < min || n > max)
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`)
+  return n
+}
+
+export const text = (flag: string, v: unknown): string | undefined => {
+  if (v === undefined) return undefined
+  if (Array.isArray(v)) throw usageError(`--${flag} was given more than once`)
+  if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
+  return v
+}
+
+type Parsed = { a: Record<string, unknown> & { _: Array<string | number> }; output: string }
+
+async function parseOnce<T>(parser: Argv<T>, argv: string[]): Promise<Parsed> {
+  let output = ''
+  parser.fail((message, error) => {
+    throw usageError(message || error?.message || 'invalid arguments')
+  })
+  const a = (await parser.parseAsync(argv, {}, (_e, _a, out) => void (output = out))) as Parsed['a']
+  return { a, output }
+}
+
+/**
+ * Runs a yargs parser, turning its failures into USAGE errors and capturing what --help printed.
+ * `--hostfile -` (stdin) is parsed again as `--hostfile=-`: yargs gives the long option an empty value
+ * and halts at the lone `-` as if it were the script (`-H -` works as it is).
+ */
+export async function runParser<T>(build: (argv: string[]) => Argv<T>, argv: string[]): Promise<Parsed> {
+  const first = await parseOnce(build(argv), argv)
+  const words = [...first.a._, ...((first.a['--'] as string[] | undefined) ?? [])]
+  if (first.a.hostfile !== '' || words[0] !== '-') return first
+  // Nothing after the word yargs halted at was parsed, so the first `--hostfile -` is that one.
+  const i = argv.findIndex((w, k) => w === '-' && argv[k - 1] === '--hostfile')
+  if (i < 1) return first
+  const again = [...argv.slice(0, i - 1), '--hostfile=-', ...argv.slice(i + 1)]
+  return parseOnce(build(again), again)
+}
+
+/** The host list and selection flags, validated; both commands take them. */
+export function readHostOptions(a: Record<string, unknown>, cwd: string, env: Env): HostListOptions {
+  const hostfile = text('hostfile', a.hostfile)
+  const hosts = text('hosts', a.hosts)
+  if (hostfile !== undefined && hosts !== undefined) throw usageError('--hostfile and --hosts cannot be used together')
+  const given = {
+    hostfile: hostfile === undefined || hostfile === '-' ? hostfile : resolve(cwd, hostfile),
+    hosts,
+    include: text('include', a.include),
+    exclude: text('exclude', a.exclude),
+    numNodes: int('num-nodes', text('num-nodes', a['num-nodes']), 1, MAX_HOSTS),
+    numGpus: int('num-gpus', text('num-gpus', a['num-gpus']), 1, 4096),
+  }
+  // Said before anything is read; with SLURM_JOB_NODELIST set, hostsource.ts reads the allocation's list.
+  if (hostfile === undefined && hosts === undefined && !env.SLURM_JOB_NODELIST?.trim()) throw usageError(NO_HOSTS)
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+}
