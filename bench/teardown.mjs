@@ -50,7 +50,7 @@ async function goneAfter(since, hosts = HOSTS, limitMs = 60_000) {
 
 let port = 29700
 function start(extra, scriptArgs = []) {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', '--nproc-per-node', String(PROCS), ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  const child = spawn(process.execPath, ['--', join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', '--nproc-per-node', String(PROCS), ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
   let out = ''
   const seen = new Map()
   const onData = (b) => {

@@ -1,8 +1,10 @@
 import { isAbsolute, resolve } from 'node:path'
 import yargs, { type Argv } from 'yargs'
 import { usageError } from './errors.js'
-import { int, PARSER, readHostOptions, runParser, text, type Env } from './flags.js'
+import type { EnvOptions } from './env.js'
+import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
 import { parsePort } from './hostfile.js'
+import { readLauncherOptions, withLauncherOptions, type LauncherOptions } from './launcher.js'
 import type { HostSource } from './hostsource.js'
 import type { Selection } from './select.js'
 
@@ -10,7 +12,7 @@ import type { Selection } from './select.js'
 export interface HostListOptions extends HostSource, Selection {}
 
 /** Everything the user asked for, validated. Produced by parseArgs, the only reader of argv. */
-export interface Options extends HostListOptions {
+export interface Options extends HostListOptions, EnvOptions {
   script: string
   scriptArgs: string[]
   nprocPerNode?: number
@@ -30,7 +32,10 @@ export interface Options extends HostListOptions {
   keepaliveS: number
   killOnFailure: boolean
   timeoutS?: number
+  /** Whole-job relaunches after a failure (`--restarts`). */
+  restarts?: number
   monitorIntervalS: number
+  launcher: LauncherOptions
   color: 'auto' | 'always' | 'never'
   plain: boolean
 }
@@ -50,6 +55,7 @@ const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt --include a@b:0,1 train.py', 'all of a, GPUs 0 and 1 of b'],
   ['$0 hosts -H hosts.txt --json', 'the nodes, as JSON; connects to nothing'],
   ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
+  ['$0 -H hosts.txt --env-file .env --env NCCL_DEBUG=INFO train.py', 'set variables on every node'],
   ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
   ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
@@ -83,10 +89,10 @@ function withHostOptions<T>(y: Argv<T>) {
 }
 
 function build(argv: string[], width: number) {
-  return withHostOptions(yargs(argv)
+  return withLauncherOptions(withHostOptions(yargs(argv)
     .scriptName('fanout')
     .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
-    .parserConfiguration(PARSER))
+    .parserConfiguration(PARSER)))
     .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
@@ -105,6 +111,9 @@ function build(argv: string[], width: number) {
     .option('grace', { type: 'string', default: '10', describe: 'time between SIGINT/SIGTERM and SIGKILL when stopping nodes', group: 'Teardown:' })
     .option('timeout', { type: 'string', describe: 'end the whole job after this long (exit code 124), e.g. 2h', group: 'Teardown:' })
     .option('heartbeat-timeout', { type: 'string', default: '15', describe: 'a node stops its job after this long without hearing from fanout', group: 'Teardown:' })
+    .option('env', { type: 'string', describe: 'set NAME=VALUE on every node, or NAME: forward its value here (repeatable)', group: 'Environment:' })
+    .option('env-file', { type: 'string', describe: 'set the NAME=VALUE lines of a dotenv file on every node (repeatable)', group: 'Environment:' })
+    .option('default-env', { type: 'boolean', default: true, describe: 'forward NCCL_* GLOO_* TORCH_* CUDA_* PYTHON* OMP_NUM_THREADS HF_* WANDB_* from here (--no-default-env: do not)', group: 'Environment:' })
     .option('color', { type: 'string', choices: ['auto', 'always', 'never'], default: 'auto', describe: 'colour output (NO_COLOR and FORCE_COLOR are honoured with auto)', group: 'Output:' })
     .option('plain', { type: 'boolean', default: false, describe: 'plain status lines instead of the animated task list', group: 'Output:' })
     .example(EXAMPLES)
@@ -182,11 +191,13 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     keepaliveS: parseDuration('keepalive', a.keepalive),
     killOnFailure: a['kill-on-failure'] !== false,
     monitorIntervalS: parseDuration('monitor-interval', a['monitor-interval']),
+    launcher: readLauncherOptions(a),
     color: (a.color as Options['color']) ?? 'auto',
     plain: Boolean(a.plain),
   }
   const optional = {
     nprocPerNode: int('nproc-per-node', text('nproc-per-node', a['nproc-per-node']), 1, 1024),
+    restarts: int('restarts', text('restarts', a.restarts), 0, 100),
     masterAddr,
     masterPort: port('master-port', text('master-port', a['master-port'])),
     sshPort: port('ssh-port', text('ssh-port', a['ssh-port'])),
@@ -195,6 +206,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     sshConfig: a['ssh-config'] === undefined ? undefined : resolve(cwd, text('ssh-config', a['ssh-config']) ?? ''),
   }
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(options, { [k]: v })
+  Object.assign(options, readEnvOptions(a, cwd, env))
   if (options.heartbeatTimeoutS < 2) throw usageError('--heartbeat-timeout must be at least 2 s (heartbeats are sent every second)')
   return { kind: 'run', options }
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { HostListOptions } from './args.js'
+import { parseEnvFlag, type EnvOptions } from './env.js'
 import { usageError } from './errors.js'
 import { MAX_HOSTS } from './hostrange.js'
 import { NO_HOSTS } from './hostsource.js'
@@ -71,4 +72,20 @@ export function readHostOptions(a: Record<string, unknown>, cwd: string, env: En
   // Said before anything is read; with SLURM_JOB_NODELIST set, hostsource.ts reads the allocation's list.
   if (hostfile === undefined && hosts === undefined && !env.SLURM_JOB_NODELIST?.trim()) throw usageError(NO_HOSTS)
   return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+}
+
+/** --env (with `--env NAME`'s local value), --env-file and --no-default-env; only what was given. */
+export function readEnvOptions(a: Record<string, unknown>, cwd: string, env: Env): EnvOptions {
+  // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.
+  const list = (flag: string): string[] => [a[flag] ?? []].flat().map((v) => {
+    if (typeof v !== 'string' || v === '') throw usageError(`--${flag} needs a value`)
+    return v
+  })
+  const options: EnvOptions = {}
+  const flags = list('env').map((word) => parseEnvFlag(word, env))
+  const files = list('env-file').map((f) => resolve(cwd, f))
+  if (flags.length > 0) options.envFlags = flags
+  if (files.length > 0) options.envFiles = files
+  if (a['default-env'] === false) options.defaultEnv = false
+  return options
 }

@@ -1,6 +1,8 @@
 import { FanoutError } from './errors.js'
 import { readProbeLines } from './remote.js'
 import { shellJoin } from './quote.js'
+import { launcherCommand, type LauncherOptions } from './launcher.js'
+import { isSecretName, type JobEnv } from './env.js'
 
 /** What the probe learned about one node. */
 export interface NodeFacts {
@@ -15,10 +17,19 @@ export interface NodeFacts {
   /** The interpreter's resolved path, when it exists on the node. */
   python?: string
   torch?: boolean
+  /** torch.__version__ as read from the installed package (not imported: that takes seconds). */
+  torchVersion?: string
   /** A port that was free when probed (asked of node 0 only). */
   freePort?: number
   /** Socket interface variables already set by the node's own environment. */
   presetIfnames: { GLOO_SOCKET_IFNAME?: string; NCCL_SOCKET_IFNAME?: string }
+}
+
+/** How many devices a CUDA_VISIBLE_DEVICES value shows: CUDA stops at the first invalid entry (-1). */
+function visibleDevices(cvd: string): number {
+  const ids = cvd.split(',').map((s) => s.trim())
+  const end = ids.findIndex((id) => id === '' || id.startsWith('-'))
+  return end < 0 ? ids.length : end
 }
 
 /** Interprets a probe's output (see remote.ts) as facts. */
@@ -28,14 +39,7 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   const cvd = raw.get('cuda_visible_devices')
   let gpus = smiGpus
   // CUDA_VISIBLE_DEVICES narrows what CUDA will show; CUDA stops at the first invalid entry (-1).
-  if (cvd !== undefined && cvd !== '<unset>') {
-    const visible: string[] = []
-    for (const id of cvd.split(',').map((s) => s.trim())) {
-      if (id === '' || id.startsWith('-')) break
-      visible.push(id)
-    }
-    gpus = Math.min(smiGpus, visible.length)
-  }
+  if (cvd !== undefined && cvd !== '<unset>') gpus = Math.min(smiGpus, visibleDevices(cvd))
   const facts: NodeFacts = { viaSsh, gpus, presetIfnames: {} }
   const [clientAddr, , serverAddr] = raw.get('ssh_connection')?.split(' ') ?? []
   if (serverAddr) facts.serverAddr = serverAddr
@@ -43,6 +47,8 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   const python = raw.get('python')
   if (python) facts.python = python
   if (raw.has('torch')) facts.torch = raw.get('torch') === 'yes'
+  const torchVersion = raw.get('torch_version')
+  if (torchVersion) facts.torchVersion = torchVersion
   const port = Number(raw.get('free_port'))
   if (Number.isInteger(port) && port > 0) facts.freePort = port
   const gloo = raw.get('gloo_socket_ifname')
@@ -74,7 +80,15 @@ export interface PlanOptions {
   masterPort?: number
   /** torchrun's worker poll interval: how soon it notices a dead worker (its default is 5 s). */
   monitorIntervalS?: number
+  /** Which launcher and its flags; torchrun when absent. */
+  launcher?: LauncherOptions
+  /** The c10d rendezvous id, shared by the job's nodes. */
+  runId?: string
+  /** Variables to set on every node (env.ts): forwarded ones below fanout's own, explicit ones above. */
+  jobEnv?: JobEnv
 }
+
+const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }
 
 export interface NodeCommand {
   rank: number
@@ -104,16 +118,15 @@ export function masterAddress(facts: readonly NodeFacts[], flag: string | undefi
   throw new FanoutError('cannot tell the address of node 0 (its SSH_CONNECTION was empty); pass --master-addr', 'PROBE')
 }
 
-/**
- * Decides the exact command each node runs: torchrun (`python -m torch.distributed.run`) with the
- * underscore spellings of its flags, which torch 1.x requires and 2.x still accepts.
- */
+/** Decides the exact command each node runs (see launcher.ts for each launcher's argv). */
 export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): LaunchPlan {
   const masterAddr = masterAddress(nodes.map((n) => n.facts), options.masterAddr)
   const masterPort = options.masterPort ?? nodes[0]?.facts.freePort
   if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
   const commands = nodes.map((node): NodeCommand => {
-    const nproc = options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, node.facts.gpus)
+    // An explicit CUDA_VISIBLE_DEVICES narrows the node's GPUs as its own would have (the probe saw that one).
+    const cvd = options.jobEnv?.explicit.CUDA_VISIBLE_DEVICES
+    const nproc = options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, cvd === undefined ? node.facts.gpus : visibleDevices(cvd))
     const env: Record<string, string> = { PYTHONUNBUFFERED: '1' }
     if (node.gpus) {
       // Indices were chosen without probing (slots=, or --num-gpus' 0..N-1): a node with fewer GPUs
@@ -127,21 +140,35 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
       env.GLOO_SOCKET_IFNAME = node.facts.presetIfnames.GLOO_SOCKET_IFNAME ?? node.iface
       env.NCCL_SOCKET_IFNAME = node.facts.presetIfnames.NCCL_SOCKET_IFNAME ?? node.iface
     }
-    const argv = [
-      options.python, '-m', 'torch.distributed.run',
-      `--nnodes=${nodes.length}`, `--node_rank=${node.rank}`, `--nproc_per_node=${nproc}`,
-      `--master_addr=${masterAddr}`, `--master_port=${masterPort}`,
-      ...(options.monitorIntervalS === undefined ? [] : [`--monitor_interval=${options.monitorIntervalS}`]),
-      options.script, ...options.scriptArgs,
-    ]
-    return { rank: node.rank, host: node.host, nproc, cwd: options.cwd, env, argv }
+    const launched = launcherCommand(options.launcher ?? TORCHRUN, {
+      python: options.python, nnodes: nodes.length, nodeRank: node.rank, nproc, masterAddr, masterPort,
+      monitorIntervalS: options.monitorIntervalS, runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
+      ...(node.facts.torchVersion ? { torchVersion: node.facts.torchVersion } : {}),
+    })
+    Object.assign(env, launched.env)
+    const argv = launched.argv
+    return { rank: node.rank, host: node.host, nproc, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
   })
   return { masterAddr, masterPort, nodes: commands }
 }
 
-/** The command as a person would type it on the node: what `--dry-run` shows. */
+/**
+ * fanout's own variables, then the forwarded ones it does not set itself, then the explicit ones over
+ * everything but the selection's CUDA_VISIBLE_DEVICES (run.ts refuses both). A forwarded
+ * *_SOCKET_IFNAME names an interface of this machine: the node's own setting or its probed route wins.
+ */
+function withJobEnv(own: Record<string, string>, node: PlanNode, jobEnv: JobEnv | undefined): Record<string, string> {
+  if (!jobEnv) return own
+  const env = { ...own }
+  for (const [k, v] of Object.entries(jobEnv.forwarded)) if (!(k in env) && !(k in node.facts.presetIfnames)) env[k] = v
+  Object.assign(env, jobEnv.explicit)
+  if (own.CUDA_VISIBLE_DEVICES !== undefined) env.CUDA_VISIBLE_DEVICES = own.CUDA_VISIBLE_DEVICES
+  return env
+}
+
+/** The command as a person would type it on the node: what `--dry-run` shows, secret-looking values masked. */
 export function describeCommand(node: NodeCommand): string {
   // NAME='value', not 'NAME=value': a quoted assignment is a command name to the shell.
-  const env = Object.entries(node.env).map(([k, v]) => `${k}=${shellJoin([v])}`)
+  const env = Object.entries(node.env).map(([k, v]) => `${k}=${isSecretName(k) ? '***' : shellJoin([v])}`)
   return `cd ${shellJoin([node.cwd])} && ${[...env, shellJoin(node.argv)].join(' ')}`
 }

@@ -73,6 +73,20 @@ export function jobCommand(job: JobSpec): string {
   return sh(JOB, 'fanout-job', args)
 }
 
+// Finds torch and reads its version.py without importing torch (an import takes seconds).
+const TORCH_PROBE = `
+import importlib.util, os, re
+spec = importlib.util.find_spec("torch")
+print("fanout.torch=" + ("yes" if spec else "no"))
+for folder in (spec.submodule_search_locations or []) if spec else []:
+    try:
+        m = re.search(r"__version__\\s*=\\s*['\\"]([^'\\"]+)", open(os.path.join(folder, "version.py")).read())
+        print("fanout.torch_version=" + (m.group(1) if m else ""))
+        break
+    except OSError:
+        pass
+`
+
 // Facts about a node, printed as `fanout.KEY=VALUE` lines so that noise from the user's shell start-up
 // files cannot be mistaken for them. Args: $1 python interpreter, $2 "1" to reserve a free port.
 const PROBE = `
@@ -86,7 +100,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 if p=$(command -v "$py" 2>/dev/null); then
   echo "fanout.python=$p"
-  "$py" -c 'import importlib.util as u; print("fanout.torch=" + ("yes" if u.find_spec("torch") else "no"))' 2>/dev/null
+  "$py" -c ${shellQuote(TORCH_PROBE)} 2>/dev/null
   if [ "$2" = 1 ]; then
     "$py" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print("fanout.free_port=%d" % s.getsockname()[1])' 2>/dev/null
   fi

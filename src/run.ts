@@ -1,13 +1,14 @@
 import type { ChalkInstance } from 'chalk'
 import type { Options } from './args.js'
+import { checkGpuSelection, loadJobEnv } from './env.js'
 import { FanoutError } from './errors.js'
-import { makePrefixes } from './output.js'
 import { describeCommand, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
-import { jobCommand, probeCommand, readProbeLines, routeCommand } from './remote.js'
+import { probeCommand, readProbeLines, routeCommand } from './remote.js'
 import { resolveHostList, type SourceIo } from './hostsource.js'
 import { resolveNodes, type NodeSpec } from './nodes.js'
-import { formatSummary, jobExitCode } from './summary.js'
-import { Supervisor, type Job, type StopReason } from './supervisor.js'
+import { runAttempt, type AttemptOutcome } from './attempt.js'
+import { formatAttempts, stopCode } from './summary.js'
+import type { StopReason } from './supervisor.js'
 import { capture, type Transport } from './transport/types.js'
 import type { Ui } from './ui.js'
 
@@ -59,8 +60,11 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
       const t = transports[i] as Transport
       const { stdout } = await capture(t, probeCommand(options.python, i === 0 && options.masterPort === undefined))
       const facts = parseProbe(stdout, t.kind === 'ssh')
-      if (!facts.python) throw new FanoutError(`${n.entry.host}: ${options.python} not found (pass --python with the interpreter that has torch)`, 'PROBE')
-      if (facts.torch === false) throw new FanoutError(`${n.entry.host}: torch cannot be imported by ${facts.python} (pass --python with the interpreter that has torch)`, 'PROBE')
+      // --launcher none runs any program: neither Python nor torch is required there.
+      if (options.launcher.kind !== 'none') {
+        if (!facts.python) throw new FanoutError(`${n.entry.host}: ${options.python} not found (pass --python with the interpreter that has torch)`, 'PROBE')
+        if (facts.torch === false) throw new FanoutError(`${n.entry.host}: torch cannot be imported by ${facts.python} (pass --python with the interpreter that has torch)`, 'PROBE')
+      }
       return facts
     },
   })))
@@ -84,47 +88,62 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
   })
 }
 
+/** Waits `ms`, unless the user asks to stop meanwhile: then resolves with that request. */
+function pause(ms: number, io: RunIo): Promise<StopReason | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => (unsubscribe(), resolve(undefined)), ms)
+    const unsubscribe = io.onStop((reason) => (clearTimeout(timer), unsubscribe(), resolve(reason)))
+  })
+}
+
+/** A port free on node 0 now: each attempt gets its own, as the last one's may still be in TIME_WAIT. */
+async function freshPort(node0: Transport, python: string): Promise<number | undefined> {
+  return parseProbe((await capture(node0, probeCommand(python, true))).stdout, node0.kind === 'ssh').freePort
+}
+
 /** The whole pipeline: hostfile → nodes → connect → probe → plan → launch → supervise → summary. */
 export async function runJob(options: Options, io: RunIo): Promise<number> {
+  const jobEnv = loadJobEnv(options, io.env)
   const { hosts, warnings } = await resolveHostList(options, io)
+  checkGpuSelection(jobEnv, hosts)
   for (const w of warnings) io.ui.warn(w)
   const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig }
   const nodes = await resolveNodes(hosts, flags)
   const transports = await connectNodes(nodes, options, io)
   try {
     const planNodes = await probeNodes(nodes, transports, options, io)
-    const plan = planLaunch(planNodes, { ...options, cwd: options.chdir })
+    // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
+    const masterPort = options.masterPort ?? (planNodes[0]?.facts.freePort === undefined && options.launcher.kind === 'none' ? 29500 : undefined)
+    const runId = `fanout-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+    const planOptions = { ...options, cwd: options.chdir, runId, jobEnv, ...(masterPort === undefined ? {} : { masterPort }) }
+    let plan = planLaunch(planNodes, planOptions)
     const procs = plan.nodes.map((n) => n.nproc)
     io.ui.info(`master ${plan.masterAddr}:${plan.masterPort} (node 0, ${nodes[0]?.entry.host}); ${nodes.length} node(s), ${procs.reduce((a, b) => a + b, 0)} process(es): ${procs.join(' + ')}`)
     if (options.dryRun) {
       for (const n of plan.nodes) io.stdout.write(`# node ${n.rank} (${n.host})\n${describeCommand(n)}\n`)
       return 0
     }
-    const prefixes = makePrefixes(nodes.map((n) => ({ rank: n.rank, host: n.entry.host })), io.chalk)
-    const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
-      label: label(nodes[i] as NodeSpec),
-      run: () => (transports[i] as Transport).exec(jobCommand({ cwd: n.cwd, env: n.env, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) })),
-    })))
-    const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
-      ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport, prefix: prefixes.get(i) ?? { out: Buffer.alloc(0), err: Buffer.alloc(0) } }]
-      : [])
-    const log = (m: string): void => io.ui.info(m)
-    const supervisor = new Supervisor(jobs, {
-      stdout: io.stdout,
-      stderr: io.stderr,
-      heartbeatMs: 1000,
-      graceMs: options.graceS * 1000,
-      killOnFailure: options.killOnFailure,
-      timeoutMs: options.timeoutS === undefined ? undefined : options.timeoutS * 1000,
-      log,
-    })
-    // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.
-    if (jobs.length < nodes.length) supervisor.abort(`${nodes.length - jobs.length} node(s) could not start the job`)
-    const unsubscribe = io.onStop((reason) => supervisor.interrupt(reason))
-    const results = await supervisor.results.finally(unsubscribe)
-    failPhase(started, nodes, [])
-    io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk))
-    return jobExitCode(results, supervisor.firstFailure, supervisor.stopReason)
+    const restarts = options.restarts ?? 0
+    const deadline = options.timeoutS === undefined ? undefined : Date.now() + options.timeoutS * 1000
+    const outcomes: AttemptOutcome[] = []
+    for (let attempt = 1; ; attempt++) {
+      // FANOUT_ATTEMPT only with --restarts: without them there is nothing to count.
+      if (restarts > 0) for (const n of plan.nodes) n.env.FANOUT_ATTEMPT = String(attempt)
+      const outcome = await runAttempt(plan, nodes, transports, options, io, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
+      outcomes.push(outcome)
+      failPhase(outcome.startErrors.map((e) => ({ status: 'rejected', reason: e.error })), outcome.startErrors.map((e) => nodes[e.rank] as NodeSpec), [])
+      if (outcome.exitCode === 0 || outcome.stopped || attempt > restarts) break
+      // Backoff doubles from 1 s (at most 30 s); a Ctrl-C meanwhile ends the job without another attempt.
+      const waitS = Math.min(30, 2 ** (attempt - 1))
+      io.ui.info(`attempt ${attempt} of ${restarts + 1} failed (exit ${outcome.exitCode}); relaunching every node in ${waitS} s on a fresh port`)
+      const stopped = await pause(waitS * 1000, io)
+      if (stopped) return stopCode(stopped)
+      const port = options.masterPort ?? (await freshPort(transports[0] as Transport, options.python))
+      plan = planLaunch(planNodes, { ...planOptions, masterPort: port })
+      io.ui.info(`attempt ${attempt + 1} of ${restarts + 1}: master ${plan.masterAddr}:${plan.masterPort}`)
+    }
+    if (restarts > 0) io.stderr.write(formatAttempts(outcomes))
+    return outcomes[outcomes.length - 1]?.exitCode ?? 1
   } finally {
     for (const t of transports) t.close()
   }

@@ -35,6 +35,17 @@ export function describeStatus(status: ExitStatus): string {
 
 const STOP_CODES: Record<StopReason, number> = { INT: 130, TERM: 143, HUP: 129, TIMEOUT: 124 }
 
+export const stopCode = (reason: StopReason): number => STOP_CODES[reason]
+
+/** One line per attempt of a job run with --restarts, after the last attempt's table. */
+export function formatAttempts(outcomes: ReadonlyArray<{ exitCode: number; failure?: Failure }>): string {
+  const lines = outcomes.map((o, i) => {
+    const cause = o.failure ? ` (first failure: node ${o.failure.rank} (${o.failure.host}): ${o.failure.what})` : ''
+    return `  attempt ${i + 1}: ${o.exitCode === 0 ? 'succeeded' : `failed, exit ${o.exitCode}${cause}`}`
+  })
+  return ['attempts:', ...lines].join('\n') + '\n'
+}
+
 /**
  * fanout's own exit code: 130/143/129 when the user stopped the job, 124 after --timeout, else the first failed node's
  * code (the root cause, not the nodes fanout stopped because of it), else 0.

@@ -18,6 +18,14 @@ BRIDGE=fo-br0
 NET=10.99.0
 USER_NAME=fanout-test
 IFNAMES=(x ens3 enp1s0 eno1 enp2s0 ens5)
+HOSTS_MARK='# fanout-test-cluster'
+
+# Removes the cluster's lines from /etc/hosts, rewriting it in place (it may be a bind mount).
+unhost() {
+  local kept
+  kept=$(grep -v -- "$HOSTS_MARK\$" /etc/hosts || true)
+  printf '%s\n' "$kept" >/etc/hosts
+}
 HERE=$(cd "$(dirname "$0")" && pwd)
 FIX=$(cd "$HERE/../fixtures" && pwd)
 
@@ -34,6 +42,7 @@ down() {
     ip link del "$link" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  unhost
   case "$STATE" in /tmp/*) rm -rf "$STATE" ;; esac
 }
 
@@ -85,7 +94,10 @@ PermitRootLogin prohibit-password
 LogLevel VERBOSE
 SetEnv FANOUT_TEST_GPUS=2 PYTHONPATH=$STATE/torch-fix PATH=$STATE/bin:/usr/local/bin:/usr/bin:/bin
 CFG
-    ip netns exec "$ns" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+    # Each host has its own hostname (UTS namespace), resolvable through /etc/hosts, as on a real
+    # cluster: torch's c10d rendezvous tells its workers where the store is by hostname.
+    ip netns exec "$ns" unshare --uts /bin/sh -c "hostname fo-h$i && exec /usr/sbin/sshd -f '$dir/sshd_config' -E '$dir/sshd.log'"
+    echo "$addr fo-h$i $HOSTS_MARK" >>/etc/hosts
     printf 'Host h%s\n  HostName %s\n' "$i" "$addr" >>"$STATE/ssh_config"
     if [ "$i" -le 3 ]; then
       echo "$addr $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >"$dir/known_host"

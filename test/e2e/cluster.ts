@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, inject } from 'vitest'
+import { forwardedByDefault } from '../../src/env.js'
 
 export interface ClusterHost {
   name: string
@@ -48,12 +49,16 @@ export interface FanoutRun {
   ms: number
 }
 
+// fanout forwards the runner's NCCL_*, PYTHON*, … to the nodes, where a PYTHONPATH would replace the
+// hosts' torch fix (sshd SetEnv): a test gets only the variables it passes.
+const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !forwardedByDefault(name)))
+
 /** Runs the built fanout binary (as a user would) and collects everything it printed. */
 export function runFanout(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (pid: number, output: () => string) => void } = {}): Promise<FanoutRun> {
   const started = Date.now()
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, ['--', BIN, ...args], {
     cwd: options.cwd ?? cluster?.work,
-    env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...options.env },
+    env: { ...inherited, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

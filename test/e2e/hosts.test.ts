@@ -15,7 +15,7 @@ sys.stdout.write(f"node {e['GROUP_RANK']} local {e['LOCAL_RANK']} of {e['LOCAL_W
 
 /** Runs `fanout ARGS` with `input` on its stdin (runFanout gives the child none). */
 function fanoutWithInput(args: string[], input: string, env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: cluster?.work, input, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...env }, timeout: 30_000 })
+  const r = spawnSync(process.execPath, ['--', BIN, ...args], { cwd: cluster?.work, input, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...env }, timeout: 30_000 })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 

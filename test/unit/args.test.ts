@@ -83,6 +83,7 @@ describe('parseArgs: defaults and values', () => {
       keepaliveS: 5,
       killOnFailure: true,
       monitorIntervalS: 0.25,
+      launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] },
       color: 'auto',
       plain: false,
     } satisfies Options)
@@ -215,5 +216,59 @@ describe('parseDuration', () => {
 
   it.each(['', '0', '0s', 'abc', '1d', '-1', '1 s', '.5', '169h', '1e3', 'NaN'])('%j is refused', (text) => {
     expect(() => parseDuration('x', text)).toThrow(FanoutError)
+  })
+})
+
+describe('parseArgs: --env, --env-file, --no-default-env', () => {
+  const LOCAL = { HF_HOME: '/data/hf', SLURM_JOB_NODELIST: '' }
+  const parse = async (flags: string[]): Promise<Options> => {
+    const parsed = await parseArgs(['-H', 'hosts', ...flags, 'train.py', '--env', 'X=script'], CWD, 100, LOCAL)
+    if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`)
+    expect(parsed.options.scriptArgs).toEqual(['--env', 'X=script'])
+    return parsed.options
+  }
+
+  it.each<[string, string[], Partial<Options>]>([
+    ['none given: nothing set', [], {}],
+    ['--env NAME=VALUE', ['--env', 'A=b'], { envFlags: [['A', 'b']] }],
+    ['--env=NAME=VALUE', ['--env=A=b=c'], { envFlags: [['A', 'b=c']] }],
+    ['--env NAME: the local value', ['--env', 'HF_HOME'], { envFlags: [['HF_HOME', '/data/hf']] }],
+    ['repeatable, in order', ['--env', 'A=1', '--env', 'HF_HOME', '--env', 'A=2'], { envFlags: [['A', '1'], ['HF_HOME', '/data/hf'], ['A', '2']] }],
+    ['hostile bytes kept', ['--env', 'A= "q" \'s\' $HOME \\ \n\t'], { envFlags: [['A', ' "q" \'s\' $HOME \\ \n\t']] }],
+    ['a value that looks like a flag', ['--env', 'A=--x'], { envFlags: [['A', '--x']] }],
+    ['a quoted value keeps its quotes', ['--env', 'A="x"'], { envFlags: [['A', '"x"']] }],
+    ['--env-file resolved, repeatable', ['--env-file', '.env', '--env-file', '/abs/b.env'], { envFiles: ['/home/me/proj/.env', '/abs/b.env'] }],
+    ['--no-default-env', ['--no-default-env'], { defaultEnv: false }],
+    ['--default-env', ['--default-env'], {}],
+  ])('%s', async (_name, flags, expected) => {
+    const o = await parse(flags)
+    for (const key of ['envFlags', 'envFiles', 'defaultEnv'] as const) expect(o[key]).toEqual(expected[key])
+  })
+
+  it.each<[string, string[], RegExp]>([
+    ['--env NAME not set here', ['--env', 'NOPE'], /--env NOPE: NOPE is not set here/],
+    ['--env with a bad name', ['--env', 'MY-VAR=1'], /"MY-VAR" is not a valid variable name/],
+    ['--env empty', ['--env', ''], /--env needs a value/],
+    ['--no-env', ['--no-env'], /--env needs a value/],
+    ['--env-file empty', ['--env-file='], /--env-file needs a value/],
+  ])('%s → usage error', async (_name, flags, message) => {
+    const error = await parseArgs(['-H', 'hosts', ...flags, 'train.py'], CWD, 100, LOCAL).then(() => undefined, (e: unknown) => e)
+    expect(error).toBeInstanceOf(FanoutError)
+    expect((error as FanoutError).exitCode).toBe(2)
+    expect((error as FanoutError).message).toMatch(message)
+  })
+})
+
+describe('--restarts', () => {
+  it.each([
+    [['--restarts', '2'], 2],
+    [['--restarts', '0'], 0],
+    [[], undefined],
+  ])('%j → %s', async (flags, expected) => {
+    const parsed = await parseArgs(['-H', 'h', ...flags, 'train.py'], '/cwd')
+    expect(parsed.kind === 'run' ? parsed.options.restarts : 'not run').toBe(expected)
+  })
+  it.each([['101'], ['-1'], ['x']])('--restarts %s is refused', async (value) => {
+    await expect(parseArgs(['-H', 'h', '--restarts', value, 'train.py'], '/cwd')).rejects.toThrow(/--restarts must be a whole number from 0 to 100/)
   })
 })

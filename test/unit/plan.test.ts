@@ -324,3 +324,61 @@ describe('describeCommand', () => {
     }
   })
 })
+
+describe('planLaunch: the job environment', () => {
+  const node = (over: Partial<PlanNode> = {}, preset: NodeFacts['presetIfnames'] = {}): PlanNode => ({
+    rank: 0, host: 'n0', facts: facts({ gpus: 4, serverAddr: '10.0.0.10', freePort: 29500, presetIfnames: preset }), iface: 'eth0', ...over,
+  })
+  const OWN = { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }
+  const withoutRoute = (preset: NodeFacts['presetIfnames'] = {}): PlanNode => {
+    const n = node({}, preset)
+    delete n.iface
+    return n
+  }
+
+  // name, node, forwarded, explicit, expected env (in order)
+  it.each<[string, PlanNode, Record<string, string>, Record<string, string>, Record<string, string>]>([
+    ['forwarded variables come after fanout\'s own', node(), { NCCL_DEBUG: 'INFO', HF_HOME: '/hf' }, {}, { ...OWN, NCCL_DEBUG: 'INFO', HF_HOME: '/hf' }],
+    ['a forwarded PYTHONUNBUFFERED does not beat fanout\'s', node(), { PYTHONUNBUFFERED: '0' }, {}, OWN],
+    ['a forwarded *_SOCKET_IFNAME does not beat the probed route', node(), { NCCL_SOCKET_IFNAME: 'head0', GLOO_SOCKET_IFNAME: 'head0' }, {}, OWN],
+    ['nor the node\'s own setting, without a route', withoutRoute({ NCCL_SOCKET_IFNAME: 'ib0' }), { NCCL_SOCKET_IFNAME: 'head0' }, {}, { PYTHONUNBUFFERED: '1' }],
+    ['without a route or a node setting, it is forwarded', withoutRoute(), { NCCL_SOCKET_IFNAME: '^docker,lo' }, {}, { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: '^docker,lo' }],
+    ['explicit variables come last', node(), { NCCL_DEBUG: 'INFO' }, { X: 'a b' }, { ...OWN, NCCL_DEBUG: 'INFO', X: 'a b' }],
+    ['explicit PYTHONUNBUFFERED and *_SOCKET_IFNAME win', node(), {}, { PYTHONUNBUFFERED: '0', NCCL_SOCKET_IFNAME: 'ib0' }, { PYTHONUNBUFFERED: '0', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' }],
+    ['explicit beats the node\'s own setting too', node({}, { GLOO_SOCKET_IFNAME: 'eth9' }), {}, { GLOO_SOCKET_IFNAME: 'ib1' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'ib1', NCCL_SOCKET_IFNAME: 'eth0' }],
+    ['explicit CUDA_VISIBLE_DEVICES without a selection', node(), {}, { CUDA_VISIBLE_DEVICES: '2,3' }, { ...OWN, CUDA_VISIBLE_DEVICES: '2,3' }],
+    ['the selection\'s CUDA_VISIBLE_DEVICES wins (run.ts refuses both)', node({ gpus: [1] }), {}, { CUDA_VISIBLE_DEVICES: '2,3' }, { PYTHONUNBUFFERED: '1', CUDA_VISIBLE_DEVICES: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }],
+    ['values are kept byte for byte', node(), {}, { X: ` it's "q" $HOME \\ =\n\t` }, { ...OWN, X: ` it's "q" $HOME \\ =\n\t` }],
+  ])('%s', (_name, n, forwarded, explicit, env) => {
+    const cmd = planLaunch([n], { ...OPTIONS, jobEnv: { forwarded, explicit } }).nodes[0]
+    expect(Object.entries(cmd?.env ?? {})).toEqual(Object.entries(env))
+  })
+
+  // name, explicit CUDA_VISIBLE_DEVICES, node slots, option nprocPerNode, probed GPUs, expected nproc
+  it.each<[string, string, number | undefined, number | undefined, number]>([
+    ['two devices → 2 processes, not the probe\'s 4', '0,1', undefined, undefined, 2],
+    ['UUIDs count too', 'GPU-aaaa,GPU-bbbb,GPU-cccc', undefined, undefined, 3],
+    ['CUDA stops at -1', '0,-1,2', undefined, undefined, 1],
+    ['no device → 1 (CPU)', '', undefined, undefined, 1],
+    ['slots= still win, as over the node\'s own value', '0,1', 3, undefined, 3],
+    ['--nproc-per-node still wins', '0,1', undefined, 4, 4],
+  ])('nproc with an explicit CUDA_VISIBLE_DEVICES: %s', (_name, cvd, slots, nprocPerNode, nproc) => {
+    const n = node(slots === undefined ? {} : { slots })
+    const options: PlanOptions = { ...OPTIONS, jobEnv: { forwarded: {}, explicit: { CUDA_VISIBLE_DEVICES: cvd } }, ...(nprocPerNode === undefined ? {} : { nprocPerNode }) }
+    expect(planLaunch([n], options).nodes[0]?.nproc).toBe(nproc)
+  })
+})
+
+describe('describeCommand: secret-looking values are masked', () => {
+  const line = describeCommand({
+    rank: 0, host: 'n0', nproc: 1, cwd: '/p',
+    env: { PYTHONUNBUFFERED: '1', HF_TOKEN: 'hunter2', WANDB_API_KEY: "it's secret", DB_PASSWORD: 'p w', NCCL_DEBUG: 'INFO', HF_HOME: '/hf' },
+    argv: ['python3', 'train.py'],
+  })
+  it('shows NAME=*** for them, the other values quoted', () => {
+    expect(line).toBe('cd /p && PYTHONUNBUFFERED=1 HF_TOKEN=*** WANDB_API_KEY=*** DB_PASSWORD=*** NCCL_DEBUG=INFO HF_HOME=/hf python3 train.py')
+  })
+  it.each([['hunter2'], ['secret'], ['p w']])('never shows %s', (value) => {
+    expect(line).not.toContain(value)
+  })
+})

@@ -126,3 +126,13 @@ describe('formatSummary', () => {
     expect(text).not.toContain('first failure')
   })
 })
+
+describe('formatAttempts', () => {
+  it('one line per attempt, with the root cause of each failure', async () => {
+    const { formatAttempts } = await import('../../src/summary.js')
+    const failure = { rank: 1, host: 'h2', exitCode: 5, what: 'local rank 0 exited with code 5', lastLines: [] }
+    expect(formatAttempts([{ exitCode: 5, failure }, { exitCode: 0 }])).toBe(
+      'attempts:\n  attempt 1: failed, exit 5 (first failure: node 1 (h2): local rank 0 exited with code 5)\n  attempt 2: succeeded\n',
+    )
+  })
+})

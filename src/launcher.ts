@@ -1,0 +1,135 @@
+import type { Argv } from 'yargs'
+import { usageError } from './errors.js'
+import { int, text } from './flags.js'
+
+/**
+ * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy
+ * `python -m torch.distributed.launch` this tool grew from, or none (the command itself, for any
+ * program: DeepSpeed's launcher, accelerate, a shell command).
+ */
+export type LauncherKind = 'torchrun' | 'launch' | 'none'
+
+export interface LauncherOptions {
+  kind: LauncherKind
+  /** `-m`: SCRIPT is a Python module (torchrun's --module). */
+  module: boolean
+  /** `--no-python`: SCRIPT is an executable, not run through Python. */
+  noPython: boolean
+  /** `--use-env` (launch only): LOCAL_RANK in the environment instead of `--local-rank=N`. */
+  useEnv: boolean
+  maxRestarts?: number
+  /** `c10d`: dynamic rendezvous at the master address; node ranks are then assigned by torchrun. */
+  rdzvBackend?: 'c10d' | 'static'
+  /** `--launcher-args`: more launcher flags, split like a shell would (quotes respected). */
+  launcherArgs: string[]
+}
+
+export function withLauncherOptions<T>(y: Argv<T>) {
+  return y
+    .option('launcher', { type: 'string', choices: ['torchrun', 'launch', 'none'], default: 'torchrun', describe: 'torchrun; launch (legacy torch.distributed.launch); none (run the command itself)', group: 'Launcher:' })
+    .option('module', { alias: 'm', type: 'boolean', default: false, describe: 'SCRIPT is a Python module (python -m SCRIPT)', group: 'Launcher:' })
+    .option('no-python', { type: 'boolean', default: false, describe: 'SCRIPT is an executable, not a Python file', group: 'Launcher:' })
+    .option('use-env', { type: 'boolean', default: false, describe: 'launch: pass LOCAL_RANK in the environment, not --local-rank', group: 'Launcher:' })
+    .option('max-restarts', { type: 'string', describe: 'torchrun --max-restarts (counted per node)', group: 'Launcher:' })
+    .option('restarts', { type: 'string', describe: 'relaunch the whole job up to N times after a failure (fresh port, backoff, FANOUT_ATTEMPT)', group: 'Launcher:' })
+    .option('rdzv-backend', { type: 'string', choices: ['c10d', 'static'], describe: 'c10d: dynamic rendezvous at the master, with a generated run id', group: 'Launcher:' })
+    .option('launcher-args', { type: 'string', describe: 'more launcher flags, passed as given: "--log-dir /tmp/logs"', group: 'Launcher:' })
+}
+
+/** Splits a flag string into words as a POSIX shell would (quotes and backslashes), nothing expanded. */
+export function splitWords(input: string): string[] {
+  const words: string[] = []
+  let word: string | undefined
+  let quote: '"' | "'" | undefined
+  for (let i = 0; i < input.length; i++) {
+    const c = input[i] as string
+    if (quote === "'") c === "'" ? (quote = undefined) : (word = (word ?? '') + c)
+    else if (quote === '"') {
+      if (c === '"') quote = undefined
+      else if (c === '\\' && /["\\$`]/.test(input[i + 1] ?? '')) word = (word ?? '') + input[++i]
+      else word = (word ?? '') + c
+    } else if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word)
+      word = undefined
+    } else {
+      word ??= ''
+      if (c === "'" || c === '"') quote = c
+      else if (c === '\\') word += input[++i] ?? ''
+      else word += c
+    }
+  }
+  if (quote) throw usageError(`--launcher-args: unterminated ${quote} quote in ${JSON.stringify(input)}`)
+  if (word !== undefined) words.push(word)
+  return words
+}
+
+/** Validates the launcher flags: combinations the launchers themselves would reject fail here, before any connection. */
+export function readLauncherOptions(a: Record<string, unknown>): LauncherOptions {
+  const kind = (text('launcher', a.launcher) ?? 'torchrun') as LauncherKind
+  const options: LauncherOptions = {
+    kind,
+    module: a.module === true,
+    noPython: a['no-python'] === true,
+    useEnv: a['use-env'] === true,
+    launcherArgs: splitWords(text('launcher-args', a['launcher-args']) ?? ''),
+  }
+  const maxRestarts = int('max-restarts', text('max-restarts', a['max-restarts']), 0, 1000)
+  if (maxRestarts !== undefined) options.maxRestarts = maxRestarts
+  const rdzv = text('rdzv-backend', a['rdzv-backend'])
+  if (rdzv) options.rdzvBackend = rdzv as 'c10d' | 'static'
+  const used = Object.entries({ '-m/--module': options.module, '--no-python': options.noPython, '--use-env': options.useEnv, '--max-restarts': maxRestarts !== undefined, '--rdzv-backend': rdzv !== undefined, '--launcher-args': options.launcherArgs.length > 0 })
+    .filter(([, on]) => on).map(([flag]) => flag)
+  if (kind === 'none' && used.length > 0) throw usageError(`${used.join(', ')}: only for --launcher torchrun or launch, not none`)
+  if (options.module && options.noPython) throw usageError('-m/--module and --no-python exclude each other (a module is run by Python)')
+  if (options.useEnv && kind !== 'launch') throw usageError('--use-env is for --launcher launch (torchrun always sets LOCAL_RANK)')
+  if (kind === 'launch' && options.noPython && !options.useEnv) throw usageError('--launcher launch with --no-python needs --use-env, as torch.distributed.launch itself insists')
+  return options
+}
+
+export interface LauncherContext {
+  python: string
+  /** The node's torch version ("1.13.1"), when probed: torch 2 spells flags with dashes, 1.x with underscores. */
+  torchVersion?: string
+  nnodes: number
+  nodeRank: number
+  nproc: number
+  masterAddr: string
+  masterPort: number
+  monitorIntervalS?: number
+  /** Shared by every node of a c10d rendezvous. */
+  runId: string
+  script: string
+  scriptArgs: readonly string[]
+}
+
+/** The exact argv, and the launcher's own environment, for one node. */
+export function launcherCommand(options: LauncherOptions, ctx: LauncherContext): { argv: string[]; env: Record<string, string> } {
+  if (options.kind === 'none') {
+    return {
+      argv: [ctx.script, ...ctx.scriptArgs],
+      env: { NODE_RANK: String(ctx.nodeRank), NNODES: String(ctx.nnodes), MASTER_ADDR: ctx.masterAddr, MASTER_PORT: String(ctx.masterPort), NPROC_PER_NODE: String(ctx.nproc) },
+    }
+  }
+  const dashed = Number((ctx.torchVersion ?? '').split('.')[0]) >= 2
+  const flag = (name: string, value?: string | number): string => `--${dashed ? name.replace(/_/g, '-') : name}${value === undefined ? '' : `=${value}`}`
+  // With c10d, torchrun assigns node ranks itself and ignores --master_addr/--master_port. Which node
+  // hosts the store is said outright: torch's guess (the endpoint matches this machine's hostname or
+  // its addresses) fails on multi-homed and NATed nodes. --launcher-args come later and may override.
+  const c10d = options.rdzvBackend === 'c10d'
+  const endpoint = `${ctx.masterAddr.includes(':') ? `[${ctx.masterAddr}]` : ctx.masterAddr}:${ctx.masterPort}`
+  const argv = [
+    ctx.python, '-m', options.kind === 'launch' ? 'torch.distributed.launch' : 'torch.distributed.run',
+    flag('nnodes', ctx.nnodes), ...(c10d ? [] : [flag('node_rank', ctx.nodeRank)]), flag('nproc_per_node', ctx.nproc),
+    ...(c10d
+      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`)]
+      : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
+    ...(ctx.monitorIntervalS === undefined ? [] : [flag('monitor_interval', ctx.monitorIntervalS)]),
+    ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),
+    ...(options.module ? ['--module'] : []),
+    ...(options.noPython ? [flag('no_python')] : []),
+    ...(options.useEnv ? [flag('use_env')] : []),
+    ...options.launcherArgs,
+    ctx.script, ...ctx.scriptArgs,
+  ]
+  return { argv, env: {} }
+}
