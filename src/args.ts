@@ -5,6 +5,7 @@ import type { EnvOptions } from './env.js'
 import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
 import { parsePort } from './hostfile.js'
 import { readLauncherOptions, withLauncherOptions, type LauncherOptions } from './launcher.js'
+import { setupSteps, withSetupOptions } from './preflight.js'
 import type { HostSource } from './hostsource.js'
 import type { Selection } from './select.js'
 
@@ -36,6 +37,11 @@ export interface Options extends HostListOptions, EnvOptions {
   restarts?: number
   monitorIntervalS: number
   launcher: LauncherOptions
+  /** Shell lines run on each node before the launcher (--venv, --conda, --setup). */
+  setup: string[]
+  strict: boolean
+  /** `fanout check`: connect, probe and pre-flight only. */
+  checkOnly?: boolean
   color: 'auto' | 'always' | 'never'
   plain: boolean
 }
@@ -54,6 +60,7 @@ const EXAMPLES: Array<[string, string]> = [
   ["$0 --hosts 'gpu[01-04]' train.py", 'gpu01 to gpu04, no hostfile'],
   ['$0 -H hosts.txt --include a@b:0,1 train.py', 'all of a, GPUs 0 and 1 of b'],
   ['$0 hosts -H hosts.txt --json', 'the nodes, as JSON; connects to nothing'],
+  ['$0 check -H hosts.txt --venv ~/venv train.py', 'pre-flight only: every node ready?'],
   ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
   ['$0 -H hosts.txt --env-file .env --env NCCL_DEBUG=INFO train.py', 'set variables on every node'],
   ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
@@ -89,10 +96,10 @@ function withHostOptions<T>(y: Argv<T>) {
 }
 
 function build(argv: string[], width: number) {
-  return withLauncherOptions(withHostOptions(yargs(argv)
+  return withSetupOptions(withLauncherOptions(withHostOptions(yargs(argv)
     .scriptName('fanout')
     .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
-    .parserConfiguration(PARSER)))
+    .parserConfiguration(PARSER))))
     .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
@@ -156,13 +163,16 @@ async function parseHostsCommand(argv: string[], cwd: string, width: number, env
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
   if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)
+  // `fanout check [options] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight.
+  const checkOnly = argv[0] === 'check'
+  if (checkOnly) argv = argv.slice(1)
   const { a, output } = await runParser((words) => build(words, terminalWidth), argv)
   if (a.help) return { kind: 'help', text: output }
   if (a.version) return { kind: 'version', text: output }
   const words = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? []).map(String)]
-  const [script, ...scriptArgs] = words
+  const [script = checkOnly ? '' : undefined, ...scriptArgs] = words
   const hostOptions = readHostOptions(a, cwd, env)
-  if (!script) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
+  if (script === undefined) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
   const port = (flag: string, v: unknown): number | undefined => {
     if (v === undefined) return undefined
     const p = parsePort(String(v))
@@ -192,6 +202,8 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     killOnFailure: a['kill-on-failure'] !== false,
     monitorIntervalS: parseDuration('monitor-interval', a['monitor-interval']),
     launcher: readLauncherOptions(a),
+    setup: setupSteps(a),
+    strict: a.strict === true,
     color: (a.color as Options['color']) ?? 'auto',
     plain: Boolean(a.plain),
   }
@@ -208,5 +220,6 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(options, { [k]: v })
   Object.assign(options, readEnvOptions(a, cwd, env))
   if (options.heartbeatTimeoutS < 2) throw usageError('--heartbeat-timeout must be at least 2 s (heartbeats are sent every second)')
+  if (checkOnly) options.checkOnly = true
   return { kind: 'run', options }
 }

@@ -22,7 +22,7 @@ export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports
   const prefixes = makePrefixes(nodes.map((n) => ({ rank: n.rank, host: n.entry.host })), io.chalk)
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,
-    run: () => (transports[i] as Transport).exec(jobCommand({ cwd: n.cwd, env: n.env, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) })),
+    run: () => (transports[i] as Transport).exec(jobCommand({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) })),
   })))
   const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
     ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport, prefix: prefixes.get(i) ?? { out: Buffer.alloc(0), err: Buffer.alloc(0) } }]

@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'CONNECT' // a node could not be reached (DNS, refused, timeout)
   | 'HOSTKEY' // a node's host key is unknown, changed or revoked
   | 'AUTH' // a node refused every credential
-  | 'PROBE' // a node was reached but cannot run the job (no python, no torch, no such directory)
+  | 'PROBE' // a node's facts could not be learned (no address, no free port)
+  | 'PREFLIGHT' // a node cannot run the job (no python, no torch, no such directory or script, port taken)
 
 const EXIT_CODES: Record<ErrorCode, number> = {
   USAGE: 2,
@@ -17,6 +18,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   HOSTKEY: 255,
   AUTH: 255,
   PROBE: 1,
+  PREFLIGHT: 2,
 }
 
 export class FanoutError extends Error {

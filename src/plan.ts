@@ -19,6 +19,13 @@ export interface NodeFacts {
   torch?: boolean
   /** torch.__version__ as read from the installed package (not imported: that takes seconds). */
   torchVersion?: string
+  pythonVersion?: string
+  /** Pre-flight: the working directory and the script exist, the requested master port is free. */
+  cwd?: boolean
+  script?: boolean
+  portFree?: boolean
+  /** A set-up step (1-based) that failed, and its exit code. */
+  setupFailed?: { step: number; code: number }
   /** A port that was free when probed (asked of node 0 only). */
   freePort?: number
   /** Socket interface variables already set by the node's own environment. */
@@ -49,6 +56,15 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   if (raw.has('torch')) facts.torch = raw.get('torch') === 'yes'
   const torchVersion = raw.get('torch_version')
   if (torchVersion) facts.torchVersion = torchVersion
+  const pythonVersion = raw.get('python_version')
+  if (pythonVersion) facts.pythonVersion = pythonVersion
+  const yes = (key: string): boolean | undefined => (raw.has(key) ? ['ok', 'yes'].includes(raw.get(key) ?? '') : undefined)
+  for (const [key, field] of [['cwd', 'cwd'], ['script', 'script'], ['port_free', 'portFree']] as const) {
+    const value = yes(key)
+    if (value !== undefined) facts[field] = value
+  }
+  const setupFailed = /^(\d+) (\d+)$/.exec(raw.get('setup_failed') ?? '')
+  if (setupFailed) facts.setupFailed = { step: Number(setupFailed[1]), code: Number(setupFailed[2]) }
   const port = Number(raw.get('free_port'))
   if (Number.isInteger(port) && port > 0) facts.freePort = port
   const gloo = raw.get('gloo_socket_ifname')

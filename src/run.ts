@@ -54,22 +54,30 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
 }
 
 async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo): Promise<PlanNode[]> {
+  const { launcher } = options
+  const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
   const probes = await io.ui.phase('probe', nodes.map((n, i) => ({
     label: label(n),
-    run: async (): Promise<NodeFacts> => {
+    run: async () => {
       const t = transports[i] as Transport
-      const { stdout } = await capture(t, probeCommand(options.python, i === 0 && options.masterPort === undefined))
-      const facts = parseProbe(stdout, t.kind === 'ssh')
-      // --launcher none runs any program: neither Python nor torch is required there.
-      if (options.launcher.kind !== 'none') {
-        if (!facts.python) throw new FanoutError(`${n.entry.host}: ${options.python} not found (pass --python with the interpreter that has torch)`, 'PROBE')
-        if (facts.torch === false) throw new FanoutError(`${n.entry.host}: torch cannot be imported by ${facts.python} (pass --python with the interpreter that has torch)`, 'PROBE')
-      }
-      return facts
+      const { stdout, stderr } = await capture(t, probeCommand({
+        python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup,
+        ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
+      }))
+      return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
   })))
   failPhase(probes, nodes, transports)
-  const facts = probes.map((r) => (r as PromiseFulfilledResult<NodeFacts>).value)
+  const found = probes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+  const { checkPreflight, preflightError } = await import('./preflight.js')
+  const { table, errors, warnings } = checkPreflight(found, { launcher: launcher.kind, scriptIsFile, script: options.script, cwd: options.chdir, python: options.python, setup: options.setup, strict: options.strict, ...(options.masterPort === undefined ? {} : { masterPort: options.masterPort }) })
+  for (const w of warnings) io.ui.warn(w)
+  if (options.checkOnly || errors.length > 0) io.stderr.write(table)
+  if (errors.length > 0) {
+    for (const t of transports) t.close()
+    throw preflightError(errors)
+  }
+  const facts = found.map((f) => f.facts)
   const { masterAddress } = await import('./plan.js')
   const master = masterAddress(facts, options.masterAddr)
   const routes = await io.ui.phase('route', nodes.map((n, i) => ({
@@ -97,8 +105,8 @@ function pause(ms: number, io: RunIo): Promise<StopReason | undefined> {
 }
 
 /** A port free on node 0 now: each attempt gets its own, as the last one's may still be in TIME_WAIT. */
-async function freshPort(node0: Transport, python: string): Promise<number | undefined> {
-  return parseProbe((await capture(node0, probeCommand(python, true))).stdout, node0.kind === 'ssh').freePort
+async function freshPort(node0: Transport, python: string, setup: readonly string[]): Promise<number | undefined> {
+  return parseProbe((await capture(node0, probeCommand({ python, wantPort: true, cwd: '/', setup }))).stdout, node0.kind === 'ssh').freePort
 }
 
 /** The whole pipeline: hostfile → nodes → connect → probe → plan → launch → supervise → summary. */
@@ -112,6 +120,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
   const transports = await connectNodes(nodes, options, io)
   try {
     const planNodes = await probeNodes(nodes, transports, options, io)
+    if (options.checkOnly) return 0
     // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
     const masterPort = options.masterPort ?? (planNodes[0]?.facts.freePort === undefined && options.launcher.kind === 'none' ? 29500 : undefined)
     const runId = `fanout-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
@@ -138,7 +147,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
       io.ui.info(`attempt ${attempt} of ${restarts + 1} failed (exit ${outcome.exitCode}); relaunching every node in ${waitS} s on a fresh port`)
       const stopped = await pause(waitS * 1000, io)
       if (stopped) return stopCode(stopped)
-      const port = options.masterPort ?? (await freshPort(transports[0] as Transport, options.python))
+      const port = options.masterPort ?? (await freshPort(transports[0] as Transport, options.python, options.setup))
       plan = planLaunch(planNodes, { ...planOptions, masterPort: port })
       io.ui.info(`attempt ${attempt + 1} of ${restarts + 1}: master ${plan.masterAddr}:${plan.masterPort}`)
     }

@@ -84,6 +84,8 @@ describe('parseArgs: defaults and values', () => {
       killOnFailure: true,
       monitorIntervalS: 0.25,
       launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] },
+      setup: [],
+      strict: false,
       color: 'auto',
       plain: false,
     } satisfies Options)

@@ -301,6 +301,33 @@ describe('jobCommand: the watchdog', () => {
   }, 10_000)
 })
 
+describe('probeCommand: pre-flight facts and set-up steps', () => {
+  const run = async (spec: Parameters<typeof probeCommand>[0]): Promise<{ stdout: string; stderr: string }> => {
+    const p = start(probeCommand(spec))
+    p.child.stdin.end()
+    await within(p.done, 8000, 'probe')
+    return { stdout: p.stdout(), stderr: p.stderr() }
+  }
+  it('finds the directory and the script, and reports what is missing', async () => {
+    writeFileSync(join(dir, 'train.py'), '')
+    expect(parseProbe((await run({ python: 'no-such-python', wantPort: false, cwd: dir, script: 'train.py' })).stdout, false)).toMatchObject({ cwd: true, script: true })
+    expect(parseProbe((await run({ python: 'no-such-python', wantPort: false, cwd: dir, script: 'nope.py' })).stdout, false)).toMatchObject({ cwd: true, script: false })
+    expect(parseProbe((await run({ python: 'no-such-python', wantPort: false, cwd: join(dir, 'missing') })).stdout, false)).toMatchObject({ cwd: false })
+  }, 10_000)
+  it('runs set-up steps first, in one shell (exports reach later steps), source works in sh', async () => {
+    writeFileSync(join(dir, 'activate'), 'export FANOUT_SETUP_SEEN=yes\n')
+    const { stdout, stderr } = await run({ python: 'no-such-python', wantPort: false, cwd: dir, setup: [`source "${join(dir, 'activate')}"`, 'echo "setup says $FANOUT_SETUP_SEEN"', 'false', 'echo never'] })
+    expect(parseProbe(stdout, false).setupFailed).toEqual({ step: 3, code: 1 })
+    expect(stderr).toContain('setup says yes')
+    expect(stderr).not.toContain('never')
+  }, 10_000)
+  it('with the real python3: versions, and whether a port is free', async () => {
+    const facts = parseProbe((await run({ python: 'python3', wantPort: true, cwd: dir, port: 1 })).stdout, false)
+    expect(facts.pythonVersion).toMatch(/^3\.\d+\.\d+$/)
+    expect(typeof facts.portFree).toBe('boolean')
+  }, 10_000)
+})
+
 describe('probeCommand: real execution through /bin/sh', () => {
   let bin: string
   beforeAll(() => {
@@ -323,7 +350,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
   }
 
   async function probe(python: string, wantPort: boolean, env: NodeJS.ProcessEnv): Promise<string> {
-    const p = start(probeCommand(python, wantPort), env)
+    const p = start(probeCommand({ python, wantPort, cwd: dir }), env)
     p.child.stdin.end()
     const end = await within(p.done, 8000, 'probe')
     expect(end).toMatchObject({ code: 0, signal: null })
@@ -342,6 +369,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
       python,
       torch: true,
       freePort: 12345,
+      cwd: true,
       presetIfnames: { GLOO_SOCKET_IFNAME: 'eth9' },
     })
   }, 10_000)
@@ -349,8 +377,8 @@ describe('probeCommand: real execution through /bin/sh', () => {
   it('without SSH, CUDA_VISIBLE_DEVICES or python: only the GPU count', async () => {
     const stdout = await probe('no-such-python-fanout', true, { ...baseEnv(), FAKE_GPUS: '3' })
     const raw = Object.fromEntries(readProbeLines(stdout))
-    expect(raw).toEqual({ ssh_connection: '', cuda_visible_devices: '<unset>', gloo_socket_ifname: '', nccl_socket_ifname: '', gpus: '3' })
-    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, presetIfnames: {} })
+    expect(raw).toEqual({ ssh_connection: '', cuda_visible_devices: '<unset>', gloo_socket_ifname: '', nccl_socket_ifname: '', gpus: '3', cwd: 'ok' })
+    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, cwd: true, presetIfnames: {} })
   }, 10_000)
 
   it('no free port is asked for unless wanted; CUDA_VISIBLE_DEVICES="" hides every GPU', async () => {
