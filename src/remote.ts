@@ -148,7 +148,8 @@ if p=$(command -v "$py" 2>/dev/null); then
     "$py" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print("fanout.free_port=%d" % s.getsockname()[1])' 2>/dev/null
   fi
   if [ -n "$port" ]; then
-    if "$py" -c 'import socket, sys; socket.socket().bind(("", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    # SO_REUSEADDR as torch's TCPStore sets it: connections of the last run in TIME_WAIT do not count.
+    if "$py" -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("", int(sys.argv[1])))' "$port" 2>/dev/null; then
       echo "fanout.port_free=yes"; else echo "fanout.port_free=no"; fi
   fi
 fi

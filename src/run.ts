@@ -72,7 +72,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
   const { checkPreflight, preflightError } = await import('./preflight.js')
   const { table, errors, warnings } = checkPreflight(found, { launcher: launcher.kind, scriptIsFile, script: options.script, cwd: options.chdir, python: options.python, setup: options.setup, strict: options.strict, ...(options.masterPort === undefined ? {} : { masterPort: options.masterPort }) })
   for (const w of warnings) io.ui.warn(w)
-  if (options.checkOnly || errors.length > 0) io.stderr.write(table)
+  io.stderr.write(table)
   if (errors.length > 0) {
     for (const t of transports) t.close()
     throw preflightError(errors)

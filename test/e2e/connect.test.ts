@@ -22,6 +22,7 @@ describeCluster('connecting many nodes behind one sshd', () => {
   it('connects and probes 24 nodes through one sshd, retrying the handshakes sshd drops', async () => {
     const config = aliasConfig()
     const hosts = writeWork('hosts-aliases', ALIASES.join('\n') + '\n')
+    writeWork('x.py', '') // the pre-flight looks for the script
     const dropsBefore = drops()
     // 24 handshakes at once: well above MaxStartups' start of 10, so sshd drops some (each of the
     // 14 beyond 10 with ~30 % chance); up to three storms make "none dropped" vanishingly unlikely.

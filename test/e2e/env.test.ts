@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, beforeAll, expect, it } from 'vitest'
 import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, waitNoSurvivors, writeWork, type FanoutRun } from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
@@ -47,6 +47,8 @@ afterEach(async () => {
 })
 
 describeCluster('the job environment on a 3-host cluster', () => {
+  // The dry runs name train.py: the pre-flight looks for it.
+  beforeAll(() => void writeWork('train.py', 'raise SystemExit("a dry run must not run this")\n'))
   it('--env values with hostile bytes arrive byte for byte on every node, --env NAME forwards the local value', async () => {
     const values = hostile()
     const flags = Object.entries(values).flatMap(([k, v]) => ['--env', `${k}=${v}`])

@@ -72,6 +72,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
   })
 
   it('prints each node\'s exact command with --dry-run and launches nothing', async () => {
+    writeWork('train.py', 'raise SystemExit("a dry run must not run this")\n') // the pre-flight looks for it
     const run = await runFanout(['-H', hostfile('hosts3', ['h1', 'h2', 'h3']), ...clusterArgs(), '--dry-run', '--master-port', '29511', 'train.py', '--epochs', '3'])
     expect(run.code, run.stderr).toBe(0)
     for (const [i, iface] of ['ens3', 'enp1s0', 'eno1'].entries()) {

@@ -73,7 +73,7 @@ describeCluster('pre-flight and remote set-up', () => {
     const before = host('h1') && connectionCount(host('h1'))
     const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--setup', 'echo preparing; echo "no such module: cuda/12" >&2; exit 3', 'hello.py'])
     expect(run.code).toBe(2)
-    expect(run.stderr).toMatch(/node 0 \(h1\): set-up step 1 failed with exit 3: echo preparing; .*\n.*no such module: cuda\/12/)
+    expect(run.stderr).toMatch(/node 0 \(h1\): set-up step 1 failed with exit 3: echo preparing; .*\n(fanout: .*\n)*fanout: +no such module: cuda\/12/)
     expect(connectionCount(host('h1'))).toBe(before + 1)
   })
 })
