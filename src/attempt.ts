@@ -13,8 +13,8 @@ export interface AttemptOutcome {
   /** The user stopped the job, or --timeout ran out: never restarted. */
   stopped: boolean
   failure?: Failure
-  /** Nodes that could not even start the job (their errors), if any. */
-  startErrors: Array<{ rank: number; error: unknown }>
+  /** How each node's launch went: a rejected one could not even start the job. */
+  started: PromiseSettledResult<unknown>[]
 }
 
 /** Launches one attempt of the job on every node, supervises it to its end, and prints its summary. */
@@ -37,12 +37,11 @@ export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports
     log: (m) => io.ui.info(m),
   })
   // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.
-  const startErrors = started.flatMap((r, i) => (r.status === 'rejected' ? [{ rank: i, error: r.reason as unknown }] : []))
-  if (startErrors.length > 0) supervisor.abort(`${startErrors.length} node(s) could not start the job`)
+  if (jobs.length < started.length) supervisor.abort(`${started.length - jobs.length} node(s) could not start the job`)
   const unsubscribe = io.onStop((reason) => supervisor.interrupt(reason))
   const results = await supervisor.results.finally(unsubscribe)
   io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk))
-  const outcome: AttemptOutcome = { exitCode: jobExitCode(results, supervisor.firstFailure, supervisor.stopReason), stopped: supervisor.stopReason !== undefined, startErrors }
+  const outcome: AttemptOutcome = { exitCode: jobExitCode(results, supervisor.firstFailure, supervisor.stopReason), stopped: supervisor.stopReason !== undefined, started }
   if (supervisor.firstFailure) outcome.failure = supervisor.firstFailure
   return outcome
 }

@@ -2,7 +2,7 @@ import type { ChalkInstance } from 'chalk'
 import type { Options } from './args.js'
 import { checkGpuSelection, loadJobEnv } from './env.js'
 import { FanoutError } from './errors.js'
-import { describeCommand, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
+import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
 import { probeCommand, readProbeLines, routeCommand } from './remote.js'
 import { resolveHostList, type SourceIo } from './hostsource.js'
 import { resolveNodes, type NodeSpec } from './nodes.js'
@@ -67,18 +67,14 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
   })))
-  failPhase(probes, nodes, transports)
+  failPhase(probes, nodes, []) // runJob closes the transports
   const found = probes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   const { checkPreflight, preflightError } = await import('./preflight.js')
   const { table, errors, warnings } = checkPreflight(found, { launcher: launcher.kind, scriptIsFile, script: options.script, cwd: options.chdir, python: options.python, setup: options.setup, strict: options.strict, ...(options.masterPort === undefined ? {} : { masterPort: options.masterPort }) })
   for (const w of warnings) io.ui.warn(w)
   io.stderr.write(table)
-  if (errors.length > 0) {
-    for (const t of transports) t.close()
-    throw preflightError(errors)
-  }
+  if (errors.length > 0) throw preflightError(errors)
   const facts = found.map((f) => f.facts)
-  const { masterAddress } = await import('./plan.js')
   const master = masterAddress(facts, options.masterAddr)
   const routes = await io.ui.phase('route', nodes.map((n, i) => ({
     label: label(n),
@@ -140,7 +136,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
       if (restarts > 0) for (const n of plan.nodes) n.env.FANOUT_ATTEMPT = String(attempt)
       const outcome = await runAttempt(plan, nodes, transports, options, io, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
       outcomes.push(outcome)
-      failPhase(outcome.startErrors.map((e) => ({ status: 'rejected', reason: e.error })), outcome.startErrors.map((e) => nodes[e.rank] as NodeSpec), [])
+      failPhase(outcome.started, nodes, [])
       if (outcome.exitCode === 0 || outcome.stopped || attempt > restarts) break
       // Backoff doubles from 1 s (at most 30 s); a Ctrl-C meanwhile ends the job without another attempt.
       const waitS = Math.min(30, 2 ** (attempt - 1))

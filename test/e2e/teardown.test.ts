@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { afterEach, beforeAll, expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork, type RunningFanout } from './cluster.js'
 
 // Every scenario ends with: no process but sshd on any host, and the rendezvous port free again.
 const HOSTS = ['h1', 'h2', 'h3']
@@ -40,6 +40,13 @@ sys.stdout.write(f"rank {dist.get_rank()} relaunched\\n")
 
 const args = (masterPort: string, ...extra: string[]): string[] => ['-H', hostfile(), ...clusterArgs(), '--master-port', masterPort, ...extra]
 
+/** Starts forever.py on the three hosts and waits until it is training (rank 0 printed step 3). */
+async function startTraining(masterPort: string, flags: string[] = [], scriptArgs: string[] = []): Promise<RunningFanout> {
+  const job = startFanout([...args(masterPort, ...flags), 'forever.py', ...scriptArgs])
+  await job.waitFor(/step 3\n/)
+  return job
+}
+
 /** Nothing is left on any host, and the same rendezvous port works for an immediate relaunch. */
 async function expectCleanAndRelaunchable(masterPort: string): Promise<void> {
   expect(await waitNoSurvivors(HOSTS.map(host), 3000)).toEqual([])
@@ -58,21 +65,24 @@ beforeAll(() => {
 })
 
 describeCluster('teardown: no remote process outlives the job', () => {
-  it('Ctrl-C: SIGINT reaches every node, fanout exits 130, the port is free again', async () => {
+  // SIGTERM and SIGHUP (terminal closed) to fanout behave like the first Ctrl-C.
+  it.each<[NodeJS.Signals, number, string]>([
+    ['SIGINT', 130, 'Ctrl-C'],
+    ['SIGTERM', 143, 'SIGTERM'],
+    ['SIGHUP', 129, 'SIGHUP'],
+  ])('%s to fanout: SIGINT reaches every node, fanout exits %i, the port is free again', async (signal, code, what) => {
     const p = nextPort()
-    const job = startFanout([...args(p), 'forever.py'])
-    await job.waitFor(/step 3\n/)
-    process.kill(job.pid, 'SIGINT')
+    const job = await startTraining(p)
+    process.kill(job.pid, signal)
     const run = await job.done
-    expect(run.code, run.stderr).toBe(130)
-    expect(run.stderr).toContain('Ctrl-C: sending SIGINT to 3 node(s)')
+    expect(run.code, run.stderr).toBe(code)
+    expect(run.stderr).toContain(`${what}: sending SIGINT to 3 node(s)`)
     await expectCleanAndRelaunchable(p)
   })
 
   it('two Ctrl-C in quick succession kill at once, even when the workers ignore SIGINT', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p, '--grace', '60'), 'forever.py', '--ignore-int'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p, ['--grace', '60'], ['--ignore-int'])
     process.kill(job.pid, 'SIGINT')
     await new Promise((r) => setTimeout(r, 300))
     process.kill(job.pid, 'SIGINT')
@@ -85,8 +95,7 @@ describeCluster('teardown: no remote process outlives the job', () => {
 
   it('one Ctrl-C, workers ignoring SIGINT: SIGKILL when the grace period runs out', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p, '--grace', '3'), 'forever.py', '--ignore-int'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p, ['--grace', '3'], ['--ignore-int'])
     process.kill(job.pid, 'SIGINT')
     const run = await job.done
     expect(run.code).toBe(130)
@@ -94,21 +103,9 @@ describeCluster('teardown: no remote process outlives the job', () => {
     await expectCleanAndRelaunchable(p)
   })
 
-  it('SIGHUP to fanout (terminal closed) stops every node and exits 129', async () => {
-    const p = nextPort()
-    const job = startFanout([...args(p), 'forever.py'])
-    await job.waitFor(/step 3\n/)
-    process.kill(job.pid, 'SIGHUP')
-    const run = await job.done
-    expect(run.code).toBe(129)
-    expect(run.stderr).toContain('SIGHUP: sending SIGINT to 3 node(s)')
-    await expectCleanAndRelaunchable(p)
-  })
-
   it('works the same for a root login (sshd refuses "signal" requests for root; fanout does not need them)', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p, '--user', 'root'), 'forever.py'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p, ['--user', 'root'])
     process.kill(job.pid, 'SIGKILL')
     await job.done
     expect(await waitNoSurvivors(HOSTS.map(host), 6000)).toEqual([])
@@ -132,21 +129,9 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     expect(run.stderr).not.toContain('stopping all')
   })
 
-  it('SIGTERM to fanout stops every node like Ctrl-C and exits 143', async () => {
-    const p = nextPort()
-    const job = startFanout([...args(p), 'forever.py'])
-    await job.waitFor(/step 3\n/)
-    process.kill(job.pid, 'SIGTERM')
-    const run = await job.done
-    expect(run.code).toBe(143)
-    expect(run.stderr).toContain('SIGTERM: sending SIGINT to 3 node(s)')
-    await expectCleanAndRelaunchable(p)
-  })
-
   it('SIGKILL to fanout: each node\'s watchdog sees the channel close and stops the job', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p, '--heartbeat-timeout', '5'), 'forever.py'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p, ['--heartbeat-timeout', '5'])
     process.kill(job.pid, 'SIGKILL')
     const killedAt = Date.now()
     await job.done
@@ -168,8 +153,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
 
   it('one node\'s sshd session killed mid-run: the node is lost, the others are stopped', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p), 'forever.py'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p)
     for (const pid of sshdSessions(host('h2'))) process.kill(pid, 'SIGKILL')
     const run = await job.done
     expect(run.code).toBe(255)
@@ -179,8 +163,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
 
   it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
     const p = nextPort()
-    const job = startFanout([...args(p, '--heartbeat-timeout', '3', '--keepalive', '1'), 'forever.py'])
-    await job.waitFor(/step 3\n/)
+    const job = await startTraining(p, ['--heartbeat-timeout', '3', '--keepalive', '1'])
     execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
     const cutAt = Date.now()
     // No EOF can reach h2: only the missing heartbeats tell its watchdog.
@@ -211,8 +194,7 @@ dist.barrier()
 sys.stdout.write(f"steady rank {dist.get_rank()} finished\\n")
 `)
     const steady = startFanout([...args(nextPort(), '--nproc-per-node', '1'), 'steady.py'])
-    const victim = startFanout([...args(nextPort()), 'forever.py'])
-    await victim.waitFor(/step 3\n/)
+    const victim = await startTraining(nextPort())
     process.kill(victim.pid, 'SIGINT')
     expect((await victim.done).code).toBe(130)
     const run = await steady.done
