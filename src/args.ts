@@ -1,11 +1,13 @@
 import { isAbsolute, resolve } from 'node:path'
 import yargs, { type Argv } from 'yargs'
 import { usageError } from './errors.js'
+import { EPILOGUE, EXAMPLES } from './help.js'
 import type { EnvOptions } from './env.js'
 import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
 import { parsePort } from './hostfile.js'
 import { readLauncherOptions, withLauncherOptions, type LauncherOptions } from './launcher.js'
 import { setupSteps, withSetupOptions } from './preflight.js'
+import { readOutputOptions, withOutputOptions, type OutputOptions } from './output/options.js'
 import type { HostSource } from './hostsource.js'
 import type { Selection } from './select.js'
 
@@ -13,7 +15,7 @@ import type { Selection } from './select.js'
 export interface HostListOptions extends HostSource, Selection {}
 
 /** Everything the user asked for, validated. Produced by parseArgs, the only reader of argv. */
-export interface Options extends HostListOptions, EnvOptions {
+export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   script: string
   scriptArgs: string[]
   nprocPerNode?: number
@@ -42,8 +44,6 @@ export interface Options extends HostListOptions, EnvOptions {
   strict: boolean
   /** `fanout check`: connect, probe and pre-flight only. */
   checkOnly?: boolean
-  color: 'auto' | 'always' | 'never'
-  plain: boolean
 }
 
 /** `fanout hosts`: print the resolved nodes, connect to nothing. */
@@ -52,28 +52,6 @@ export interface HostsOptions extends HostListOptions {
 }
 
 export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'hosts'; options: HostsOptions } | { kind: 'help' | 'version'; text: string }
-
-const EXAMPLES: Array<[string, string]> = [
-  ['$0 -H hosts.txt train.py --epochs 3', 'torchrun train.py on every node'],
-  ['$0 -H hosts.txt --nproc-per-node 4 train.py', '4 processes per node, not 1 per GPU'],
-  ['$0 -H hosts.txt --dry-run train.py', "print each node's command, launch nothing"],
-  ["$0 --hosts 'gpu[01-04]' train.py", 'gpu01 to gpu04, no hostfile'],
-  ['$0 -H hosts.txt --include a@b:0,1 train.py', 'all of a, GPUs 0 and 1 of b'],
-  ['$0 hosts -H hosts.txt --json', 'the nodes, as JSON; connects to nothing'],
-  ['$0 check -H hosts.txt --venv ~/venv train.py', 'pre-flight only: every node ready?'],
-  ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
-  ['$0 -H hosts.txt --env-file .env --env NCCL_DEBUG=INFO train.py', 'set variables on every node'],
-  ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
-  ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
-]
-
-const EPILOGUE = [
-  'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation\'s nodes are used.',
-  'Selection (DeepSpeed syntax): --include/--exclude "host[:gpu,gpu]@host…"; a bare host means all of it. GPU indices become the node\'s CUDA_VISIBLE_DEVICES and its process count.',
-  '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
-  'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must already be in known_hosts; keys come from ssh-agent and IdentityFile.',
-  'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
-].join('\n\n')
 
 /** `10`, `10s`, `500ms`, `2m`, `1h` → seconds. */
 export function parseDuration(flag: string, value: unknown): number {
@@ -96,10 +74,10 @@ function withHostOptions<T>(y: Argv<T>) {
 }
 
 function build(argv: string[], width: number) {
-  return withSetupOptions(withLauncherOptions(withHostOptions(yargs(argv)
+  return withOutputOptions(withSetupOptions(withLauncherOptions(withHostOptions(yargs(argv)
     .scriptName('fanout')
     .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
-    .parserConfiguration(PARSER))))
+    .parserConfiguration(PARSER)))))
     .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
@@ -121,8 +99,7 @@ function build(argv: string[], width: number) {
     .option('env', { type: 'string', describe: 'set NAME=VALUE on every node, or NAME: forward its value here (repeatable)', group: 'Environment:' })
     .option('env-file', { type: 'string', describe: 'set the NAME=VALUE lines of a dotenv file on every node (repeatable)', group: 'Environment:' })
     .option('default-env', { type: 'boolean', default: true, describe: 'forward NCCL_* GLOO_* TORCH_* CUDA_* PYTHON* OMP_NUM_THREADS HF_* WANDB_* from here (--no-default-env: do not)', group: 'Environment:' })
-    .option('color', { type: 'string', choices: ['auto', 'always', 'never'], default: 'auto', describe: 'colour output (NO_COLOR and FORCE_COLOR are honoured with auto)', group: 'Output:' })
-    .option('plain', { type: 'boolean', default: false, describe: 'plain status lines instead of the animated task list', group: 'Output:' })
+    .completion('completion', 'print a bash or zsh completion script (fanout completion >> ~/.bashrc)')
     .example(EXAMPLES)
     .epilogue(EPILOGUE)
     .help('help')
@@ -151,6 +128,22 @@ function buildHosts(argv: string[], width: number) {
     .exitProcess(false)
 }
 
+/**
+ * yargs' bash/zsh completion script (zsh when $SHELL is zsh). yargs only prints it through
+ * console.log, and parse() does not capture it, so console.log is borrowed for that one call.
+ */
+function completionScript(parser: Argv<unknown>): string {
+  const lines: string[] = []
+  const log = console.log
+  console.log = (...words: unknown[]) => void lines.push(words.map(String).join(' '))
+  try {
+    parser.showCompletionScript()
+  } finally {
+    console.log = log
+  }
+  return lines.join('\n').trimEnd()
+}
+
 /** `fanout hosts …`: recognised only as the first word, so that `fanout -H f hosts` still runs a script. */
 async function parseHostsCommand(argv: string[], cwd: string, width: number, env: Env): Promise<ParsedArgs> {
   const { a, output } = await runParser((words) => buildHosts(words, width), argv)
@@ -163,12 +156,15 @@ async function parseHostsCommand(argv: string[], cwd: string, width: number, env
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
   if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)
+  if (argv[0] === 'completion' && argv.length === 1) return { kind: 'help', text: completionScript(build([], terminalWidth)) }
   // `fanout check [options] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight.
   const checkOnly = argv[0] === 'check'
   if (checkOnly) argv = argv.slice(1)
   const { a, output } = await runParser((words) => build(words, terminalWidth), argv)
   if (a.help) return { kind: 'help', text: output }
   if (a.version) return { kind: 'version', text: output }
+  // The completion script asks `fanout --get-yargs-completions WORDS…` for the words it may complete.
+  if (argv.includes('--get-yargs-completions')) return { kind: 'help', text: output }
   const words = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? []).map(String)]
   const [script = checkOnly ? '' : undefined, ...scriptArgs] = words
   const hostOptions = readHostOptions(a, cwd, env)
@@ -204,8 +200,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     launcher: readLauncherOptions(a),
     setup: setupSteps(a),
     strict: a.strict === true,
-    color: (a.color as Options['color']) ?? 'auto',
-    plain: Boolean(a.plain),
+    ...readOutputOptions(a),
   }
   const optional = {
     nprocPerNode: int('nproc-per-node', text('nproc-per-node', a['nproc-per-node']), 1, 1024),
@@ -221,5 +216,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   Object.assign(options, readEnvOptions(a, cwd, env))
   if (options.heartbeatTimeoutS < 2) throw usageError('--heartbeat-timeout must be at least 2 s (heartbeats are sent every second)')
   if (checkOnly) options.checkOnly = true
+  if (options.onlyRanks && (options.launcher.kind === 'none' || !options.rankTags))
+    throw usageError('--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)')
   return { kind: 'run', options }
 }

@@ -1,9 +1,12 @@
+import { Chalk } from 'chalk'
 import type { Options } from './args.js'
-import { makePrefixes } from './output.js'
+import type { JsonEvents } from './output/json.js'
+import type { JobOutput } from './output/job-output.js'
+import type { RunLog } from './output/logdir.js'
 import type { LaunchPlan } from './plan.js'
 import { jobCommand } from './remote.js'
 import type { NodeSpec } from './nodes.js'
-import { formatSummary, jobExitCode } from './summary.js'
+import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from './summary.js'
 import { Supervisor, type Failure, type Job } from './supervisor.js'
 import type { Transport } from './transport/types.js'
 import type { RunIo } from './run.js'
@@ -15,21 +18,34 @@ export interface AttemptOutcome {
   failure?: Failure
   /** How each node's launch went: a rejected one could not even start the job. */
   started: PromiseSettledResult<unknown>[]
+  /** Each node's result, as summary.json and --json report it. */
+  records: NodeRecord[]
 }
 
+/** What stays the same across the attempts of one job: where output goes and where results are reported. */
+export interface JobReport {
+  output: JobOutput
+  json?: JsonEvents
+  log?: RunLog
+}
+
+const STATUS_MS = 250
+
 /** Launches one attempt of the job on every node, supervises it to its end, and prints its summary. */
-export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, timeoutMs?: number): Promise<AttemptOutcome> {
-  const prefixes = makePrefixes(nodes.map((n) => ({ rank: n.rank, host: n.entry.host })), io.chalk)
+export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number): Promise<AttemptOutcome> {
+  report.log?.startAttempt(attempt)
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,
+    node: { rank: n.rank, host: n.host },
     run: () => (transports[i] as Transport).exec(jobCommand({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) })),
-  })))
+  })), 'launched')
   const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
-    ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport, prefix: prefixes.get(i) ?? { out: Buffer.alloc(0), err: Buffer.alloc(0) } }]
+    ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport }]
     : [])
+  const ranks = (node: number): string => rankList(report.output.ranksOf(node))
   const supervisor = new Supervisor(jobs, {
-    stdout: io.stdout,
-    stderr: io.stderr,
+    output: (job, onStderrLine) => report.output.forNode(job, onStderrLine),
+    onExit: (result) => report.json?.emit('exit', { attempt, ...nodeRecord(result, ranks(result.rank), supervisor.firstFailure) }),
     heartbeatMs: 1000,
     graceMs: options.graceS * 1000,
     killOnFailure: options.killOnFailure,
@@ -39,9 +55,22 @@ export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports
   // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.
   if (jobs.length < started.length) supervisor.abort(`${started.length - jobs.length} node(s) could not start the job`)
   const unsubscribe = io.onStop((reason) => supervisor.interrupt(reason))
-  const results = await supervisor.results.finally(unsubscribe)
-  io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk))
-  const outcome: AttemptOutcome = { exitCode: jobExitCode(results, supervisor.firstFailure, supervisor.stopReason), stopped: supervisor.stopReason !== undefined, started }
+  const since = Date.now()
+  const { live } = io
+  const status = live && setInterval(() => live.setStatus(report.output.status(Date.now() - since, supervisor.runningCount, supervisor.isStopping)), STATUS_MS)
+  const results = await supervisor.results.finally(() => {
+    unsubscribe()
+    clearInterval(status)
+    live?.reset()
+  })
+  io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk, ranks))
+  report.log?.event(formatSummary(results, supervisor.firstFailure, new Chalk({ level: 0 }), ranks).trimEnd())
+  const outcome: AttemptOutcome = {
+    exitCode: jobExitCode(results, supervisor.firstFailure, supervisor.stopReason),
+    stopped: supervisor.stopReason !== undefined,
+    started,
+    records: results.map((r) => ({ ...nodeRecord(r, ranks(r.rank), supervisor.firstFailure), attempt })),
+  }
   if (supervisor.firstFailure) outcome.failure = supervisor.firstFailure
   return outcome
 }

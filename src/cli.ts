@@ -51,9 +51,18 @@ export async function main(argv: string[]): Promise<number> {
     const chalk = colourFor(stdout, options.color, env)
     const errChalk = colourFor(stderr, options.color, env)
     const { plainUi, listrUi } = await import('./ui.js')
-    const ui = stderr.isTTY && !options.plain ? await listrUi(stderr, errChalk) : plainUi(stderr, errChalk)
+    const animated = Boolean(stderr.isTTY) && !options.plain && !options.json
+    // On a TTY the job's lines scroll above a few live rows (progress bars, status); fanout's own
+    // messages go through the same region so that neither garbles the other.
+    const live = animated ? new (await import('./output/live.js')).LiveRegion(stderr) : undefined
+    const print = (text: string): void => void (live ? live.print(stderr, text) : stderr.write(text))
+    const ui = animated ? await listrUi(stderr, errChalk, print) : plainUi(print, errChalk)
     const { runJob } = await import('./run.js')
-    return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop })
+    try {
+      return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, ...(live ? { live } : {}) })
+    } finally {
+      live?.stop()
+    }
   } catch (e) {
     if (e instanceof FanoutError) {
       stderr.write(`fanout: ${e.message.replace(/\n/g, '\nfanout: ')}\n`)

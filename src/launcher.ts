@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs'
 import { usageError } from './errors.js'
 import { int, text } from './flags.js'
+import { taggedWorkerArgv, type WorkerSpec } from './output/rank-tag.js'
 
 /**
  * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy
@@ -100,6 +101,8 @@ export interface LauncherContext {
   runId: string
   script: string
   scriptArgs: readonly string[]
+  /** Run each worker under the rank tagger (output/rank-tag.ts), so fanout knows which rank printed what. */
+  rankTags?: boolean
 }
 
 /** The exact argv, and the launcher's own environment, for one node. */
@@ -125,11 +128,18 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
       : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
     ...(ctx.monitorIntervalS === undefined ? [] : [flag('monitor_interval', ctx.monitorIntervalS)]),
     ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),
-    ...(options.module ? ['--module'] : []),
-    ...(options.noPython ? [flag('no_python')] : []),
-    ...(options.useEnv ? [flag('use_env')] : []),
-    ...options.launcherArgs,
-    ctx.script, ...ctx.scriptArgs,
   ]
+  if (!ctx.rankTags) {
+    argv.push(...(options.module ? ['--module'] : []), ...(options.noPython ? [flag('no_python')] : []), ...(options.useEnv ? [flag('use_env')] : []), ...options.launcherArgs, ctx.script, ...ctx.scriptArgs)
+    return { argv, env: {} }
+  }
+  // The launcher runs the tagger as a program (--no_python), and the tagger execs the worker exactly as
+  // the launcher would have: the same interpreter with -u, -m, and launch's --local-rank argument.
+  const worker: WorkerSpec = options.noPython
+    ? { mode: 'exec', argv: [ctx.script, ...ctx.scriptArgs] }
+    : { mode: 'python', argv: [...(options.module ? ['-m'] : []), ctx.script, ...ctx.scriptArgs] }
+  const passLocalRank = options.kind === 'launch' && !options.useEnv
+  if (passLocalRank) worker.localRankFlag = { flag: dashed ? '--local-rank' : '--local_rank', insertAt: options.module ? 2 : 1 }
+  argv.push(...(options.kind === 'launch' && (options.useEnv || passLocalRank) ? [flag('use_env')] : []), flag('no_python'), ...options.launcherArgs, ...taggedWorkerArgv(ctx.python, worker))
   return { argv, env: {} }
 }

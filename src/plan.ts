@@ -1,7 +1,8 @@
 import { FanoutError } from './errors.js'
 import { readProbeLines } from './remote.js'
-import { shellJoin } from './quote.js'
+import { shellJoin, shellQuote } from './quote.js'
 import { launcherCommand, type LauncherOptions } from './launcher.js'
+import { RANK_TAGGER } from './output/rank-tag.js'
 import { isSecretName, type JobEnv } from './env.js'
 
 /** What the probe learned about one node. */
@@ -100,6 +101,8 @@ export interface PlanOptions {
   launcher?: LauncherOptions
   /** The c10d rendezvous id, shared by the job's nodes. */
   runId?: string
+  /** Tag each worker's output with its rank (launcher.ts). */
+  rankTags?: boolean
   /** Variables to set on every node (env.ts): forwarded ones below fanout's own, explicit ones above. */
   jobEnv?: JobEnv
 }
@@ -110,6 +113,8 @@ export interface NodeCommand {
   rank: number
   host: string
   nproc: number
+  /** The node's first global rank under a static rendezvous (the nodes before it hold the ranks below). */
+  firstRank: number
   cwd: string
   env: Record<string, string>
   argv: string[]
@@ -139,6 +144,7 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
   const masterAddr = masterAddress(nodes.map((n) => n.facts), options.masterAddr)
   const masterPort = options.masterPort ?? nodes[0]?.facts.freePort
   if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
+  let firstRank = 0
   const commands = nodes.map((node): NodeCommand => {
     // An explicit CUDA_VISIBLE_DEVICES narrows the node's GPUs as its own would have (the probe saw that one).
     const cvd = options.jobEnv?.explicit.CUDA_VISIBLE_DEVICES
@@ -159,11 +165,13 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
     const launched = launcherCommand(options.launcher ?? TORCHRUN, {
       python: options.python, nnodes: nodes.length, nodeRank: node.rank, nproc, masterAddr, masterPort,
       monitorIntervalS: options.monitorIntervalS, runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
+      rankTags: options.rankTags ?? false,
       ...(node.facts.torchVersion ? { torchVersion: node.facts.torchVersion } : {}),
     })
     Object.assign(env, launched.env)
     const argv = launched.argv
-    return { rank: node.rank, host: node.host, nproc, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
+    firstRank += nproc
+    return { rank: node.rank, host: node.host, nproc, firstRank: firstRank - nproc, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
   })
   return { masterAddr, masterPort, nodes: commands }
 }
@@ -186,5 +194,7 @@ function withJobEnv(own: Record<string, string>, node: PlanNode, jobEnv: JobEnv 
 export function describeCommand(node: NodeCommand): string {
   // NAME='value', not 'NAME=value': a quoted assignment is a command name to the shell.
   const env = Object.entries(node.env).map(([k, v]) => `${k}=${isSecretName(k) ? '***' : shellJoin([v])}`)
-  return `cd ${shellJoin([node.cwd])} && ${[...env, shellJoin(node.argv)].join(' ')}`
+  // The tagger's Python source would bury the command; it is named instead (src/output/rank-tag.ts).
+  const argv = node.argv.map((w) => (w === RANK_TAGGER ? '"$FANOUT_RANK_TAGGER"' : shellQuote(w))).join(' ')
+  return `cd ${shellJoin([node.cwd])} && ${[...env, argv].join(' ')}`
 }

@@ -10,7 +10,10 @@ import { runAttempt, type AttemptOutcome } from './attempt.js'
 import { formatAttempts, stopCode } from './summary.js'
 import type { StopReason } from './supervisor.js'
 import { capture, type Transport } from './transport/types.js'
-import type { Ui } from './ui.js'
+import { reportingUi, type Ui } from './ui.js'
+import type { LiveRegion } from './output/live.js'
+import type { JsonEvents } from './output/json.js'
+import type { RunLog } from './output/logdir.js'
 
 export interface RunIo extends SourceIo {
   stdout: NodeJS.WriteStream
@@ -18,6 +21,8 @@ export interface RunIo extends SourceIo {
   env: NodeJS.ProcessEnv
   chalk: ChalkInstance
   ui: Ui
+  /** On a TTY: the rows under the job's output that show progress bars and the job's status. */
+  live?: LiveRegion
   /** Subscribes to the user's stop requests (Ctrl-C, SIGTERM, SIGHUP); returns the unsubscribe. */
   onStop: (handler: (reason: StopReason) => void) => () => void
 }
@@ -47,7 +52,7 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
     backoffMs: 200,
     isRetryable: (e) => ssh?.isDroppedHandshake(e) ?? false,
   })
-  const results = await io.ui.phase('connect', nodes.map((n) => ({ label: label(n), run: () => connect(n) })))
+  const results = await io.ui.phase('connect', nodes.map((n) => ({ label: label(n), node: { rank: n.rank, host: n.entry.host }, run: () => connect(n) })), 'connected')
   const transports = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   failPhase(results, nodes, transports)
   return transports
@@ -58,6 +63,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
   const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
   const probes = await io.ui.phase('probe', nodes.map((n, i) => ({
     label: label(n),
+    node: { rank: n.rank, host: n.entry.host },
     run: async () => {
       const t = transports[i] as Transport
       const { stdout, stderr } = await capture(t, probeCommand({
@@ -66,7 +72,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
       }))
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
-  })))
+  })), 'probed')
   failPhase(probes, nodes, []) // runJob closes the transports
   const found = probes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   const { checkPreflight, preflightError } = await import('./preflight.js')
@@ -107,49 +113,105 @@ async function freshPort(node0: Transport, python: string, setup: readonly strin
 
 /** The whole pipeline: hostfile → nodes → connect → probe → plan → launch → supervise → summary. */
 export async function runJob(options: Options, io: RunIo): Promise<number> {
+  const startedAt = Date.now()
   const jobEnv = loadJobEnv(options, io.env)
   const { hosts, warnings } = await resolveHostList(options, io)
   checkGpuSelection(jobEnv, hosts)
-  for (const w of warnings) io.ui.warn(w)
+  const { newRunId, RunLog } = await import('./output/logdir.js')
+  const runId = newRunId(new Date(startedAt), Math.random)
+  const onlyNodes = options.onlyNodes && (await import('./output/options.js')).resolveOnlyNodes(options.onlyNodes, hosts.map((h) => h.host))
   const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig }
   const nodes = await resolveNodes(hosts, flags)
+  const named = nodes.map((n) => ({ node: n.rank, host: n.entry.host }))
+  // Both are opened before any connection: a log directory that cannot be created is bad input.
+  const log = options.logDir === undefined || options.dryRun || options.checkOnly ? undefined : await RunLog.create(options.logDir, runId, named)
+  const json = options.json ? new (await import('./output/json.js')).JsonEvents(io.stdout) : undefined
+  const ui = reportingUi(io.ui, {
+    ...(log ? { record: (line: string) => log.event(line) } : {}),
+    ...(json ? { nodeState: (n: { rank: number; host: string }, state: string) => void json.emit('node-state', { node: n.rank, host: n.host, state }) } : {}),
+  })
+  const run: RunIo = { ...io, ui }
+  try {
+    for (const w of warnings) ui.warn(w)
+    ui.info(`run ${runId}${log ? `; logs in ${log.dir}` : ''}`)
+    json?.emit('start', { run_id: runId, nodes: named.map((n) => ({ node: n.node, host: n.host })), ...(log ? { log_dir: log.dir } : {}) })
+    const exitCode = await runNodes(options, run, nodes, { runId, jobEnv, onlyNodes, log, json })
+    return exitCode
+  } finally {
+    await log?.close()
+  }
+}
+
+interface RunContext {
+  runId: string
+  jobEnv: ReturnType<typeof loadJobEnv>
+  onlyNodes: Set<number> | undefined
+  log: RunLog | undefined
+  json: JsonEvents | undefined
+}
+
+async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: RunContext): Promise<number> {
+  const startedAt = Date.now()
   const transports = await connectNodes(nodes, options, io)
   try {
     const planNodes = await probeNodes(nodes, transports, options, io)
     if (options.checkOnly) return 0
     // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
     const masterPort = options.masterPort ?? (planNodes[0]?.facts.freePort === undefined && options.launcher.kind === 'none' ? 29500 : undefined)
-    const runId = `fanout-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-    const planOptions = { ...options, cwd: options.chdir, runId, jobEnv, ...(masterPort === undefined ? {} : { masterPort }) }
+    const tagged = options.rankTags && options.launcher.kind !== 'none'
+    const planOptions = { ...options, cwd: options.chdir, runId: `fanout-${ctx.runId}`, jobEnv: ctx.jobEnv, rankTags: tagged, ...(masterPort === undefined ? {} : { masterPort }) }
     let plan = planLaunch(planNodes, planOptions)
     const procs = plan.nodes.map((n) => n.nproc)
-    io.ui.info(`master ${plan.masterAddr}:${plan.masterPort} (node 0, ${nodes[0]?.entry.host}); ${nodes.length} node(s), ${procs.reduce((a, b) => a + b, 0)} process(es): ${procs.join(' + ')}`)
+    const world = procs.reduce((a, b) => a + b, 0)
+    io.ui.info(`master ${plan.masterAddr}:${plan.masterPort} (node 0, ${nodes[0]?.entry.host}); ${nodes.length} node(s), ${world} process(es): ${procs.join(' + ')}`)
+    const unknown = options.onlyRanks?.filter((r) => r >= world) ?? []
+    if (unknown.length > 0) throw new FanoutError(`--only: the job has ranks 0 to ${world - 1}, not ${unknown.join(',')}`, 'USAGE')
     if (options.dryRun) {
       for (const n of plan.nodes) io.stdout.write(`# node ${n.rank} (${n.host})\n${describeCommand(n)}\n`)
       return 0
     }
+    const { JobOutput } = await import('./output/job-output.js')
+    const sinks = { ...(ctx.json ? { json: ctx.json } : {}), ...(ctx.log ? { log: ctx.log } : {}) }
+    const output = new JobOutput(plan.nodes, { ...options, tagged, staticRanks: options.launcher.rdzvBackend !== 'c10d', ...(ctx.onlyNodes ? { nodeFilter: ctx.onlyNodes } : {}) }, { ...io, ...sinks })
+    const report = { output, ...sinks }
     const restarts = options.restarts ?? 0
     const deadline = options.timeoutS === undefined ? undefined : Date.now() + options.timeoutS * 1000
     const outcomes: AttemptOutcome[] = []
+    let exitCode = 1
     for (let attempt = 1; ; attempt++) {
       // FANOUT_ATTEMPT only with --restarts: without them there is nothing to count.
       if (restarts > 0) for (const n of plan.nodes) n.env.FANOUT_ATTEMPT = String(attempt)
-      const outcome = await runAttempt(plan, nodes, transports, options, io, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
+      const outcome = await runAttempt(plan, nodes, transports, options, io, report, attempt, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
       outcomes.push(outcome)
+      exitCode = outcome.exitCode
+      await writeResults(ctx, outcomes, startedAt, exitCode)
       failPhase(outcome.started, nodes, [])
       if (outcome.exitCode === 0 || outcome.stopped || attempt > restarts) break
       // Backoff doubles from 1 s (at most 30 s); a Ctrl-C meanwhile ends the job without another attempt.
       const waitS = Math.min(30, 2 ** (attempt - 1))
       io.ui.info(`attempt ${attempt} of ${restarts + 1} failed (exit ${outcome.exitCode}); relaunching every node in ${waitS} s on a fresh port`)
       const stopped = await pause(waitS * 1000, io)
-      if (stopped) return stopCode(stopped)
+      if (stopped) {
+        exitCode = stopCode(stopped)
+        await writeResults(ctx, outcomes, startedAt, exitCode)
+        return exitCode
+      }
       const port = options.masterPort ?? (await freshPort(transports[0] as Transport, options.python, options.setup))
       plan = planLaunch(planNodes, { ...planOptions, masterPort: port })
       io.ui.info(`attempt ${attempt + 1} of ${restarts + 1}: master ${plan.masterAddr}:${plan.masterPort}`)
     }
     if (restarts > 0) io.stderr.write(formatAttempts(outcomes))
-    return outcomes[outcomes.length - 1]?.exitCode ?? 1
+    return exitCode
   } finally {
     for (const t of transports) t.close()
   }
+}
+
+/** summary.json (--log-dir) and the --json summary event, rewritten after every attempt so a crash leaves the last. */
+async function writeResults(ctx: RunContext, outcomes: readonly AttemptOutcome[], startedAt: number, exitCode: number): Promise<void> {
+  const last = outcomes[outcomes.length - 1]
+  const cause = last?.failure && { node: last.failure.rank, host: last.failure.host, exit_code: last.failure.exitCode, what: last.failure.what, last_lines: last.failure.lastLines }
+  const summary = { run_id: ctx.runId, started_at: new Date(startedAt).toISOString(), ended_at: new Date().toISOString(), exit_code: exitCode, attempts: outcomes.length, root_cause: cause ?? null, nodes: outcomes.flatMap((o) => o.records) }
+  await ctx.log?.writeSummary(summary)
+  if (ctx.json && outcomes.length > 0) ctx.json.emit('summary', { ...summary, nodes: last?.records ?? [] })
 }

@@ -59,20 +59,73 @@ export function jobExitCode(results: readonly NodeResult[], firstFailure: Failur
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
-/** The per-node table, then the root cause with the last lines it printed. */
-export function formatSummary(results: readonly NodeResult[], firstFailure: Failure | undefined, chalk: ChalkInstance): string {
-  const rows = results.map((r) => {
-    const outcome = describeStatus(r.status) + (r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '')
-    return [`n${r.rank}`, r.host, outcome, seconds(r.endedAt - r.startedAt), String(r.output.lines)]
-  })
-  const [header = '', ...lines] = alignColumns([['node', 'host', 'result', 'duration', 'lines'], ...rows])
-  const out = [chalk.bold(header), ...lines.map((text, i) => {
-    const r = results[i]
-    return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text
-  })]
-  if (firstFailure) {
-    out.push('', chalk.red(`first failure: node ${firstFailure.rank} (${firstFailure.host}): ${firstFailure.what}`))
-    if (firstFailure.lastLines.length > 0) out.push('last lines it printed:', ...firstFailure.lastLines.map((l) => `  ${l}`))
+/** `0-3,8`: a node's global ranks, runs collapsed; `-` when unknown. */
+export function rankList(ranks: readonly number[]): string {
+  const sorted = [...new Set(ranks)].sort((a, b) => a - b)
+  const runs: string[] = []
+  for (let i = 0; i < sorted.length; ) {
+    let j = i
+    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] as number) + 1) j++
+    runs.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`)
+    i = j + 1
   }
+  return runs.length > 0 ? runs.join(',') : '-'
+}
+
+/** One node's result as summary.json and --json report it. */
+export interface NodeRecord {
+  node: number
+  host: string
+  ranks: string
+  exit_code: number
+  launcher_exit_code: number
+  signal: string | null
+  lost: string | null
+  result: string
+  started_at: string
+  ended_at: string
+  duration_s: number
+  lines: number
+  stopped_by_fanout: boolean
+  root_cause: boolean
+  attempt?: number
+}
+
+/**
+ * One node's result. For the root cause, `exit_code` and `result` say what failed there (a worker's
+ * exit code as torchrun reported it), and `launcher_exit_code` how its launcher ended after.
+ */
+export function nodeRecord(r: NodeResult, ranks: string, rootCause?: Failure): NodeRecord {
+  const root = rootCause?.rank === r.rank ? rootCause : undefined
+  return {
+    node: r.rank, host: r.host, ranks, exit_code: root?.exitCode ?? exitCodeOf(r.status), launcher_exit_code: exitCodeOf(r.status), signal: r.status.signal, lost: r.status.lost ?? null,
+    result: root ? root.what : describeStatus(r.status), root_cause: root !== undefined, started_at: new Date(r.startedAt).toISOString(), ended_at: new Date(r.endedAt).toISOString(),
+    duration_s: Math.round(r.endedAt - r.startedAt) / 1000, lines: r.output.lines, stopped_by_fanout: r.stoppedByFanout,
+  }
+}
+
+/**
+ * The root cause first (which node, how, and the last lines it printed), then the per-node table with
+ * the root cause's row on top and every other failed node after it.
+ */
+export function formatSummary(results: readonly NodeResult[], firstFailure: Failure | undefined, chalk: ChalkInstance, ranks: (node: number) => string = () => '-'): string {
+  const out: string[] = []
+  if (firstFailure) {
+    out.push(chalk.red(`first failure: node ${firstFailure.rank} (${firstFailure.host}): ${firstFailure.what}`))
+    if (firstFailure.lastLines.length > 0) out.push('last lines it printed:', ...firstFailure.lastLines.map((l) => `  ${l}`))
+    out.push('')
+  }
+  const order = [...results].sort((a, b) => Number(b.rank === firstFailure?.rank) - Number(a.rank === firstFailure?.rank) || a.rank - b.rank)
+  const rows = order.map((r) => {
+    const root = r.rank === firstFailure?.rank
+    // The root cause's row says what failed there (a worker's exit), not how its launcher ended after.
+    const outcome = root && firstFailure ? `${firstFailure.what} [root cause]` : describeStatus(r.status) + (r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '')
+    return [`n${r.rank}`, r.host, ranks(r.rank), outcome, seconds(r.endedAt - r.startedAt), String(r.output.lines)]
+  })
+  const [header = '', ...lines] = alignColumns([['node', 'host', 'ranks', 'result', 'duration', 'lines'], ...rows])
+  out.push(chalk.bold(header), ...lines.map((text, i) => {
+    const r = order[i]
+    return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text
+  }))
   return out.join('\n') + '\n'
 }

@@ -1,7 +1,6 @@
-import type { Writable } from 'node:stream'
 import { CONTROL } from './remote.js'
 import { LauncherLogScanner, pickRootCause, type FailureCandidate } from './launcher-log.js'
-import { NodeOutputStats, pipePrefixed } from './output.js'
+import type { NodeOutput } from './output/node-output.js'
 import { describeStatus, exitCodeOf } from './summary.js'
 import type { ExitStatus, RemoteProcess, Transport } from './transport/types.js'
 
@@ -11,7 +10,6 @@ export interface Job {
   host: string
   proc: RemoteProcess
   transport: Transport
-  prefix: { out: Buffer; err: Buffer }
 }
 
 export interface NodeResult {
@@ -22,7 +20,7 @@ export interface NodeResult {
   endedAt: number
   /** True when fanout stopped this node (teardown), so its end is a consequence, not a cause. */
   stoppedByFanout: boolean
-  output: NodeOutputStats
+  output: Pick<NodeOutput, 'lines' | 'ranks' | 'tail'>
 }
 
 /** The root cause of a failed job: the first node that failed, and how. */
@@ -42,8 +40,10 @@ const ROOT_CAUSE_WINDOW_MS = 3000
 export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
 
 export interface SuperviseOptions {
-  stdout: Writable
-  stderr: Writable
+  /** Where a node's output goes; `onStderrLine` sees each stderr line (how launcher failures are noticed). */
+  output: (job: Job, onStderrLine: (text: Buffer) => void) => NodeOutput
+  /** Told of each node's end as it happens (--json's exit events). */
+  onExit?: (result: NodeResult) => void
   heartbeatMs: number
   /** How long a node may take to exit after SIGTERM/SIGINT before SIGKILL. */
   graceMs: number
@@ -54,6 +54,8 @@ export interface SuperviseOptions {
   log: (message: string) => void
   now?: () => number
 }
+
+const NEWLINE = Buffer.from('\n')
 
 export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0
 
@@ -88,12 +90,7 @@ export class Supervisor {
 
   private async watch(job: Job, now: () => number): Promise<NodeResult> {
     const startedAt = now()
-    const output = new NodeOutputStats()
     const lost = new Promise<ExitStatus>((resolve) => job.transport.onLost((reason) => resolve({ code: null, signal: null, lost: reason })))
-    const piped = Promise.all([
-      pipePrefixed(job.proc.stdout, this.options.stdout, job.prefix.out, output),
-      pipePrefixed(job.proc.stderr, this.options.stderr, job.prefix.err, output),
-    ])
     const log = new LauncherLogScanner()
     let reported = false
     const fail = (exitCode: number, what: string): void => {
@@ -101,19 +98,32 @@ export class Supervisor {
       reported = true
       this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: output.tail(10), consequence: log.onlyConsequences, afterStop: this.stopping, at: now() })
     }
-    job.proc.stderr.on('data', (chunk: Buffer) => {
-      const worker = log.push(chunk)
+    const output = this.options.output(job, (text) => {
+      const worker = log.push(Buffer.concat([text, NEWLINE]))
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
       fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`)
     })
+    const piped = Promise.all([output.pipe(job.proc.stdout, 'stdout'), output.pipe(job.proc.stderr, 'stderr')])
     const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])
     this.running.delete(job.rank)
     // EOF tells the node's watchdog to clear out anything the launcher left behind.
     job.proc.end()
     const stoppedByFanout = this.stopping
     if (failed(status)) fail(exitCodeOf(status) || 1, describeStatus(status))
-    return { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
+    const result: NodeResult = { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
+    this.options.onExit?.(result)
+    return result
+  }
+
+  /** Nodes whose launcher has not ended yet. */
+  get runningCount(): number {
+    return this.running.size
+  }
+
+  /** fanout is stopping the job (failure, Ctrl-C, timeout). */
+  get isStopping(): boolean {
+    return this.stopping
   }
 
   /** The root cause of the failure, if the job failed (see pickRootCause). */

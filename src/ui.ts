@@ -1,15 +1,16 @@
-import type { Writable } from 'node:stream'
 import type { ChalkInstance } from 'chalk'
 
 export interface PhaseItem<T> {
   label: string
+  /** The node this item is about: its state is reported (--json node-state) when the item succeeds. */
+  node?: { rank: number; host: string }
   run: () => Promise<T>
 }
 
 /** How fanout reports its own progress: an animated task list on a terminal, plain lines elsewhere. */
 export interface Ui {
-  /** Runs one phase's items concurrently and reports each; never rejects. */
-  phase<T>(title: string, items: PhaseItem<T>[]): Promise<PromiseSettledResult<T>[]>
+  /** Runs one phase's items concurrently and reports each; never rejects. `state`: what a node that succeeded now is. */
+  phase<T>(title: string, items: PhaseItem<T>[], state?: string): Promise<PromiseSettledResult<T>[]>
   info(message: string): void
   warn(message: string): void
 }
@@ -23,28 +24,31 @@ const runItem = async <T>(item: PhaseItem<T>): Promise<PromiseSettledResult<T>> 
   }
 }
 
-/** One line per phase (and one per failure): readable in CI logs, no cursor movement. */
-export function plainUi(out: Writable, chalk: ChalkInstance): Ui {
-  const info = (m: string): void => void out.write(`${chalk.dim('fanout:')} ${m}\n`)
+const phaseLine = (title: string, ok: number, all: number, ms: number): string => `${title}: ${ok}/${all} nodes ok in ${(ms / 1000).toFixed(2)} s`
+
+/**
+ * One line per phase (and one per failure): readable in CI logs, no cursor movement. `print` writes
+ * a line of fanout's own (on a TTY, above the live region, so that neither garbles the other).
+ */
+export function plainUi(print: (text: string) => void, chalk: ChalkInstance): Ui {
+  const info = (m: string): void => print(`${chalk.dim('fanout:')} ${m}\n`)
   return {
     async phase(title, items) {
       const started = Date.now()
       const results = await Promise.all(items.map(runItem))
-      const failed = results.filter((r) => r.status === 'rejected').length
-      const took = ((Date.now() - started) / 1000).toFixed(2)
-      info(`${title}: ${items.length - failed}/${items.length} nodes ok in ${took} s`)
+      info(phaseLine(title, results.filter((r) => r.status === 'fulfilled').length, items.length, Date.now() - started))
       return results
     },
     info,
-    warn: (m) => void out.write(`${chalk.yellow('fanout: warning:')} ${m}\n`),
+    warn: (m) => print(`${chalk.yellow('fanout: warning:')} ${m}\n`),
   }
 }
 
 /** listr2's task list, drawn on stderr so that stdout carries only the job's output. */
-export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance): Promise<Ui> {
+export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance, print: (text: string) => void): Promise<Ui> {
   const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
   const logger = new ListrLogger({ processOutput: new ProcessOutput(out, out), useIcons: true, toStderr: [] })
-  const plain = plainUi(out, chalk)
+  const plain = plainUi(print, chalk)
   return {
     async phase(title, items) {
       const results: PromiseSettledResult<(typeof items)[number] extends PhaseItem<infer T> ? T : never>[] = []
@@ -73,5 +77,31 @@ export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance): Pr
     },
     info: plain.info,
     warn: plain.warn,
+  }
+}
+
+export interface UiReport {
+  /** A line for fanout.log (--log-dir). */
+  record?: (line: string) => void
+  /** A node reached a state (--json node-state events). */
+  nodeState?: (node: { rank: number; host: string }, state: string) => void
+}
+
+/** The same Ui, also telling fanout.log and --json what happened. */
+export function reportingUi(ui: Ui, report: UiReport): Ui {
+  return {
+    async phase(title, items, state) {
+      const started = Date.now()
+      const results = await ui.phase(title, items, state)
+      report.record?.(phaseLine(title, results.filter((r) => r.status === 'fulfilled').length, items.length, Date.now() - started))
+      results.forEach((r, i) => {
+        const node = items[i]?.node
+        if (r.status === 'rejected') report.record?.(`${title}: ${items[i]?.label ?? ''}: ${errorText(r.reason)}`)
+        else if (node && state) report.nodeState?.(node, state)
+      })
+      return results
+    },
+    info: (m) => (report.record?.(m), ui.info(m)),
+    warn: (m) => (report.record?.(`warning: ${m}`), ui.warn(m)),
   }
 }

@@ -53,12 +53,15 @@ export interface FanoutRun {
 // hosts' torch fix (sshd SetEnv): a test gets only the variables it passes.
 const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !forwardedByDefault(name)))
 
+/** The environment fanout runs with in these tests: no colour, no agent, none of the runner's forwarded variables. */
+export const fanoutEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...inherited, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...extra })
+
 /** Runs the built fanout binary (as a user would) and collects everything it printed. */
 export function runFanout(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (pid: number, output: () => string) => void } = {}): Promise<FanoutRun> {
   const started = Date.now()
   const child = spawn(process.execPath, ['--', BIN, ...args], {
     cwd: options.cwd ?? cluster?.work,
-    env: { ...inherited, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...options.env },
+    env: fanoutEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

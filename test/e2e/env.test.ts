@@ -18,7 +18,7 @@ async function nodeEnvs(flags: string[], names: string[], env: NodeJS.ProcessEnv
   const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '1', ...flags, 'show_env.py', ...names], { env })
   expect(run.code, run.stderr).toBe(0)
   const seen = [0, 1, 2].map((i) => {
-    const lines = run.stdout.split('\n').filter((l) => l.startsWith(`[n${i} h${i + 1}]  ENV `))
+    const lines = run.stdout.split('\n').filter((l) => l.startsWith(`[n${i} h${i + 1} r${i}]  ENV `))
     expect(lines, run.stdout).toHaveLength(1)
     return JSON.parse((lines[0] ?? '').slice(lines[0]?.indexOf('ENV ') ?? 0).slice(4)) as Record<string, string | null>
   })

@@ -35,10 +35,10 @@ describeCluster('host ranges and selection against the 3-host cluster', () => {
     expect(run.code, run.stderr).toBe(0)
     expect(run.stderr).toContain('2 node(s), 3 process(es): 1 + 2')
     expect(scriptLines(run.stdout)).toEqual([
-      '[n0 h1]  node 0 local 0 of 1 world 3 cvd 1',
+      '[n0 h1 r0]  node 0 local 0 of 1 world 3 cvd 1',
       // A bare host keeps all of it (DeepSpeed#6671 dropped it): slots=2, no CUDA_VISIBLE_DEVICES from fanout.
-      '[n1 h3]  node 1 local 0 of 2 world 3 cvd -',
-      '[n1 h3]  node 1 local 1 of 2 world 3 cvd -',
+      '[n1 h3 r1]  node 1 local 0 of 2 world 3 cvd -',
+      '[n1 h3 r2]  node 1 local 1 of 2 world 3 cvd -',
     ])
     const [h1, h2, h3] = NODES.map(connectionCount).map((n, i) => n - (before[i] ?? 0))
     expect({ h1, h2, h3 }).toEqual({ h1: 1, h2: 0, h3: 1 })
@@ -49,7 +49,7 @@ describeCluster('host ranges and selection against the 3-host cluster', () => {
     const before = NODES.map(connectionCount)
     const run = await runFanout(['--hosts', 'h[1-3]', '--exclude', 'h1', '--num-gpus', '1', ...clusterArgs(), 'show_gpus.py'])
     expect(run.code, run.stderr).toBe(0)
-    expect(scriptLines(run.stdout)).toEqual(['[n0 h2]  node 0 local 0 of 1 world 2 cvd 0', '[n1 h3]  node 1 local 0 of 1 world 2 cvd 0'])
+    expect(scriptLines(run.stdout)).toEqual(['[n0 h2 r0]  node 0 local 0 of 1 world 2 cvd 0', '[n1 h3 r1]  node 1 local 0 of 1 world 2 cvd 0'])
     expect(connectionCount(host('h1'))).toBe(before[0])
   })
 

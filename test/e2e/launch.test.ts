@@ -35,10 +35,10 @@ describeCluster('fanout against a 3-host sshd cluster', () => {
     for (let rank = 0; rank < 6; rank++) {
       const node = Math.floor(rank / 2)
       // The line arrives whole, once, under its own node's prefix.
-      const line = `[n${node} h${node + 1}]  rank ${rank} of 6 node ${node} sum 21 iface ${ifaces[node]}`
+      const line = `[n${node} h${node + 1} r${rank}]  rank ${rank} of 6 node ${node} sum 21 iface ${ifaces[node]}`
       expect(run.stdout.split('\n').filter((l) => l === line), run.stdout).toHaveLength(1)
     }
-    expect(run.stderr).toMatch(/n0\s+h1\s+exit 0/)
+    expect(run.stderr).toMatch(/n0\s+h1\s+0-1\s+exit 0/)
   })
 
   it('names the failing node and exits non-zero when one node\'s script exits 3, stopping the others', async () => {
@@ -54,7 +54,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
     expect(run.code, run.stderr).toBe(3)
     // Both of node 1's ranks exit 3; torchrun reports whichever it polled first.
     expect(run.stderr).toMatch(/first failure: node 1 \(h2\): local rank [01] exited with code 3/)
-    expect(run.stderr).toMatch(/last lines it printed:\n(.*\n)*  node 1 giving up/)
+    expect(run.stderr).toMatch(/last lines it printed:\n(.*\n)*  \[r[23]\] node 1 giving up/)
     // The others were stopped instead of waiting out torch's 30-minute rendezvous timeout.
     expect(run.ms).toBeLessThan(60_000)
   })
@@ -78,7 +78,8 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
     for (const [i, iface] of ['ens3', 'enp1s0', 'eno1'].entries()) {
       expect(run.stdout).toContain(
         `cd ${cluster?.work} && PYTHONUNBUFFERED=1 GLOO_SOCKET_IFNAME=${iface} NCCL_SOCKET_IFNAME=${iface} /usr/bin/python3 -m torch.distributed.run ` +
-          `--nnodes=3 --node_rank=${i} --nproc_per_node=2 --master_addr=10.99.0.11 --master_port=29511 --monitor_interval=0.25 train.py --epochs 3`,
+          `--nnodes=3 --node_rank=${i} --nproc_per_node=2 --master_addr=10.99.0.11 --master_port=29511 --monitor_interval=0.25 ` +
+          `--no_python /usr/bin/python3 -c "$FANOUT_RANK_TAGGER" python -1 '' -- train.py --epochs 3`,
       )
     }
   })
@@ -135,7 +136,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
       writeWork('hello.py', 'import os, sys\nsys.stdout.write("hello from node " + os.environ["GROUP_RANK"] + "\\n")\n')
       const run = await runFanout(['-H', hostfile('hosts-alias', ['node-a']), '--python', '/usr/bin/python3', '--nproc-per-node', '1', 'hello.py'], { env: { HOME: home, SSH_AUTH_SOCK: sock } })
       expect(run.code, run.stderr).toBe(0)
-      expect(run.stdout).toContain('[n0 node-a]  hello from node 0')
+      expect(run.stdout).toContain('[n0 node-a r0]  hello from node 0')
       // Without the agent the same launch is refused, naming host and user.
       const refused = await runFanout(['-H', hostfile('hosts-alias', ['node-a']), '--python', '/usr/bin/python3', 'hello.py'], { env: { HOME: home, SSH_AUTH_SOCK: '' } })
       expect(refused.code).toBe(255)
@@ -150,7 +151,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
     const fix = join(cluster?.dir ?? '', 'torch-fix')
     const run = await runFanout(['-H', hostfile('hosts-local', ['localhost slots=2']), '--python', '/usr/bin/python3', 'allreduce.py'], { env: { PYTHONPATH: fix } })
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stdout).toContain('[n0 localhost]  rank 0 of 2 node 0 sum 3')
-    expect(run.stdout).toContain('[n0 localhost]  rank 1 of 2 node 0 sum 3')
+    expect(run.stdout).toContain('[n0 localhost r0]  rank 0 of 2 node 0 sum 3')
+    expect(run.stdout).toContain('[n0 localhost r1]  rank 1 of 2 node 0 sum 3')
   })
 })

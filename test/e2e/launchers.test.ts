@@ -26,7 +26,7 @@ describeCluster('launchers', () => {
     expect(got.map((r) => Number(r.env.RANK)).sort()).toEqual([0, 1, 2, 3, 4, 5])
     for (const r of got) expect([r.env.WORLD_SIZE, r.sum]).toEqual(['6', 21])
     // Node ranks follow the hostfile: h2's single process is global rank 2.
-    expect(run.stdout).toMatch(/\[n1 h2\]\s+REPORT .*"RANK": "2"/)
+    expect(run.stdout).toMatch(/\[n1 h2 r2\]\s+REPORT .*"RANK": "2"/)
   })
 
   it('the legacy torch.distributed.launch passes --local_rank to the script', async () => {

@@ -88,6 +88,10 @@ describe('parseArgs: defaults and values', () => {
       strict: false,
       color: 'auto',
       plain: false,
+      json: false,
+      quiet: false,
+      rankTags: true,
+      timestamps: false,
     } satisfies Options)
   })
 
@@ -272,5 +276,41 @@ describe('--restarts', () => {
   })
   it.each([['101'], ['-1'], ['x']])('--restarts %s is refused', async (value) => {
     await expect(parseArgs(['-H', 'h', '--restarts', value, 'train.py'], '/cwd')).rejects.toThrow(/--restarts must be a whole number from 0 to 100/)
+  })
+})
+
+describe('output flags', () => {
+  const H = ['-H', 'hosts.txt']
+  it.each<[string[], Partial<Options>]>([
+    [['--only', '0,4-5'], { onlyRanks: [0, 4, 5] }],
+    [['--only-node', '1,gpu01'], { onlyNodes: ['1', 'gpu01'] }],
+    [['--prefix', '{host}:{rank}'], { prefix: '{host}:{rank}' }],
+    [['--no-prefix'], { prefix: false }],
+    [['-q', '--timestamps', '--log-dir', 'logs'], { quiet: true, timestamps: true, logDir: 'logs' }],
+    [['--json', '--no-rank-tags'], { json: true, rankTags: false }],
+  ])('%j', async (flags, expected) => {
+    expect(await options([...H, ...flags, 'train.py'])).toMatchObject(expected)
+  })
+
+  it.each<[string[], RegExp]>([
+    [['--only', 'x'], /--only: "x" is not a number or range/],
+    [['--only', '5-3'], /--only: "5-3"/],
+    [['--only', '0', '--launcher', 'none'], /--only needs the ranks of the lines/],
+    [['--only', '0', '--no-rank-tags'], /--only needs the ranks/],
+    [['--quiet', '--only', '0'], /--quiet shows no job output/],
+    [['--json', '--prefix', '{host}'], /--prefix has no effect with --json/],
+    [['--prefix', '{hostname}'], /--prefix: unknown field \{hostname\}/],
+    [['--only-node', '1,,2'], /--only-node: empty item/],
+    [['--color', 'sometimes'], /color/],
+  ])('%j is refused', async (flags, message) => {
+    expect((await usageError([...H, ...flags, 'train.py'])).message).toMatch(message)
+  })
+
+  it('fanout completion prints a bash completion script; the script asks for the words of a flag', async () => {
+    const script = await parseArgs(['completion'], CWD)
+    expect(script.kind).toBe('help')
+    expect(script.kind === 'help' && script.text).toMatch(/###-begin-fanout-completions-###[\s\S]*--get-yargs-completions[\s\S]*complete .*fanout/)
+    const words = await parseArgs(['--get-yargs-completions', 'fanout', '--launcher', ''], CWD)
+    expect(words.kind === 'help' && words.text.split('\n')).toEqual(['torchrun', 'launch', 'none'])
   })
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
 import { launcherCommand, readLauncherOptions, splitWords, type LauncherOptions } from '../../src/launcher.js'
+import { RANK_TAGGER } from '../../src/output/rank-tag.js'
 
 const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }
 const CTX = { python: 'py', nnodes: 3, nodeRank: 1, nproc: 2, masterAddr: '10.0.0.1', masterPort: 29500, runId: 'run1', script: 'train.py', scriptArgs: ['--x', 'a b'] }
@@ -21,6 +22,24 @@ describe('launcherCommand', () => {
     ['c10d over IPv6', { rdzvBackend: 'c10d' }, { masterAddr: 'fd00::1' }, 'py -m torch.distributed.run --nnodes=3 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=[fd00::1]:29500 --rdzv_id=run1 --rdzv_conf=is_host=false train.py --x a b'],
     ['none: the command itself', { kind: 'none' }, {}, 'train.py --x a b'],
   ])('%s', (_name, o, ctx, expected) => expect(argv(o, ctx)).toBe(expected))
+
+  // With rank tags the launcher runs the tagger (--no_python), which execs the worker as the launcher would have.
+  const TAG = 'py -c <tagger>'
+  it.each<[string, Partial<LauncherOptions>, Record<string, unknown>, string]>([
+    ['torchrun: the script under python -u', {}, {}, `--master_port=29500 --no_python ${TAG} python -1  -- train.py --x a b`],
+    ['torch 2 spelling', {}, { torchVersion: '2.1.0' }, `--master-port=29500 --no-python ${TAG} python -1  -- train.py --x a b`],
+    ['-m: python -u -m MODULE', { module: true }, {}, `--master_port=29500 --no_python ${TAG} python -1  -- -m train.py --x a b`],
+    ['--no-python: the executable itself', { noPython: true }, {}, `--master_port=29500 --no_python ${TAG} exec -1  -- train.py --x a b`],
+    ['launch: --local_rank after the script, launch told --use_env', { kind: 'launch' }, {}, `--master_port=29500 --use_env --no_python ${TAG} python 1 --local_rank -- train.py --x a b`],
+    ['launch, torch 2: --local-rank', { kind: 'launch' }, { torchVersion: '2.0.1' }, `--master-port=29500 --use-env --no-python ${TAG} python 1 --local-rank -- train.py --x a b`],
+    ['launch -m: after the module name', { kind: 'launch', module: true }, {}, `--master_port=29500 --use_env --no_python ${TAG} python 2 --local_rank -- -m train.py --x a b`],
+    ['launch --use-env: no flag inserted', { kind: 'launch', useEnv: true }, {}, `--master_port=29500 --use_env --no_python ${TAG} python -1  -- train.py --x a b`],
+    ['launcher args before the tagger', { launcherArgs: ['--tee', '3'] }, {}, `--master_port=29500 --no_python --tee 3 ${TAG} python -1  -- train.py --x a b`],
+  ])('rank tags, %s', (_name, o, ctx, tail) => {
+    const words = launcherCommand({ ...TORCHRUN, ...o }, { ...CTX, ...ctx, rankTags: true }).argv.map((w) => (w === RANK_TAGGER ? '<tagger>' : w))
+    const text = words.join(' ')
+    expect(text.slice(text.search(/--master.port/))).toBe(tail)
+  })
 
   it('none: rank and rendezvous in the environment', () => {
     expect(launcherCommand({ ...TORCHRUN, kind: 'none' }, CTX).env).toEqual({ NODE_RANK: '1', NNODES: '3', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29500', NPROC_PER_NODE: '2' })

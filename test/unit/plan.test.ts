@@ -138,6 +138,7 @@ describe('planLaunch', () => {
         rank: n.rank,
         host: n.host,
         nproc: 8,
+        firstRank: n.rank * 8,
         cwd: '/shared/proj',
         env: { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: n.iface, NCCL_SOCKET_IFNAME: n.iface },
         argv: [

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { FanoutError } from '../../src/errors.js'
 import { shellJoin, shellQuote } from '../../src/quote.js'
+import { mulberry32 } from './prng.js'
 
 /** What the shell makes of the quoted words: each argument it received, NUL-terminated. */
 function roundTrip(words: readonly string[], shell = '/bin/sh'): Buffer {
@@ -98,17 +99,6 @@ describe('shellQuote / shellJoin through a real /bin/sh', () => {
     expect(roundTrip(TRICKY)).toEqual(expected(TRICKY))
   })
 
-  // Mulberry32: a tiny seeded PRNG, so that a failure can be reproduced.
-  function mulberry32(seed: number): () => number {
-    let a = seed >>> 0
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0
-      let t = a
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
 
   const POOL: string[] = [
     ...Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)), // all printable ASCII

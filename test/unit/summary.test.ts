@@ -1,7 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { Chalk } from 'chalk'
-import { NodeOutputStats } from '../../src/output.js'
-import { describeStatus, exitCodeOf, formatSummary, jobExitCode } from '../../src/summary.js'
+import { describeStatus, exitCodeOf, formatSummary, jobExitCode, nodeRecord, rankList } from '../../src/summary.js'
 import type { Failure, NodeResult, StopReason } from '../../src/supervisor.js'
 import type { ExitStatus } from '../../src/transport/types.js'
 
@@ -54,7 +53,7 @@ describe('describeStatus', () => {
 
 let clock = 0
 function result(rank: number, status: ExitStatus, over: Partial<NodeResult> = {}): NodeResult {
-  return { rank, host: `n${rank}`, status, startedAt: clock, endedAt: (clock += 1500), stoppedByFanout: false, output: new NodeOutputStats(), ...over }
+  return { rank, host: `n${rank}`, status, startedAt: clock, endedAt: (clock += 1500), stoppedByFanout: false, output: { lines: 0, ranks: new Set<number>(), tail: () => [] }, ...over }
 }
 
 const failure = (rank: number, exitCode: number, over: Partial<Failure> = {}): Failure => ({ rank, host: `n${rank}`, exitCode, what: `exit ${exitCode}`, lastLines: [], ...over })
@@ -103,20 +102,20 @@ describe('jobExitCode', () => {
 })
 
 describe('formatSummary', () => {
-  it('a table of every node, then the first failure and its last lines', () => {
+  it('the root cause first, then the table with its row on top', () => {
     const chalk = new Chalk({ level: 0 })
     const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(137)), result(2, exit(0))]
     const out = results[1]?.output
     if (out) out.lines = 3
     const first = failure(1, 137, { what: describeStatus(exit(137)), lastLines: ['loading', 'epoch 1', 'CUDA out of memory'] })
-    const text = formatSummary(results, first, chalk)
+    const text = formatSummary(results, first, chalk, (node) => `${node * 2}-${node * 2 + 1}`)
     const lines = text.split('\n')
-    expect(lines[0]).toMatch(/^node\s+host\s+result\s+duration\s+lines$/)
-    expect(lines[1]).toMatch(/^n0\s+n0\s+signal TERM \(terminated \(SIGTERM\)\) \[stopped by fanout\]\s+1\.5 s\s+0$/)
-    expect(lines[2]).toMatch(/^n1\s+n1\s+exit 137 \(killed \(SIGKILL; often out of memory\)\)\s+1\.5 s\s+3$/)
-    expect(lines[3]).toMatch(/^n2\s+n2\s+exit 0\s+1\.5 s\s+0$/)
-    expect(text).toContain('first failure: node 1 (n1): exit 137')
-    expect(text).toContain('last lines it printed:\n  loading\n  epoch 1\n  CUDA out of memory\n')
+    expect(lines.slice(0, 5)).toEqual(['first failure: node 1 (n1): exit 137 (killed (SIGKILL; often out of memory))', 'last lines it printed:', '  loading', '  epoch 1', '  CUDA out of memory'])
+    expect(lines[5]).toBe('')
+    expect(lines[6]).toMatch(/^node\s+host\s+ranks\s+result\s+duration\s+lines$/)
+    expect(lines[7]).toMatch(/^n1\s+n1\s+2-3\s+exit 137 \(killed \(SIGKILL; often out of memory\)\) \[root cause\]\s+1\.5 s\s+3$/)
+    expect(lines[8]).toMatch(/^n0\s+n0\s+0-1\s+signal TERM \(terminated \(SIGTERM\)\) \[stopped by fanout\]\s+1\.5 s\s+0$/)
+    expect(lines[9]).toMatch(/^n2\s+n2\s+4-5\s+exit 0\s+1\.5 s\s+0$/)
     expect(text.endsWith('\n')).toBe(true)
   })
 
@@ -124,6 +123,30 @@ describe('formatSummary', () => {
     const text = formatSummary([result(0, exit(0))], undefined, new Chalk({ level: 0 }))
     expect(text.split('\n')).toHaveLength(3)
     expect(text).not.toContain('first failure')
+  })
+})
+
+describe('rankList', () => {
+  it.each<[number[], string]>([
+    [[], '-'],
+    [[0], '0'],
+    [[0, 1, 2, 3], '0-3'],
+    [[3, 0, 1, 8, 9, 5], '0-1,3,5,8-9'],
+    [[2, 2, 3], '2-3'],
+  ])('%j → %s', (ranks, text) => expect(rankList(ranks)).toBe(text))
+})
+
+describe('nodeRecord', () => {
+  it('what summary.json and --json say about a node', () => {
+    const r = { rank: 1, host: 'h2', status: { code: null, signal: 'KILL' as const, lost: undefined }, startedAt: Date.UTC(2026, 0, 1), endedAt: Date.UTC(2026, 0, 1) + 2500, stoppedByFanout: true, output: { lines: 7, ranks: new Set([2, 3]), tail: () => [] } }
+    expect(nodeRecord(r as NodeResult, '2-3')).toEqual({
+      node: 1, host: 'h2', ranks: '2-3', exit_code: 137, launcher_exit_code: 137, signal: 'KILL', lost: null, result: 'signal KILL (killed (SIGKILL; often out of memory))',
+      started_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:02.500Z', duration_s: 2.5, lines: 7, stopped_by_fanout: true, root_cause: false,
+    })
+    // The root cause's record says what failed there; its launcher's own end is kept beside it.
+    expect(nodeRecord(r as NodeResult, '2-3', { rank: 1, host: 'h2', exitCode: 3, what: 'local rank 0 exited with code 3', lastLines: [] })).toMatchObject({
+      exit_code: 3, launcher_exit_code: 137, result: 'local rank 0 exited with code 3', root_cause: true,
+    })
   })
 })
 

@@ -1,0 +1,19 @@
+import type { Writable } from 'node:stream'
+
+// Callbacks waiting for a full stream to drain; one 'drain' listener per stream serves them all
+// (a listener per node would trip Node's listener-leak warning on a big cluster).
+const waiting = new WeakMap<Writable, Array<() => void>>()
+
+/** Calls `resume` once `stream` has drained. */
+export function whenDrained(stream: Writable, resume: () => void): void {
+  let list = waiting.get(stream)
+  if (!list) {
+    const callbacks: Array<() => void> = []
+    waiting.set(stream, (list = callbacks))
+    stream.once('drain', () => {
+      waiting.delete(stream)
+      for (const cb of callbacks) cb()
+    })
+  }
+  list.push(resume)
+}

@@ -1,0 +1,81 @@
+import type { ChalkInstance } from 'chalk'
+import type { OutputOptions } from './options.js'
+import type { JsonEvents } from './json.js'
+import type { LiveRegion } from './live.js'
+import type { RunLog } from './logdir.js'
+import { NodeOutput, type LineSink } from './node-output.js'
+import { Prefixer } from './prefix.js'
+import { lineFilter, TerminalSink } from './terminal.js'
+
+export interface PlannedNode {
+  rank: number
+  host: string
+  nproc: number
+  /** First global rank; the node holds firstRank … firstRank + nproc - 1 under a static rendezvous. */
+  firstRank: number
+}
+
+export interface JobOutputIo {
+  stdout: NodeJS.WritableStream & import('node:stream').Writable
+  stderr: NodeJS.WritableStream & import('node:stream').Writable
+  chalk: ChalkInstance
+  live?: LiveRegion
+  json?: JsonEvents
+  log?: RunLog
+  now?: () => number
+}
+
+/**
+ * Where every node's lines go for one job: the terminal (prefixed, filtered, progress bars tamed),
+ * --json events and the --log-dir files. Made once per job; each attempt gets fresh NodeOutputs.
+ */
+export class JobOutput {
+  readonly tagged: boolean
+  private readonly sinks: LineSink[] = []
+  private readonly outputs = new Map<number, NodeOutput>()
+  private readonly planned: Map<number, number[]>
+
+  constructor(
+    private readonly nodes: readonly PlannedNode[],
+    options: Pick<OutputOptions, 'prefix' | 'timestamps' | 'onlyRanks' | 'quiet' | 'json'> & { tagged: boolean; nodeFilter?: ReadonlySet<number>; staticRanks: boolean },
+    private readonly io: JobOutputIo,
+  ) {
+    this.tagged = options.tagged
+    // Under c10d torchrun hands out the ranks: they are known once a node's workers print.
+    this.planned = new Map(options.staticRanks ? nodes.map((n) => [n.rank, Array.from({ length: n.nproc }, (_v, i) => n.firstRank + i)]) : [])
+    const filter = { quiet: options.quiet, ...(options.onlyRanks ? { ranks: new Set(options.onlyRanks) } : {}), ...(options.nodeFilter ? { nodes: options.nodeFilter } : {}) }
+    const show = lineFilter(filter, (node) => this.ranksOf(node))
+    const worldSize = nodes.reduce((sum, n) => sum + n.nproc, 0)
+    if (io.json) this.sinks.push(io.json.withFilter(show))
+    else {
+      const prefixer = new Prefixer({
+        format: options.prefix, nodes: nodes.map((n) => ({ node: n.rank, host: n.host })), tagged: options.tagged,
+        maxRank: Math.max(0, worldSize - 1), maxLocalRank: Math.max(0, ...nodes.map((n) => n.nproc - 1)), chalk: io.chalk, timestamps: options.timestamps,
+      })
+      this.sinks.push(new TerminalSink({ stdout: io.stdout, stderr: io.stderr, prefixer, show, ...(io.live ? { live: io.live } : {}) }))
+    }
+    if (io.log) this.sinks.push(io.log)
+  }
+
+  /** A node's ranks: planned, else those seen so far. */
+  ranksOf(node: number): number[] {
+    return this.planned.get(node) ?? [...(this.outputs.get(node)?.ranks ?? [])].sort((a, b) => a - b)
+  }
+
+  /** A fresh NodeOutput for one attempt of a node's job. */
+  forNode(node: { rank: number; host: string }, onStderrLine: (text: Buffer) => void): NodeOutput {
+    const output = new NodeOutput(node.rank, node.host, this.sinks, { tagged: this.tagged, now: this.io.now ?? Date.now, onStderrLine })
+    this.outputs.set(node.rank, output)
+    return output
+  }
+
+  /** `running 0:42 · 3/3 nodes · 1204 lines (n0 402 · n1 401 · n2 401)`: the live region's status row. */
+  status(elapsedMs: number, running: number, stopping: boolean): string {
+    const s = Math.floor(elapsedMs / 1000)
+    const clock = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`
+    const counts = this.nodes.map((n) => `n${n.rank} ${this.outputs.get(n.rank)?.lines ?? 0}`)
+    const total = [...this.outputs.values()].reduce((sum, o) => sum + o.lines, 0)
+    const head = stopping ? this.io.chalk.yellow(`stopping ${clock}`) : this.io.chalk.cyan(`running ${clock}`)
+    return `${head} · ${running}/${this.nodes.length} nodes · ${total} lines (${counts.join(' · ')})`
+  }
+}

@@ -1,0 +1,42 @@
+import type { Writable } from 'node:stream'
+import { whenDrained } from './drain.js'
+import type { LineSink, OutputLine } from './node-output.js'
+import type { LineOrigin } from './prefix.js'
+import { originKey, ProgressThrottle } from './terminal.js'
+
+/**
+ * `--json`: newline-delimited JSON events on stdout, one object per line, for other programs:
+ *   {"event":"start","time":…,"run_id":…,"nodes":[{node,host}]}
+ *   {"event":"node-state","time":…,"node":0,"host":"a","state":"connected"|"probed"|"launched"|"stopping"}
+ *   {"event":"line","time":…,"node":0,"host":"a","rank":1,"local_rank":1,"stream":"stdout","text":"…","progress":true?}
+ *   {"event":"exit","time":…,"node":0,"host":"a","exit_code":0,"signal":null,"lost":null,"result":"exit 0",…}
+ *   {"event":"summary","time":…,"exit_code":0,"root_cause":null|{…},"nodes":[…]}
+ * Text is decoded as UTF-8 (invalid bytes become U+FFFD); the log files keep the exact bytes.
+ */
+export class JsonEvents {
+  constructor(
+    private readonly out: Writable,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  emit(event: string, fields: Record<string, unknown>, at = this.now()): boolean {
+    return this.out.write(JSON.stringify({ event, time: new Date(at).toISOString(), ...fields }) + '\n')
+  }
+
+  /** The job's lines as `line` events; progress states at most once a second per process. */
+  withFilter(show: (origin: LineOrigin) => boolean): LineSink {
+    const throttle = new ProgressThrottle(1000)
+    return {
+      write: (line: OutputLine): boolean => {
+        if (!show(line) || !throttle.due(originKey(line), line.at, line.kind === 'line')) return true
+        const ranks = line.rank === undefined ? {} : { rank: line.rank, local_rank: line.localRank ?? null }
+        const progress = line.kind === 'progress' ? { progress: true } : {}
+        return this.emit('line', { node: line.node, host: line.host, ...ranks, stream: line.stream, text: line.text.toString('utf8'), ...progress }, line.at)
+      },
+      onDrain: (resume: () => void): void => {
+        if (this.out.writableNeedDrain) whenDrained(this.out, resume)
+        else resume()
+      },
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import type { Writable } from 'node:stream'
+import { whenDrained } from './drain.js'
+import { plainText, type LiveRegion } from './live.js'
+import type { LineSink, OutputLine } from './node-output.js'
+import type { LineOrigin, Prefixer } from './prefix.js'
+
+/** Which lines the terminal shows (`--only`, `--only-node`, `--quiet`); the log files get every line. */
+export interface LineFilter {
+  quiet?: boolean
+  /** Global ranks to show (`--only`). */
+  ranks?: ReadonlySet<number>
+  /** Node ranks to show (`--only-node`). */
+  nodes?: ReadonlySet<number>
+}
+
+/**
+ * Builds the filter. A line without a rank (the launcher's own, or any line with --launcher none) is
+ * shown under --only when its node runs one of the ranks asked for: `ranksOf` gives a node's ranks
+ * (planned, or as seen so far when torchrun assigns them).
+ */
+export function lineFilter(filter: LineFilter, ranksOf: (node: number) => Iterable<number>): (origin: LineOrigin) => boolean {
+  const { quiet, ranks, nodes } = filter
+  if (quiet) return () => false
+  return (o) => {
+    if (nodes && !nodes.has(o.node)) return false
+    if (!ranks) return true
+    if (o.rank !== undefined) return ranks.has(o.rank)
+    for (const r of ranksOf(o.node)) if (ranks.has(r)) return true
+    return false
+  }
+}
+
+/** Decides when a progress state is printed as a line where it cannot be redrawn in place. */
+export class ProgressThrottle {
+  private readonly last = new Map<string, number>()
+
+  constructor(private readonly intervalMs: number) {}
+
+  /** True at most once per interval per key; a finished line resets its key, so the next bar shows at once. */
+  due(key: string, at: number, finished = false): boolean {
+    if (finished) {
+      this.last.delete(key)
+      return true
+    }
+    const last = this.last.get(key)
+    if (last !== undefined && at - last < this.intervalMs) return false
+    this.last.set(key, at)
+    return true
+  }
+}
+
+/** How often a progress bar's state is printed as a line when the terminal is not a TTY. */
+export const PROGRESS_INTERVAL_MS = 10_000
+
+export const originKey = (o: LineOrigin): string => `${o.node}/${o.rank ?? ''}/${o.localRank ?? ''}/${o.stream}`
+
+export interface TerminalSinkOptions {
+  stdout: Writable
+  stderr: Writable
+  prefixer: Prefixer
+  show: (origin: LineOrigin) => boolean
+  /** On a TTY: progress bars are redrawn in place there, and lines are printed above it. */
+  live?: LiveRegion
+  progressIntervalMs?: number
+}
+
+const NEWLINE = Buffer.from('\n')
+
+/** The job's lines on fanout's stdout and stderr, prefixed, filtered, with progress bars tamed. */
+export class TerminalSink implements LineSink {
+  private readonly throttle: ProgressThrottle
+  private blocked: Writable | undefined
+
+  constructor(private readonly options: TerminalSinkOptions) {
+    this.throttle = new ProgressThrottle(options.progressIntervalMs ?? PROGRESS_INTERVAL_MS)
+  }
+
+  write(line: OutputLine): boolean {
+    const { live, prefixer } = this.options
+    if (!this.options.show(line)) return true
+    const key = originKey(line)
+    if (line.kind === 'progress') {
+      if (live) {
+        live.setProgress(key, prefixer.prefix(line, line.at) + plainText(line.text.toString('utf8')))
+        return true
+      }
+      if (!this.throttle.due(key, line.at)) return true
+    } else {
+      live?.clearProgress(key)
+      this.throttle.due(key, line.at, true)
+    }
+    const dest = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
+    const data = Buffer.concat([Buffer.from(prefixer.prefix(line, line.at)), line.text, NEWLINE])
+    const ok = live ? live.print(dest, data) : dest.write(data)
+    if (!ok) this.blocked = dest
+    return ok
+  }
+
+  onDrain(resume: () => void): void {
+    if (this.blocked) whenDrained(this.blocked, resume)
+    else resume()
+  }
+}

@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, expect, it } from 'vitest'
+import { cluster, clusterArgs, describeCluster, fanoutEnv, runFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { renderTerminal } from './terminal-emulator.js'
+
+const hostfile = (): string => writeWork('hosts-out', 'h1\nh2\nh3\n')
+
+// Every rank prints numbered lines with print(), which under -u writes the text and the newline
+// separately: without per-rank tags, two ranks of a node interleave inside a line. Rank 0 draws a
+// progress bar with \r on stderr; every rank ends with a line that has no newline.
+const CHATTY = `
+import os, sys, time
+rank = int(os.environ["RANK"])
+for i in range(20):
+    print(f"rank {rank} line {i} " + "x" * 40)
+print(f"rank {rank} err line", file=sys.stderr)
+if rank == 0:
+    for p in range(0, 101, 5):
+        sys.stderr.write(f"\\rprogress {p:3d}%")
+        sys.stderr.flush()
+        time.sleep(0.05)
+    sys.stderr.write("\\n")
+sys.stdout.write(f"rank {rank} last line without newline")
+`
+
+const FAIL_ON_NODE1 = `
+import os, sys, torch.distributed as dist
+print(f"rank {os.environ['RANK']} starting")
+if os.environ["GROUP_RANK"] == "1":
+    sys.stderr.write("node 1 giving up\\n")
+    sys.exit(3)
+dist.init_process_group("gloo")
+`
+
+const nodeOf = (rank: number): number => Math.floor(rank / 2)
+const prefixOf = (rank: number): string => `[n${nodeOf(rank)} h${nodeOf(rank) + 1} r${rank}]`
+
+afterEach(async () => {
+  expect(await waitNoSurvivors(cluster?.hosts ?? [])).toEqual([])
+})
+
+describeCluster('output of a 3-host job (2 ranks each)', () => {
+  it('non-TTY: every rank\'s lines whole, in order, under its own host:rank prefix; progress throttled; last partial line kept', async () => {
+    writeWork('chatty.py', CHATTY)
+    const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '2', 'chatty.py'])
+    expect(run.code, run.stderr).toBe(0)
+    const out = run.stdout.split('\n')
+    for (let rank = 0; rank < 6; rank++) {
+      const mine = out.filter((l) => l.startsWith(`${prefixOf(rank)}  `))
+      expect(mine, run.stdout).toEqual([
+        ...Array.from({ length: 20 }, (_v, i) => `${prefixOf(rank)}  rank ${rank} line ${i} ${'x'.repeat(40)}`),
+        `${prefixOf(rank)}  rank ${rank} last line without newline`,
+      ])
+      expect(run.stderr.split('\n')).toContain(`${prefixOf(rank)}! rank ${rank} err line`)
+    }
+    // 21 states were drawn in about a second: a non-TTY gets the first and the finished line, not 21.
+    const progress = run.stderr.split('\n').filter((l) => l.includes('progress'))
+    expect(progress).toEqual([`${prefixOf(0)}! progress   0%`, `${prefixOf(0)}! progress 100%`])
+    expect(run.stderr).toMatch(/n1\s+h2\s+2-3\s+exit 0\s+[\d.]+ s\s+4\d\n/)
+  })
+
+  it('--only 0 --timestamps shows rank 0 only, while --log-dir keeps every line of every rank (0700/0600) and summary.json', async () => {
+    writeWork('chatty.py', CHATTY)
+    const logs = join(cluster?.work ?? '', `logs-${Date.now()}`)
+    const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '2', '--only', '0', '--timestamps', '--log-dir', logs, 'chatty.py'])
+    expect(run.code, run.stderr).toBe(0)
+    const jobLines = run.stdout.split('\n').filter(Boolean)
+    expect(jobLines).toHaveLength(21)
+    for (const l of jobLines) expect(l).toMatch(/^\d\d:\d\d:\d\d\.\d\d\d \[n0 h1 r0\]  rank 0 /)
+    expect(run.stderr).not.toMatch(/ r[1-5]\]/)
+    const runId = /fanout: run (\S+); logs in (\S+)/.exec(run.stderr)
+    expect(runId?.[2]).toBe(join(logs, runId?.[1] ?? ''))
+    const dir = runId?.[2] ?? ''
+    expect(readdirSync(dir).sort()).toEqual(['fanout.log', 'node0-h1.log', 'node1-h2.log', 'node2-h3.log', 'summary.json'])
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+    for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600)
+    for (let rank = 0; rank < 6; rank++) {
+      const file = readFileSync(join(dir, `node${nodeOf(rank)}-h${nodeOf(rank) + 1}.log`), 'utf8')
+      for (const text of [`[r${rank}]  rank ${rank} line 0 `, `[r${rank}]  rank ${rank} line 19 `, `[r${rank}]! rank ${rank} err line`, `[r${rank}]  rank ${rank} last line without newline`])
+        expect(file, `rank ${rank}`).toContain(text)
+      expect(file).not.toContain('\x1b[')
+    }
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Record<string, unknown> & { nodes: Array<Record<string, unknown>> }
+    expect(summary).toMatchObject({ run_id: runId?.[1], exit_code: 0, attempts: 1, root_cause: null })
+    expect(summary.nodes.map((n) => [n.node, n.host, n.ranks, n.exit_code, n.signal, n.attempt])).toEqual([[0, 'h1', '0-1', 0, null, 1], [1, 'h2', '2-3', 0, null, 1], [2, 'h3', '4-5', 0, null, 1]])
+    for (const n of summary.nodes) expect(n.lines).toBeGreaterThanOrEqual(44)
+    for (const n of summary.nodes) expect(Date.parse(String(n.ended_at))).toBeGreaterThanOrEqual(Date.parse(String(n.started_at)))
+    expect(readFileSync(join(dir, 'fanout.log'), 'utf8')).toMatch(/^\S+Z run \S+; logs in /m)
+  })
+
+  it('--only-node h3 with a custom --prefix shows only h3\'s lines, in that format', async () => {
+    writeWork('chatty.py', CHATTY)
+    const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '2', '--only-node', 'h3', '--prefix', '{host}:{local_rank}', 'chatty.py'])
+    expect(run.code, run.stderr).toBe(0)
+    const lines = run.stdout.split('\n').filter(Boolean)
+    expect(lines).toHaveLength(42)
+    for (const l of lines) expect(l).toMatch(/^h3:([01])  rank (4|5) /)
+    expect(lines.filter((l) => l.startsWith('h3:1  rank 5 line '))).toHaveLength(20)
+    expect(run.stderr).not.toMatch(/^\[n[01]|^h[12]:/m)
+  })
+
+  it('--json: start, node states, a line event for every line of every rank, an exit per node and the summary', async () => {
+    writeWork('chatty.py', CHATTY)
+    const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '2', '--json', 'chatty.py'])
+    expect(run.code, run.stderr).toBe(0)
+    const events = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(events[0]).toMatchObject({ event: 'start', nodes: [{ node: 0, host: 'h1' }, { node: 1, host: 'h2' }, { node: 2, host: 'h3' }] })
+    for (const state of ['connected', 'probed', 'launched'])
+      expect(events.filter((e) => e.event === 'node-state' && e.state === state).map((e) => e.node).sort()).toEqual([0, 1, 2])
+    for (let rank = 0; rank < 6; rank++) {
+      const lines = events.filter((e) => e.event === 'line' && e.rank === rank && e.stream === 'stdout').map((e) => e.text)
+      expect(lines).toEqual([...Array.from({ length: 20 }, (_v, i) => `rank ${rank} line ${i} ${'x'.repeat(40)}`), `rank ${rank} last line without newline`])
+      expect(events.find((e) => e.event === 'line' && e.rank === rank && e.stream === 'stderr' && e.text === `rank ${rank} err line`)).toMatchObject({ node: nodeOf(rank), local_rank: rank % 2 })
+    }
+    expect(events.filter((e) => e.event === 'exit').map((e) => [e.node, e.exit_code, e.ranks]).sort()).toEqual([[0, 0, '0-1'], [1, 0, '2-3'], [2, 0, '4-5']])
+    expect(events[events.length - 1]).toMatchObject({ event: 'summary', exit_code: 0, root_cause: null })
+    for (const e of events) expect(Number.isNaN(Date.parse(String(e.time)))).toBe(false)
+  })
+
+  it('--quiet with a failing node: no job output, the root cause first, summary.json names it', async () => {
+    writeWork('fail_on_node1.py', FAIL_ON_NODE1)
+    const logs = join(cluster?.work ?? '', `logs-${Date.now()}`)
+    const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '1', '--grace', '3', '--quiet', '--log-dir', logs, 'fail_on_node1.py'])
+    expect(run.code, run.stderr).toBe(3)
+    expect(run.stdout).toBe('')
+    expect(run.stderr).not.toMatch(/^\[n\d/m)
+    // The root cause, then the table with its row on top.
+    expect(run.stderr).toMatch(/first failure: node 1 \(h2\): local rank 0 exited with code 3\nlast lines it printed:\n(.*\n)*  \[r1\] node 1 giving up\n\nnode\s+host\s+ranks\s+result.*\nn1\s+h2\s+1\s+local rank 0 exited with code 3 \[root cause\]/)
+    const dir = join(logs, readdirSync(logs)[0] ?? '')
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { exit_code: number; root_cause: Record<string, unknown>; nodes: Array<{ node: number; exit_code: number }> }
+    expect(summary.exit_code).toBe(3)
+    expect(summary.root_cause).toMatchObject({ node: 1, host: 'h2', exit_code: 3 })
+    expect(summary.nodes.find((n) => n.node === 1)?.exit_code).toBe(3)
+    expect(readFileSync(join(dir, 'node1-h2.log'), 'utf8')).toContain('[r1]! node 1 giving up')
+    expect(readFileSync(join(dir, 'fanout.log'), 'utf8')).toMatch(/node 1 \(h2\) failed: local rank 0 exited with code 3/)
+  })
+
+  it('on a TTY (a pseudo-terminal), a progress bar is one updating row, and the status rows leave nothing behind', async () => {
+    writeWork('chatty.py', CHATTY)
+    const bin = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
+    const command = ['stty cols 120 rows 40;', 'exec', process.execPath, '--', bin, '-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '2', 'chatty.py'].join(' ')
+    const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: cluster?.work, env: fanoutEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    let transcript = ''
+    child.stdout.on('data', (b: Buffer) => (transcript += b.toString('utf8')))
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    expect(code, transcript).toBe(0)
+    // The region was drawn (cursor up, erase) while the job ran.
+    expect(transcript).toMatch(/\x1b\[\d+A\r\x1b\[J/)
+    const screen = renderTerminal(transcript)
+    const bars = screen.filter((l) => l.includes('progress'))
+    expect(bars, screen.join('\n')).toEqual([`${prefixOf(0)}! progress 100%`])
+    expect(screen.some((l) => /running \d+:\d\d/.test(l)), screen.join('\n')).toBe(false)
+    for (let rank = 0; rank < 6; rank++) expect(screen.filter((l) => l === `${prefixOf(rank)}  rank ${rank} line 19 ${'x'.repeat(40)}`)).toHaveLength(1)
+    expect(screen.some((l) => /^n2\s+h3\s+4-5\s+exit 0/.test(l))).toBe(true)
+  })
+})
