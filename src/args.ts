@@ -4,7 +4,9 @@ import { usageError } from './errors.js'
 import { EPILOGUE, EXAMPLES } from './help.js'
 import type { EnvOptions } from './env.js'
 import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
-import { parsePort } from './hostfile.js'
+import { isHostOrAddress, parsePort } from './hostfile.js'
+import { refuseNul } from './quote.js'
+import { expandSyncFlag, readSyncOptions, withSyncOptions, type SyncOptions } from './sync/options.js'
 import { readLauncherOptions, withLauncherOptions, type LauncherOptions } from './launcher.js'
 import { setupSteps, withSetupOptions } from './preflight.js'
 import { readOutputOptions, withOutputOptions, type OutputOptions } from './output/options.js'
@@ -25,6 +27,10 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   user?: string
   identity: string[]
   sshConfig?: string
+  /** `--accept-new`: record keys of hosts never seen before. */
+  acceptNew: boolean
+  /** `--ask-password`: ask once for a password. */
+  askPassword: boolean
   chdir: string
   python: string
   dryRun: boolean
@@ -42,6 +48,8 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   /** Shell lines run on each node before the launcher (--venv, --conda, --setup). */
   setup: string[]
   strict: boolean
+  /** `--sync`: the local tree to copy to every node's working directory first. */
+  sync?: SyncOptions
   /** `fanout check`: connect, probe and pre-flight only. */
   checkOnly?: boolean
 }
@@ -74,10 +82,10 @@ function withHostOptions<T>(y: Argv<T>) {
 }
 
 function build(argv: string[], width: number) {
-  return withOutputOptions(withSetupOptions(withLauncherOptions(withHostOptions(yargs(argv)
+  return withSyncOptions(withOutputOptions(withSetupOptions(withLauncherOptions(withHostOptions(yargs(argv)
     .scriptName('fanout')
     .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
-    .parserConfiguration(PARSER)))))
+    .parserConfiguration(PARSER))))))
     .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
@@ -85,6 +93,8 @@ function build(argv: string[], width: number) {
     .option('user', { alias: 'l', type: 'string', describe: 'remote user for nodes without user@ (overrides ssh config)', group: 'SSH:' })
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file, tried before ssh config\'s (repeatable)', group: 'SSH:' })
     .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file to use instead of ~/.ssh/config', group: 'SSH:' })
+    .option('accept-new', { type: 'boolean', default: false, describe: 'record the host key of a node never seen before (never a changed one), like StrictHostKeyChecking=accept-new', group: 'SSH:' })
+    .option('ask-password', { type: 'boolean', default: false, describe: 'ask once for a password, tried after the keys', group: 'SSH:' })
     .option('connect-timeout', { type: 'string', default: '10', describe: 'give up on a node not connected after this long', group: 'SSH:' })
     .option('max-handshakes', { type: 'string', default: '8', describe: 'SSH handshakes in flight at once (sshd drops some above 10)', group: 'SSH:' })
     .option('keepalive', { type: 'string', default: '5', describe: 'SSH keepalive interval; a node is lost after 3 unanswered', group: 'SSH:' })
@@ -155,12 +165,16 @@ async function parseHostsCommand(argv: string[], cwd: string, width: number, env
 
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
+  refuseNul(argv) // quote.ts: no word with a NUL can reach a node intact
   if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)
   if (argv[0] === 'completion' && argv.length === 1) return { kind: 'help', text: completionScript(build([], terminalWidth)) }
   // `fanout check [options] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight.
   const checkOnly = argv[0] === 'check'
   if (checkOnly) argv = argv.slice(1)
-  const { a, output } = await runParser((words) => build(words, terminalWidth), argv)
+  let { a, output } = await runParser((words) => build(words, terminalWidth), argv)
+  // `--sync=DIR` is read as `--sync --sync-dir=DIR` (sync/options.ts), in fanout's own words only.
+  const expanded = expandSyncFlag(argv, a._.length + ((a['--'] as unknown[] | undefined) ?? []).length)
+  if (expanded) ({ a, output } = await runParser((words) => build(words, terminalWidth), expanded))
   if (a.help) return { kind: 'help', text: output }
   if (a.version) return { kind: 'version', text: output }
   // The completion script asks `fanout --get-yargs-completions WORDS…` for the words it may complete.
@@ -169,6 +183,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   const [script = checkOnly ? '' : undefined, ...scriptArgs] = words
   const hostOptions = readHostOptions(a, cwd, env)
   if (script === undefined) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
+  if (script === '' && words.length > 0) throw usageError('SCRIPT is empty (""): name the training script to run on every node')
   const port = (flag: string, v: unknown): number | undefined => {
     if (v === undefined) return undefined
     const p = parsePort(String(v))
@@ -178,8 +193,10 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   const user = text('user', a.user)
   if (user !== undefined && !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(user)) throw usageError(`--user ${JSON.stringify(user)} is not a valid user name`)
   const masterAddr = text('master-addr', a['master-addr'])
-  if (masterAddr !== undefined && !/^[A-Za-z0-9.:_%-]+$/.test(masterAddr)) throw usageError(`--master-addr ${JSON.stringify(masterAddr)} is not a host name or address`)
-  const chdir = text('chdir', a.chdir) ?? cwd
+  if (masterAddr !== undefined && !isHostOrAddress(masterAddr)) throw usageError(`--master-addr ${JSON.stringify(masterAddr)} is not a host name or address`)
+  const sync = readSyncOptions(a, cwd)
+  // A synced tree lands at the same path on the nodes, unless --chdir says where.
+  const chdir = text('chdir', a.chdir) ?? sync?.dir ?? cwd
   if (!isAbsolute(chdir) && !chdir.startsWith('~')) throw usageError(`--chdir must be an absolute path on the nodes (got ${JSON.stringify(chdir)})`)
   const options: Options = {
     ...hostOptions,
@@ -188,6 +205,8 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.
     identity: [a.identity ?? []].flat().map((f) => resolve(cwd, String(f))),
     chdir,
+    acceptNew: a['accept-new'] === true,
+    askPassword: a['ask-password'] === true,
     python: text('python', a.python) ?? 'python3',
     dryRun: Boolean(a['dry-run']),
     connectTimeoutS: parseDuration('connect-timeout', a['connect-timeout']),
@@ -216,6 +235,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   Object.assign(options, readEnvOptions(a, cwd, env))
   if (options.heartbeatTimeoutS < 2) throw usageError('--heartbeat-timeout must be at least 2 s (heartbeats are sent every second)')
   if (checkOnly) options.checkOnly = true
+  if (sync) options.sync = sync
   if (options.onlyRanks && (options.launcher.kind === 'none' || !options.rankTags))
     throw usageError('--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)')
   return { kind: 'run', options }

@@ -34,10 +34,12 @@ const STATUS_MS = 250
 /** Launches one attempt of the job on every node, supervises it to its end, and prints its summary. */
 export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number): Promise<AttemptOutcome> {
   report.log?.startAttempt(attempt)
+  // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
+  const commands = plan.nodes.map((n) => jobCommand({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) }))
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,
     node: { rank: n.rank, host: n.host },
-    run: () => (transports[i] as Transport).exec(jobCommand({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) })),
+    run: () => (transports[i] as Transport).exec(commands[i] as string),
   })), 'launched')
   const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
     ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport }]

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { usageError } from './errors.js'
+import { quote, usageError } from './errors.js'
 import type { Env } from './flags.js'
 
 /**
@@ -49,7 +49,7 @@ export function defaultForwarded(localEnv: Env): Record<string, string> {
 
 /** The reason a name or value cannot be set on a node, if any. */
 function problem(name: string, value: string): string | undefined {
-  if (!NAME.test(name)) return `${JSON.stringify(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`
+  if (!NAME.test(name)) return `${quote(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`
   // Never the value itself in a message: it may be a credential.
   if (value.includes('\0')) return `the value of ${name} contains a NUL byte, which no process can receive`
   return undefined
@@ -70,10 +70,10 @@ const DOUBLE_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '"':
 
 /** The index of the quote closing a value that starts with one, or -1; a backslash escapes in "…" only. */
 function closingQuote(s: string): number {
-  const quote = s[0]
+  const open = s[0]
   for (let i = 1; i < s.length; i++) {
-    if (quote === '"' && s[i] === '\\') i++
-    else if (s[i] === quote) return i
+    if (open === '"' && s[i] === '\\') i++
+    else if (s[i] === open) return i
   }
   return -1
 }

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'AUTH' // a node refused every credential
   | 'PROBE' // a node's facts could not be learned (no address, no free port)
   | 'PREFLIGHT' // a node cannot run the job (no python, no torch, no such directory or script, port taken)
+  | 'INTERRUPTED' // the user pressed Ctrl-C at a prompt
 
 const EXIT_CODES: Record<ErrorCode, number> = {
   USAGE: 2,
@@ -19,6 +20,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   AUTH: 255,
   PROBE: 1,
   PREFLIGHT: 2,
+  INTERRUPTED: 130,
 }
 
 export class FanoutError extends Error {
@@ -35,3 +37,13 @@ export class FanoutError extends Error {
 }
 
 export const usageError = (message: string): FanoutError => new FanoutError(message, 'USAGE')
+
+/** Longest quoted input a message shows: a garbage line or a pasted file must not flood the terminal. */
+const MAX_QUOTED = 80
+
+/** `value` quoted for a message (JSON, so control characters and NUL are visible), cut at MAX_QUOTED. */
+export function quote(value: string): string {
+  if (value.length <= MAX_QUOTED) return JSON.stringify(value)
+  const cut = [...value.slice(0, MAX_QUOTED * 2)].slice(0, MAX_QUOTED).join('')
+  return `${JSON.stringify(cut)}… (${value.length} characters)`
+}

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { HostListOptions } from './args.js'
 import { parseEnvFlag, type EnvOptions } from './env.js'
-import { usageError } from './errors.js'
+import { quote, usageError } from './errors.js'
 import { MAX_HOSTS } from './hostrange.js'
 import { NO_HOSTS } from './hostsource.js'
 
@@ -16,9 +16,10 @@ export const PARSER = { 'halt-at-non-option': true, 'parse-positional-numbers': 
 
 export const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
   if (value === undefined) return undefined
-  const n = Number(value)
-  if (typeof value === 'boolean' || !Number.isInteger(n) || n < min || n > max)
-    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`)
+  // Digits only: Number() would also take `1e3`, `0x10`, ` 4`, `+4` and `1.0`, which are typos here.
+  const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${typeof value === 'string' ? quote(value) : JSON.stringify(value)})`)
   return n
 }
 
@@ -31,12 +32,47 @@ export const text = (flag: string, v: unknown): string | undefined => {
 
 type Parsed = { a: Record<string, unknown> & { _: Array<string | number> }; output: string }
 
+/** yargs' messages in fanout's words: one line per problem, naming the flag as it is typed. */
+export function yargsMessage(message: string): string {
+  const unknown = /^Unknown arguments?: (.*)$/s.exec(message)
+  if (unknown) {
+    const names = (unknown[1] ?? '').split(', ').map((n) => (n.length === 1 ? `-${n}` : `--${n}`))
+    return `unknown option${names.length > 1 ? 's' : ''} ${names.join(', ')}; see fanout --help`
+  }
+  if (message.startsWith('Invalid values:')) {
+    const lines = message.split('\n').slice(1).map((line) => {
+      const m = /^\s*Argument: (.+?), Given: (.*), Choices: (.*)$/s.exec(line)
+      return m ? `--${m[1]} must be one of ${m[3]} (got ${m[2]})` : line.trim()
+    })
+    return lines.filter((l) => l !== '').join('\n')
+  }
+  return message
+}
+
+/**
+ * yargs reads `--no-X` as "X is false" (boolean-negation) even where `no-X` is an option of its own:
+ * `--no-python` would leave `no-python` unset and make `python` false. Given back to the option it names.
+ */
+function ownNegations(a: Parsed['a']): void {
+  for (const key of Object.keys(a)) {
+    if (!key.startsWith('no-') || !(key.slice(3) in a)) continue
+    const base = key.slice(3)
+    const values = [a[base]].flat()
+    if (!values.includes(false)) continue
+    const rest = values.filter((v) => v !== false)
+    a[key] = true
+    if (rest.length === 0) delete a[base]
+    else a[base] = rest.length === 1 ? rest[0] : rest
+  }
+}
+
 async function parseOnce<T>(parser: Argv<T>, argv: string[]): Promise<Parsed> {
   let output = ''
   parser.fail((message, error) => {
-    throw usageError(message || error?.message || 'invalid arguments')
+    throw usageError(yargsMessage(message || error?.message || 'invalid arguments'))
   })
   const a = (await parser.parseAsync(argv, {}, (_e, _a, out) => void (output = out))) as Parsed['a']
+  ownNegations(a)
   return { a, output }
 }
 

@@ -1,4 +1,5 @@
-import { FanoutError } from './errors.js'
+import { isIPv4, isIPv6 } from 'node:net'
+import { FanoutError, quote } from './errors.js'
 import { expandHostRange, MAX_HOSTS, splitHostList } from './hostrange.js'
 
 /** One line of a host list: the node's rank is its position in the list. */
@@ -25,13 +26,38 @@ export interface ParsedHostfile {
 
 // RFC 1123 labels (underscore tolerated: it occurs in /etc/hosts and ssh config aliases).
 const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
-const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/
+// DNS limits (RFC 1035): longer names can never resolve, so they are typos or garbage.
+const MAX_NAME = 253
+const MAX_LABEL = 63
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/
 export const MAX_BYTES = 8 * 1024 * 1024
 /** A garbage file would print thousands of lines; the first ones say enough. */
 const MAX_ERRORS = 50
 
 type Field = { host: string; user?: string; port?: number }
+
+/** An IPv6 address, with an optional `%zone` (`fe80::1%eth0`). */
+const isIpv6Address = (text: string): boolean => {
+  const [address = '', zone, ...more] = text.split('%')
+  return more.length === 0 && isIPv6(address) && (zone === undefined || /^[A-Za-z0-9_.-]+$/.test(zone))
+}
+
+/**
+ * What is wrong with a host name, if anything. A name of digits and dots is read as an IPv4 address by
+ * the resolver (`10.1` is 10.0.0.1, `123` is 0.0.0.123), so it must be a whole, valid one.
+ */
+export function hostNameProblem(host: string): string | undefined {
+  if (host === '') return 'empty host name'
+  if (!HOSTNAME.test(host)) return `invalid host name ${quote(host)}`
+  const name = host.replace(/\.$/, '')
+  if (name.length > MAX_NAME || name.split('.').some((label) => label.length > MAX_LABEL))
+    return `invalid host name ${quote(host)} (longer than DNS allows: ${MAX_LABEL} characters a label, ${MAX_NAME} in all)`
+  if (/^[0-9.]+$/.test(host) && !isIPv4(host)) return `invalid IPv4 address ${quote(host)}`
+  return undefined
+}
+
+/** Whether `text` names a host: a host name, an IPv4 or an IPv6 address (`--master-addr`). */
+export const isHostOrAddress = (text: string): boolean => hostNameProblem(text) === undefined || isIpv6Address(text)
 
 /**
  * Parses `[user@]host[:port]`, `[user@][v6addr]:port` and a bare IPv6 address. Returns an error
@@ -44,7 +70,7 @@ function parseHostSpec(spec: string): Field | string {
   if (at >= 0) {
     user = rest.slice(0, at)
     rest = rest.slice(at + 1)
-    if (!USER.test(user)) return `invalid user name ${JSON.stringify(user)}`
+    if (!USER.test(user)) return `invalid user name ${quote(user)}`
   }
   let host = rest
   let portText: string | undefined
@@ -52,21 +78,21 @@ function parseHostSpec(spec: string): Field | string {
   if (bracketed) {
     host = bracketed[1] ?? ''
     portText = bracketed[2]
-    if (!IPV6.test(host) && !HOSTNAME.test(host)) return `invalid host ${JSON.stringify(host)}`
+    if (!isIpv6Address(host) && hostNameProblem(host) !== undefined) return `invalid ${host.includes(':') ? 'IPv6 address' : 'host'} ${quote(host)}`
   } else if ((rest.match(/:/g) ?? []).length > 1) {
-    if (!IPV6.test(rest)) return `invalid IPv6 address ${JSON.stringify(rest)}`
+    if (!isIpv6Address(rest)) return `invalid IPv6 address ${quote(rest)}`
   } else {
     const colon = rest.indexOf(':')
     if (colon >= 0) {
       host = rest.slice(0, colon)
       portText = rest.slice(colon + 1)
     }
-    if (host === '') return 'empty host name'
-    if (!HOSTNAME.test(host)) return `invalid host name ${JSON.stringify(host)}`
+    const problem = hostNameProblem(host)
+    if (problem) return problem
   }
   if (portText === undefined) return user === undefined ? { host } : { host, user }
   const port = parsePort(portText)
-  if (port === undefined) return `invalid port ${JSON.stringify(portText)} (expected 1-65535)`
+  if (port === undefined) return `invalid port ${quote(portText)} (expected 1-65535)`
   return user === undefined ? { host, port } : { host, user, port }
 }
 
@@ -79,15 +105,17 @@ export function parsePort(text: string): number | undefined {
 /** `slots=N` fields; other `key=value` fields of the MPI dialects are ignored with a warning. */
 function parseField(field: string, entry: { slots?: number }, warn: (m: string) => void): string | undefined {
   const eq = field.indexOf('=')
-  if (eq <= 0) return `unexpected ${JSON.stringify(field)} (expected key=value after the host)`
+  if (eq <= 0) return `unexpected ${quote(field)} (expected key=value after the host)`
   const key = field.slice(0, eq)
   const value = field.slice(eq + 1)
   if (key !== 'slots') {
-    warn(`ignoring ${JSON.stringify(field)}`)
+    warn(`ignoring ${quote(field)}`)
     return undefined
   }
   if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > 4096)
-    return `invalid slots ${JSON.stringify(value)} (expected a whole number from 1 to 4096)`
+    return `invalid slots ${quote(value)} (expected a whole number from 1 to 4096)`
+  // Two counts for one line: whichever was taken, the other would be silently wrong.
+  if (entry.slots !== undefined) return `slots= given twice (slots=${entry.slots} and slots=${Number(value)})`
   entry.slots = Number(value)
   return undefined
 }
@@ -105,7 +133,7 @@ function parseLine(line: string, where: string, warn: (m: string) => void): Host
   const entries: HostEntry[] = []
   for (const spec of specs) {
     const parsed = parseHostSpec(spec)
-    if (typeof parsed === 'string') return specs.length > 1 ? `${parsed} (from ${JSON.stringify(pattern)})` : parsed
+    if (typeof parsed === 'string') return specs.length > 1 ? `${parsed} (from ${quote(pattern)})` : parsed
     entries.push({ ...parsed, where })
   }
   const extra: { slots?: number } = {}
@@ -132,7 +160,7 @@ function parseLines(lines: Array<[where: string, content: string]>, empty: strin
     for (const entry of parsed) {
       const key = `${entry.host.toLowerCase()}:${entry.port ?? ''}`
       const first = seen.get(key)
-      if (first) duplicates.push(`duplicate host ${JSON.stringify(entry.host)} (first at ${first})`)
+      if (first) duplicates.push(`duplicate host ${quote(entry.host)} (first at ${first})`)
       else seen.set(key, where)
       hosts.push(entry)
     }
@@ -155,7 +183,11 @@ function parseLines(lines: Array<[where: string, content: string]>, empty: strin
  */
 export function parseHostfile(text: string, file: string): ParsedHostfile {
   if (text.length > MAX_BYTES) throw new FanoutError(`${file}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
-  if (text.includes('\0')) throw new FanoutError(`${file}: not a text file (contains NUL bytes)`, 'HOSTFILE')
+  const nul = text.indexOf('\0')
+  if (nul >= 0) {
+    const line = text.slice(0, nul).split('\n').length
+    throw new FanoutError(`${file}:${line}: not a text file (contains NUL bytes)`, 'HOSTFILE')
+  }
   const lines = text.split(/\r?\n/).map((raw, i): [string, string] => [`${file}:${i + 1}`, raw.replace(/#.*/, '').trim()])
   return parseLines(lines.filter(([, line]) => line !== ''), `${file}: no hosts (every line is blank or a comment)`)
 }

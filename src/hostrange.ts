@@ -1,4 +1,4 @@
-import { FanoutError } from './errors.js'
+import { FanoutError, quote } from './errors.js'
 
 /**
  * pdsh / ClusterShell / SLURM host ranges: `gpu[01-16]`, `gpu[1-3,7]`, `rack[1-2]-node[01-04]`,
@@ -31,11 +31,11 @@ export function expandRangeItems(inside: string, limit = MAX_HOSTS): string[] {
   const out: string[] = []
   for (const item of inside.split(',')) {
     const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(item)
-    if (!m) return fail(`${JSON.stringify(item)} is not N or N-M`)
+    if (!m) return fail(`${quote(item)} is not N or N-M`)
     const [, from = '', to = from] = m
     const start = BigInt(from)
     const end = BigInt(to)
-    if (end < start) fail(`"${item}" runs backwards`)
+    if (end < start) fail(`${quote(item)} runs backwards`)
     if (end - start + BigInt(out.length) >= BigInt(limit)) fail(`more than ${limit} numbers`)
     const width = widthOf(from)
     for (let n = start; n <= end; n++) out.push(n.toString().padStart(width, '0'))
@@ -47,7 +47,7 @@ type Part = string | string[]
 
 /** Splits a pattern into literal text and bracket ranges (already expanded). */
 function parts(pattern: string): Part[] {
-  const bad = (why: string): never => fail(`invalid host range ${JSON.stringify(pattern)}: ${why}`)
+  const bad = (why: string): never => fail(`invalid host range ${quote(pattern)}: ${why}`)
   const out: Part[] = []
   let literal = ''
   for (let i = 0; i < pattern.length; i++) {
@@ -88,7 +88,7 @@ export function expandHostRange(pattern: string): string[] {
   let names = ['']
   for (const part of parts(pattern)) {
     const values = typeof part === 'string' ? [part] : part
-    if (names.length * values.length > MAX_HOSTS) fail(`invalid host range ${JSON.stringify(pattern)}: more than ${MAX_HOSTS} hosts`)
+    if (names.length * values.length > MAX_HOSTS) fail(`invalid host range ${quote(pattern)}: more than ${MAX_HOSTS} hosts`)
     names = names.flatMap((prefix) => values.map((v) => prefix + v))
   }
   return names

@@ -2,6 +2,8 @@ import type { Argv } from 'yargs'
 import { usageError } from './errors.js'
 import { int, text } from './flags.js'
 import { taggedWorkerArgv, type WorkerSpec } from './output/rank-tag.js'
+import type { JobEnv } from './env.js'
+import { commandTooLong, jobCommandSize, MAX_COMMAND_BYTES, probeCommandSize, type CommandSize } from './remote.js'
 
 /**
  * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy
@@ -130,7 +132,9 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
     ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),
   ]
   if (!ctx.rankTags) {
-    argv.push(...(options.module ? ['--module'] : []), ...(options.noPython ? [flag('no_python')] : []), ...(options.useEnv ? [flag('use_env')] : []), ...options.launcherArgs, ctx.script, ...ctx.scriptArgs)
+    // With --no-python the script is the program torchrun runs, which it does not substitute.
+    const script = options.noPython ? ctx.script : escapeMacros(ctx.script)
+    argv.push(...(options.module ? ['--module'] : []), ...(options.noPython ? [flag('no_python')] : []), ...(options.useEnv ? [flag('use_env')] : []), ...options.launcherArgs, script, ...ctx.scriptArgs.map(escapeMacros))
     return { argv, env: {} }
   }
   // The launcher runs the tagger as a program (--no_python), and the tagger execs the worker exactly as
@@ -140,6 +144,62 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
     : { mode: 'python', argv: [...(options.module ? ['-m'] : []), ctx.script, ...ctx.scriptArgs] }
   const passLocalRank = options.kind === 'launch' && !options.useEnv
   if (passLocalRank) worker.localRankFlag = { flag: dashed ? '--local-rank' : '--local_rank', insertAt: options.module ? 2 : 1 }
-  argv.push(...(options.kind === 'launch' && (options.useEnv || passLocalRank) ? [flag('use_env')] : []), flag('no_python'), ...options.launcherArgs, ...taggedWorkerArgv(ctx.python, worker))
+  // The program torchrun runs is the interpreter (--no_python); everything after it is substituted.
+  const [program = ctx.python, ...rest] = taggedWorkerArgv(ctx.python, worker)
+  argv.push(...(options.kind === 'launch' && (options.useEnv || passLocalRank) ? [flag('use_env')] : []), flag('no_python'), ...options.launcherArgs, program, ...rest.map(escapeMacros))
   return { argv, env: {} }
+}
+
+/**
+ * torchrun (and torch.distributed.launch, which runs it) passes each worker argument after the program
+ * through string.Template.safe_substitute(local_rank=N) (torch.distributed.elastic.utils.macros): `$$`
+ * would arrive as `$`, and `$local_rank` or `${local_rank}` as the local rank. Every `$` is doubled so
+ * that the substitution gives back the argument exactly as it was given (LOCAL_RANK is in the
+ * environment of every worker instead).
+ */
+export const escapeMacros = (word: string): string => word.replace(/\$/g, '$$$$')
+
+/** What the size check before connecting needs of the options (args.ts). */
+export interface CommandFitInput {
+  launcher: LauncherOptions
+  python: string
+  script: string
+  scriptArgs: readonly string[]
+  chdir: string
+  setup: readonly string[]
+  rankTags: boolean
+  monitorIntervalS?: number
+  heartbeatTimeoutS: number
+  graceS: number
+}
+
+// Variables fanout sets itself on a node (plan.ts), which replace a forwarded value of the same name.
+const OWN_VARIABLES = new Set(['PYTHONUNBUFFERED', 'GLOO_SOCKET_IFNAME', 'NCCL_SOCKET_IFNAME', 'CUDA_VISIBLE_DEVICES', 'FANOUT_ATTEMPT'])
+
+/**
+ * Refuses, before any connection, a job whose command cannot fit in MAX_COMMAND_BYTES on any node
+ * (remote.ts): the job's command is built from what is known now (the launcher, the script and its
+ * arguments, the environment, the set-up lines, the directory) with the shortest values the probe
+ * could add (address, port, ranks, counts), so that it is never longer than a node's real one; the
+ * probe, which carries the set-up lines too, is built as it will be sent. jobCommand checks each
+ * node's exact command again before anything is launched. The longer of the two, by part.
+ */
+export function commandFloor(o: CommandFitInput, jobEnv: JobEnv): CommandSize {
+  const shortest = launcherCommand(o.launcher, {
+    python: o.python, nnodes: 1, nodeRank: 0, nproc: 1, masterAddr: '', masterPort: 0, runId: '',
+    script: o.script, scriptArgs: o.scriptArgs, rankTags: o.rankTags && o.launcher.kind !== 'none',
+    ...(o.monitorIntervalS === undefined ? {} : { monitorIntervalS: o.monitorIntervalS }),
+  })
+  const forwarded = Object.entries(jobEnv.forwarded).filter(([k]) => !OWN_VARIABLES.has(k))
+  const env = { PYTHONUNBUFFERED: '1', ...Object.fromEntries(forwarded), ...shortest.env, ...jobEnv.explicit }
+  const job = jobCommandSize({ cwd: o.chdir, env, setup: o.setup, argv: shortest.argv, heartbeatTimeoutS: o.heartbeatTimeoutS, graceS: Math.ceil(o.graceS) })
+  const scriptIsFile = o.launcher.kind !== 'none' && !o.launcher.module && !o.launcher.noPython
+  const probe = probeCommandSize({ python: o.python, wantPort: false, cwd: o.chdir, setup: o.setup, ...(scriptIsFile ? { script: o.script } : {}) })
+  return probe.total > job.total ? probe : job
+}
+
+/** Throws a USAGE error, before any connection, when commandFloor is over MAX_COMMAND_BYTES. */
+export function checkCommandFits(o: CommandFitInput, jobEnv: JobEnv): void {
+  const floor = commandFloor(o, jobEnv)
+  if (floor.total > MAX_COMMAND_BYTES) throw commandTooLong(floor, true)
 }

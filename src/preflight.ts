@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs'
-import { FanoutError } from './errors.js'
+import { FanoutError, usageError } from './errors.js'
 import type { LauncherKind } from './launcher.js'
 import type { NodeFacts } from './plan.js'
 import { shellQuote } from './quote.js'
@@ -33,13 +33,17 @@ export interface PreflightContext {
 
 /** Set-up steps from the flags, in the order they run: the environment first, then --setup lines. */
 export function setupSteps(a: Record<string, unknown>): string[] {
-  const list = (v: unknown): string[] => [v ?? []].flat().map(String)
+  // `--venv ''` would source /bin/activate and `--setup ''` run nothing: an empty value is a slip.
+  const list = (flag: string): string[] => [a[flag] ?? []].flat().map((v) => {
+    if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
+    return v
+  })
   // Quoted for the node's shell, keeping a leading ~/ for it to expand.
   const path = (p: string): string => (p.startsWith('~/') ? `~/${shellQuote(p.slice(2))}` : shellQuote(p))
   return [
-    ...list(a.venv).map((dir) => `. ${path(`${dir.replace(/\/$/, '')}/bin/activate`)}`),
-    ...list(a.conda).map((env) => `eval "$(conda shell.posix hook)" && conda activate ${shellQuote(env)}`),
-    ...list(a.setup),
+    ...list('venv').map((dir) => `. ${path(`${dir.replace(/\/$/, '')}/bin/activate`)}`),
+    ...list('conda').map((env) => `eval "$(conda shell.posix hook)" && conda activate ${shellQuote(env)}`),
+    ...list('setup'),
   ]
 }
 

@@ -15,3 +15,18 @@ export function shellQuote(word: string): string {
 }
 
 export const shellJoin = (words: readonly string[]): string => words.map(shellQuote).join(' ')
+
+/**
+ * Refuses a command line with a NUL byte in any word, before anything is parsed or contacted. Program
+ * arguments and environment values are C strings: on a node a NUL would end the word, so the job would
+ * get something other than what was given. (A real command line cannot hold one; a caller of
+ * parseArgs can.) The word itself is not shown: it may be a credential given with --env.
+ */
+export function refuseNul(words: readonly string[]): void {
+  const i = words.findIndex((w) => w.includes('\0'))
+  if (i < 0) return
+  const word = words[i] ?? ''
+  const before = words[i - 1] ?? ''
+  const flag = /^--[^=]+=/.test(word) ? word.slice(0, word.indexOf('=')) : /^-/.test(before) && !before.includes('=') ? before : undefined
+  throw usageError(`word ${i + 1} of the command line${flag ? ` (after ${flag})` : ''} contains a NUL byte, which no process can receive: arguments and environment values are C strings, ended by their first NUL`)
+}

@@ -1,3 +1,4 @@
+import { FanoutError, usageError } from './errors.js'
 import { shellJoin, shellQuote } from './quote.js'
 
 /**
@@ -40,46 +41,60 @@ while kill -0 -"$pg" 2>/dev/null; do
 done
 `
 
-// Enters $dir, expanding a leading ~ (quoted "$dir" would not). Used by the job and the probe.
-const ENTER_DIR = `case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/\${dir#"~/"} ;; esac
-cd "$dir" 2>/dev/null`
-
-// Runs the $m set-up steps that come first in "$@" (--setup, --venv, --conda) in this shell, so
-// that what they export or activate reaches the launcher; calls setup_failed RC INDEX STEP on a
-// failure (which clears the EXIT trap before it exits).
-// `source` is a bash word: sh spells it `.`.
-// A step that runs `exit` ends this shell: the EXIT trap still reports which step did it.
-const RUN_SETUP = `command -v source >/dev/null 2>&1 || source() { . "$1"; }
-i=1
-trap 'setup_failed "$?" "$i" "$step"' EXIT
-while [ "$i" -le "$m" ]; do
-  step=$1
+// Shell functions shared by the job and the probe. The user's text runs among them (--env values are
+// exported, --setup lines are eval'd), so they keep no state in a variable the user could also mean:
+// `--env n=1`, or a set-up line `for i in 1 2; do …; done`, `shift` or `set --`, must neither break the
+// wrapper nor reach the job changed. Positional parameters carry the state; the set-up loop runs in a
+// function (its own "$@", which `shift`/`set --` in a step cannot take from the launcher's argv), over
+// a `for` list fixed before the first step, and its two counters are named _fanout_*.
+//
+// fanout_cd DIR: enters DIR, expanding a leading ~ (a quoted "$1" would not).
+// fanout_setup M STEP... [MORE...]: runs the first M steps in this shell, so that what they export or
+// activate reaches the launcher; calls fanout_setup_failed RC INDEX STEP on a failure (which clears
+// the EXIT trap before it exits); a step that runs `exit` ends the shell, and the EXIT trap still
+// reports which step did it. `source` is a bash word: sh spells it `.` (which takes no arguments;
+// the shim passes them as the positional parameters, as bash's source does).
+const FUNCTIONS = `fanout_cd() {
+  case $1 in
+    "~") cd "$HOME" ;;
+    "~/"*) cd "$HOME/\${1#"~/"}" ;;
+    *) cd "$1" ;;
+  esac 2>/dev/null
+}
+command -v source >/dev/null 2>&1 || source() { _fanout_source=$1; shift; . "$_fanout_source"; }
+fanout_setup() {
+  _fanout_m=$1 _fanout_i=0
   shift
-  eval "$step" || setup_failed "$?" "$i" "$step"
-  i=$((i + 1))
-done
-trap - EXIT`
+  trap 'fanout_setup_failed "$?" "$_fanout_i" "$_fanout_step"' EXIT
+  for _fanout_step do
+    [ "$_fanout_i" -lt "$_fanout_m" ] || break
+    _fanout_i=$((_fanout_i + 1))
+    eval "$_fanout_step" || fanout_setup_failed "$?" "$_fanout_i" "$_fanout_step"
+  done
+  trap - EXIT
+}`
 
 // The job wrapper. sshd (or the local transport) starts it as a session and process-group leader;
-// it enters the working directory, exports the environment, starts the watchdog on the original
-// stdin, runs the set-up steps, and then execs the launcher in the foreground, so that the launcher
-// keeps this pid, and the group it leads, and keeps SIGINT at its default (a background job of sh
-// would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the job.
-// Args: $1 heartbeat timeout, $2 grace, $3 directory, $4 count of NAME=VALUE words, those words,
-// then the count of set-up steps, those steps, then argv.
+// it enters the working directory, starts the watchdog on the original stdin, exports the
+// environment, runs the set-up steps, and then execs the launcher in the foreground, so that the
+// launcher keeps this pid, and the group it leads, and keeps SIGINT at its default (a background job
+// of sh would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the
+// job; the watchdog starts before the exports, so that a --env PATH cannot hide setsid or timeout.
+// Args: $1 heartbeat timeout, $2 grace, $3 directory, then NAME=VALUE words up to a `--` (no such
+// word is `--`: it contains a =), then the count of set-up steps, those steps, then argv. The last
+// line is parsed before the set-up runs, as sh parses one line at a time: an alias a step defines
+// (alias exec=…) cannot change it.
 const JOB = `
-hb=$1 grace=$2 dir=$3 n=$4
-shift 4
-${ENTER_DIR} || { echo "fanout: working directory $dir does not exist on this node" >&2; exit 1; }
-while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+${FUNCTIONS}
+fanout_cd "$3" || { echo "fanout: working directory $3 does not exist on this node" >&2; exit 1; }
 exec 3<&0 </dev/null
-setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$hb" "$grace" <&3 >/dev/null 2>&1 &
+setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$1" "$2" <&3 >/dev/null 2>&1 &
 exec 3<&-
-setup_failed() { trap - EXIT; echo "fanout: set-up step $2 failed with exit $1: $3" >&2; exit "$1"; }
-m=$1
+shift 3
+while [ "$1" != -- ]; do export "$1"; shift; done
 shift
-${RUN_SETUP}
-exec "$@"
+fanout_setup_failed() { trap - EXIT; echo "fanout: set-up step $2 failed with exit $1: $3" >&2; exit "$1"; }
+fanout_setup "$@"; shift $(($1 + 1)); exec "$@"
 `
 
 export interface JobSpec {
@@ -95,11 +110,57 @@ export interface JobSpec {
 const sh = (program: string, name: string, args: readonly string[]): string =>
   `exec /bin/sh -c ${shellQuote(program)} ${shellJoin([name, ...args])}`
 
-export function jobCommand(job: JobSpec): string {
+/**
+ * The longest command a node can be given, in bytes. sshd runs it as one argument of the login shell
+ * (`$SHELL -c COMMAND`), the local transport as one of /bin/sh, and Linux refuses to exec a program
+ * with an argument longer than MAX_ARG_STRLEN: 32 pages, 128 KiB with 4 KiB pages, the terminating NUL
+ * included. Past it the node's shell reports only "Argument list too long".
+ */
+export const MAX_COMMAND_BYTES = 128 * 1024 - 1
+
+/** The size of each part of a job command as it travels (quoted for the shell), in bytes. */
+export interface CommandSize {
+  total: number
+  /** The launcher and what it runs: the script and its arguments. */
+  argv: number
+  env: number
+  setup: number
+  /** The working directory and fanout's own wrapper program. */
+  fixed: number
+}
+
+const quotedBytes = (words: readonly string[]): number => words.reduce((n, w) => n + Buffer.byteLength(shellQuote(w)) + 1, 0)
+
+/** A usage error naming the limit, the total and what takes the room; `atLeast` when the total is a lower bound. */
+export function commandTooLong(size: CommandSize, atLeast = false): FanoutError {
+  return usageError(
+    `the command for each node would be ${atLeast ? 'at least ' : ''}${size.total} bytes, over the limit of ${MAX_COMMAND_BYTES} bytes ` +
+      `(Linux's MAX_ARG_STRLEN, 128 KiB: sshd hands the whole command to the node's login shell as one argument). ` +
+      `As quoted for the shell, the program and its arguments take ${size.argv} bytes, the environment ${size.env}, ` +
+      `the set-up lines ${size.setup}, and fanout's own wrapper ${size.fixed}. Pass large inputs in a file instead.`,
+  )
+}
+
+function jobArgs(job: JobSpec): string[] {
   const env = Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
   const setup = job.setup ?? []
-  const args = [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, String(env.length), ...env, String(setup.length), ...setup, ...job.argv]
-  return sh(JOB, 'fanout-job', args)
+  return [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...env, '--', String(setup.length), ...setup, ...job.argv]
+}
+
+/** The size of jobCommand(job), by part, without the limit check. */
+export function jobCommandSize(job: JobSpec): CommandSize {
+  const total = Buffer.byteLength(sh(JOB, 'fanout-job', jobArgs(job)))
+  const argv = quotedBytes(job.argv)
+  const env = quotedBytes(Object.entries(job.env).map(([k, v]) => `${k}=${v}`))
+  const setup = quotedBytes(job.setup ?? [])
+  return { total, argv, env, setup, fixed: total - argv - env - setup }
+}
+
+/** The command that runs the job on a node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES, or a word holds a NUL byte. */
+export function jobCommand(job: JobSpec): string {
+  const command = sh(JOB, 'fanout-job', jobArgs(job))
+  if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) throw commandTooLong(jobCommandSize(job))
+  return command
 }
 
 // Finds torch and reads its version.py without importing torch (an import takes seconds).
@@ -118,26 +179,26 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
 `
 
 // Facts about a node, printed as `fanout.KEY=VALUE` lines so that noise from the user's shell start-up
-// files cannot be mistaken for them; the set-up steps run first (a venv changes which python is found),
-// with their output on stderr. Args: $1 python, $2 "1" to find a free port, $3 working directory,
-// $4 script to look for ("" for none), $5 port that must be free ("" for none), $6 count of set-up
-// steps, those steps.
+// files cannot be mistaken for them. It enters the working directory and runs the set-up steps first,
+// as the job does (a venv changes which python is found, and may be given relative to the directory),
+// with their output on stderr. Args: $1 working directory, $2 count of set-up steps, those steps, then
+// python, "1" to find a free port, the script to look for ("" for none), a port that must be free
+// ("" for none): variables are set only after the set-up, which cannot change them (that line is
+// parsed before the set-up runs, out of reach of its aliases).
 const PROBE = `
-py=$1 want_port=$2 dir=$3 script=$4 port=$5 m=$6
-shift 6
+${FUNCTIONS}
 echo "fanout.ssh_connection=$SSH_CONNECTION"
+if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
+shift
 exec 4>&1
-setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
-{
-${RUN_SETUP}
-} >&2
+fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
+fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4
 echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
 echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
 echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
 if command -v nvidia-smi >/dev/null 2>&1; then
   echo "fanout.gpus=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ')"
 fi
-if ${ENTER_DIR}; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
 if [ -n "$script" ]; then
   if [ -e "$script" ]; then echo "fanout.script=ok"; else echo "fanout.script=missing"; fi
 fi
@@ -167,9 +228,24 @@ export interface ProbeSpec {
   setup?: readonly string[]
 }
 
-export const probeCommand = (p: ProbeSpec): string => {
+const probeArgs = (p: ProbeSpec): string[] => {
   const setup = p.setup ?? []
-  return sh(PROBE, 'fanout-probe', [p.python, p.wantPort ? '1' : '0', p.cwd, p.script ?? '', p.port === undefined ? '' : String(p.port), String(setup.length), ...setup])
+  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port)]
+}
+
+/** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */
+export function probeCommandSize(p: ProbeSpec): CommandSize {
+  const total = Buffer.byteLength(sh(PROBE, 'fanout-probe', probeArgs(p)))
+  const argv = quotedBytes([p.python, p.script ?? ''])
+  const setup = quotedBytes(p.setup ?? [])
+  return { total, argv, env: 0, setup, fixed: total - argv - setup }
+}
+
+/** The probe of one node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES (the set-up lines are in it), or a word holds a NUL byte. */
+export function probeCommand(p: ProbeSpec): string {
+  const command = sh(PROBE, 'fanout-probe', probeArgs(p))
+  if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) throw commandTooLong(probeCommandSize(p))
+  return command
 }
 
 // The interface that carries traffic to the master: what `ip route get` names, except on the master

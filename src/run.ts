@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk'
 import type { Options } from './args.js'
 import { checkGpuSelection, loadJobEnv } from './env.js'
+import { checkCommandFits } from './launcher.js'
 import { FanoutError } from './errors.js'
 import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
 import { probeCommand, readProbeLines, routeCommand } from './remote.js'
@@ -12,6 +13,8 @@ import type { StopReason } from './supervisor.js'
 import { capture, type Transport } from './transport/types.js'
 import { reportingUi, type Ui } from './ui.js'
 import type { LiveRegion } from './output/live.js'
+import type { AskSecret } from './ssh/credentials.js'
+import type { LocalTree } from './sync/run-sync.js'
 import type { JsonEvents } from './output/json.js'
 import type { RunLog } from './output/logdir.js'
 
@@ -21,6 +24,8 @@ export interface RunIo extends SourceIo {
   env: NodeJS.ProcessEnv
   chalk: ChalkInstance
   ui: Ui
+  /** Reads a secret (passphrase, password) from the terminal without echo; absent without a terminal. */
+  askSecret?: AskSecret
   /** On a TTY: the rows under the job's output that show progress bars and the job's status. */
   live?: LiveRegion
   /** Subscribes to the user's stop requests (Ctrl-C, SIGTERM, SIGHUP); returns the unsubscribe. */
@@ -45,7 +50,21 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
   const hasSsh = nodes.some((n) => n.ssh)
   const ssh = hasSsh ? await import('./transport/ssh.js') : undefined
   const { limitHandshakes } = await import('./connect.js')
-  const sshOptions = { connectTimeoutS: options.connectTimeoutS, keepaliveS: options.keepaliveS, keepaliveCountMax: 3, agentSocket: io.env.SSH_AUTH_SOCK }
+  // Secrets are asked for once, before any connection: one prompt per key file, not one per node.
+  const { unlockIdentities } = await import('./ssh/credentials.js')
+  // With an agent, its keys come first (as in ssh), so an encrypted file is usually loaded there already: no prompt.
+  const agent = Boolean(io.env.SSH_AUTH_SOCK)
+  const { passphrases, locked } = await unlockIdentities(nodes.flatMap((n) => (n.ssh && (n.ssh.identitiesOnly || !agent) ? n.ssh.identityFiles : [])), io.askSecret)
+  let password: string | undefined
+  if (options.askPassword && hasSsh) {
+    if (!io.askSecret) throw new FanoutError('--ask-password needs a terminal to ask for the password on (stdin is not one)', 'USAGE')
+    const users = [...new Set(nodes.flatMap((n) => (n.ssh ? [n.ssh.user] : [])))].join(', ')
+    password = await io.askSecret(`Password for ${users} on ${nodes.filter((n) => n.ssh).length} node(s): `)
+  }
+  const sshOptions = {
+    connectTimeoutS: options.connectTimeoutS, keepaliveS: options.keepaliveS, keepaliveCountMax: 3, agentSocket: io.env.SSH_AUTH_SOCK,
+    acceptNew: options.acceptNew, passphrases, locked, ...(password === undefined ? {} : { password }), notice: (m: string) => io.ui.warn(m),
+  }
   const connect = limitHandshakes((n: NodeSpec) => (n.ssh && ssh ? ssh.connectSsh(n.ssh, sshOptions) : Promise.resolve(localTransport())), {
     maxInFlight: options.maxHandshakes,
     retries: 4,
@@ -98,6 +117,30 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
   })
 }
 
+/**
+ * --sync: every node's working directory brought up to date in parallel, then checked: a node whose
+ * copy does not hash like the local tree stops the launch (nodes running different code).
+ */
+async function syncNodes(tree: LocalTree, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo): Promise<void> {
+  const { syncNode, describeSync, describeProgress } = await import('./sync/run-sync.js')
+  const synced = await io.ui.phase('sync', nodes.map((n, i) => ({
+    label: label(n),
+    node: { rank: n.rank, host: n.entry.host },
+    run: (progress: (detail: string) => void) => syncNode(transports[i] as Transport, tree, options.chdir, (p) => progress(describeProgress(p))),
+    result: describeSync,
+  })), 'synced')
+  failPhase(synced, nodes, [])
+  const differ: string[] = []
+  synced.forEach((r, i) => {
+    if (r.status !== 'fulfilled') return
+    const n = nodes[i] as NodeSpec
+    if (r.value.hash !== tree.hash) differ.push(`node ${n.rank} (${n.entry.host}): tree ${r.value.hash.slice(0, 8)}, not ${tree.hash.slice(0, 8)}`)
+    const extras = r.value.extras
+    if (extras.length > 0) io.ui.warn(`node ${n.rank} (${n.entry.host}): ${extras.length} file(s) in ${options.chdir} are not in the local tree: ${extras.slice(0, 5).join(', ')}${extras.length > 5 ? ', …' : ''} (--sync-delete removes them)`)
+  })
+  if (differ.length > 0) throw new FanoutError(`after the sync, these nodes do not hold the local tree (${tree.hash.slice(0, 8)}):\n${differ.join('\n')}`, 'PREFLIGHT')
+}
+
 /** Waits `ms`, unless the user asks to stop meanwhile: then resolves with that request. */
 function pause(ms: number, io: RunIo): Promise<StopReason | undefined> {
   return new Promise((resolve) => {
@@ -117,11 +160,15 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
   const jobEnv = loadJobEnv(options, io.env)
   const { hosts, warnings } = await resolveHostList(options, io)
   checkGpuSelection(jobEnv, hosts)
+  // A command over Linux's per-argument limit is refused here, before any connection (launcher.ts).
+  checkCommandFits(options, jobEnv)
   const { newRunId, RunLog } = await import('./output/logdir.js')
   const runId = newRunId(new Date(startedAt), Math.random)
   const onlyNodes = options.onlyNodes && (await import('./output/options.js')).resolveOnlyNodes(options.onlyNodes, hosts.map((h) => h.host))
   const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig }
   const nodes = await resolveNodes(hosts, flags)
+  // The tree to sync is read and hashed first: one over the limit, or with a link out of it, is bad input.
+  const tree = options.sync && (await (await import('./sync/run-sync.js')).readLocalTree(options.sync))
   const named = nodes.map((n) => ({ node: n.rank, host: n.entry.host }))
   // Both are opened before any connection: a log directory that cannot be created is bad input.
   const log = options.logDir === undefined || options.dryRun || options.checkOnly ? undefined : await RunLog.create(options.logDir, runId, named)
@@ -135,7 +182,8 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
     for (const w of warnings) ui.warn(w)
     ui.info(`run ${runId}${log ? `; logs in ${log.dir}` : ''}`)
     json?.emit('start', { run_id: runId, nodes: named.map((n) => ({ node: n.node, host: n.host })), ...(log ? { log_dir: log.dir } : {}) })
-    const exitCode = await runNodes(options, run, nodes, { runId, jobEnv, onlyNodes, log, json })
+    if (tree) ui.info(`sync: ${tree.manifest.root} (${tree.manifest.files} files, ${(await import('./sync/scan.js')).formatBytes(tree.manifest.bytes)}; tree ${tree.hash.slice(0, 8)}) to ${options.chdir} on every node`)
+    const exitCode = await runNodes(options, run, nodes, { runId, jobEnv, onlyNodes, log, json, tree })
     return exitCode
   } finally {
     await log?.close()
@@ -143,6 +191,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
 }
 
 interface RunContext {
+  tree: LocalTree | undefined
   runId: string
   jobEnv: ReturnType<typeof loadJobEnv>
   onlyNodes: Set<number> | undefined
@@ -154,6 +203,7 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
   const startedAt = Date.now()
   const transports = await connectNodes(nodes, options, io)
   try {
+    if (ctx.tree) await syncNodes(ctx.tree, nodes, transports, options, io)
     const planNodes = await probeNodes(nodes, transports, options, io)
     if (options.checkOnly) return 0
     // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.

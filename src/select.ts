@@ -1,4 +1,4 @@
-import { usageError } from './errors.js'
+import { quote, usageError } from './errors.js'
 import type { HostEntry } from './hostfile.js'
 import { compressHosts, expandHostRange, expandRangeItems } from './hostrange.js'
 
@@ -44,7 +44,7 @@ function parseFilter(text: string, flag: string, errors: string[]): Filter[] {
   return text.split('@').flatMap((raw): Filter[] => {
     const spec = raw.trim()
     const [name, slots] = splitSpec(spec)
-    if (name === '') return problem(`empty host name in ${JSON.stringify(text)}`)
+    if (name === '') return problem(`empty host name in ${quote(text)}`)
     let gpus: number[] | undefined
     if (slots !== undefined) {
       try {
@@ -52,7 +52,7 @@ function parseFilter(text: string, flag: string, errors: string[]): Filter[] {
         gpus = [...new Set(expandRangeItems(slots, MAX_GPU_INDEX + 1).map(Number))].sort((a, b) => a - b)
         if (gpus.some((g) => g > MAX_GPU_INDEX)) throw new Error(`GPU indices go up to ${MAX_GPU_INDEX}`)
       } catch (e) {
-        return problem(`invalid GPU list in ${JSON.stringify(spec)}: ${(e as Error).message}`)
+        return problem(`invalid GPU list in ${quote(spec)}: ${(e as Error).message}`)
       }
     }
     try {
@@ -144,6 +144,7 @@ export function selectHosts(hosts: readonly HostEntry[], selection: Selection): 
     })
   }
   if (errors.length === 0 && selected.length === 0) errors.push('no hosts left after --include/--exclude')
-  if (errors.length > 0) throw usageError(errors.join('\n'))
+  // `--include @` finds the same mistake twice: say it once.
+  if (errors.length > 0) throw usageError([...new Set(errors)].join('\n'))
   return selected
 }

@@ -4,7 +4,10 @@ export interface PhaseItem<T> {
   label: string
   /** The node this item is about: its state is reported (--json node-state) when the item succeeds. */
   node?: { rank: number; host: string }
-  run: () => Promise<T>
+  /** `progress` updates the item's line while it runs (a TTY shows it; plain output does not). */
+  run: (progress: (detail: string) => void) => Promise<T>
+  /** The item's one-line result, printed per item (also on plain output). */
+  result?: (value: T) => string
 }
 
 /** How fanout reports its own progress: an animated task list on a terminal, plain lines elsewhere. */
@@ -16,9 +19,9 @@ export interface Ui {
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-const runItem = async <T>(item: PhaseItem<T>): Promise<PromiseSettledResult<T>> => {
+const runItem = async <T>(item: PhaseItem<T>, progress: (detail: string) => void = () => {}): Promise<PromiseSettledResult<T>> => {
   try {
-    return { status: 'fulfilled', value: await item.run() }
+    return { status: 'fulfilled', value: await item.run(progress) }
   } catch (reason) {
     return { status: 'rejected', reason }
   }
@@ -35,8 +38,12 @@ export function plainUi(print: (text: string) => void, chalk: ChalkInstance): Ui
   return {
     async phase(title, items) {
       const started = Date.now()
-      const results = await Promise.all(items.map(runItem))
+      const results = await Promise.all(items.map((item) => runItem(item)))
       info(phaseLine(title, results.filter((r) => r.status === 'fulfilled').length, items.length, Date.now() - started))
+      results.forEach((r, i) => {
+        const item = items[i]
+        if (r.status === 'fulfilled' && item?.result) info(`${title} ${item.label}: ${item.result(r.value)}`)
+      })
       return results
     },
     info,
@@ -60,10 +67,11 @@ export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance, pri
               task.newListr(
                 items.map((item, i) => ({
                   title: item.label,
-                  task: async () => {
-                    const result = await runItem(item)
+                  task: async (_c, task) => {
+                    const result = await runItem(item, (detail) => void (task.title = `${item.label}: ${detail}`))
                     results[i] = result as never
                     if (result.status === 'rejected') throw new Error(errorText(result.reason).split('\n')[0])
+                    task.title = item.result ? `${item.label}: ${item.result(result.value)}` : item.label
                   },
                 })),
                 { concurrent: true, exitOnError: false },

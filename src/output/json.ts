@@ -20,19 +20,26 @@ export class JsonEvents {
   ) {}
 
   emit(event: string, fields: Record<string, unknown>, at = this.now()): boolean {
-    return this.out.write(JSON.stringify({ event, time: new Date(at).toISOString(), ...fields }) + '\n')
+    return this.out.write(this.format(event, fields, at))
+  }
+
+  private format(event: string, fields: Record<string, unknown>, at: number): string {
+    return JSON.stringify({ event, time: new Date(at).toISOString(), ...fields }) + '\n'
   }
 
   /** The job's lines as `line` events; progress states at most once a second per process. */
   withFilter(show: (origin: LineOrigin) => boolean): LineSink {
     const throttle = new ProgressThrottle(1000)
+    const event = (line: OutputLine): string => {
+      if (!show(line) || !throttle.due(originKey(line), line.at, line.kind === 'line')) return ''
+      const ranks = line.rank === undefined ? {} : { rank: line.rank, local_rank: line.localRank ?? null }
+      const progress = line.kind === 'progress' ? { progress: true } : {}
+      return this.format('line', { node: line.node, host: line.host, ...ranks, stream: line.stream, text: line.text.toString('utf8'), ...progress }, line.at)
+    }
+    const put = (text: string): boolean => text === '' || this.out.write(text)
     return {
-      write: (line: OutputLine): boolean => {
-        if (!show(line) || !throttle.due(originKey(line), line.at, line.kind === 'line')) return true
-        const ranks = line.rank === undefined ? {} : { rank: line.rank, local_rank: line.localRank ?? null }
-        const progress = line.kind === 'progress' ? { progress: true } : {}
-        return this.emit('line', { node: line.node, host: line.host, ...ranks, stream: line.stream, text: line.text.toString('utf8'), ...progress }, line.at)
-      },
+      write: (line: OutputLine): boolean => put(event(line)),
+      writeBatch: (lines: readonly OutputLine[]): boolean => put(lines.map(event).join('')),
       onDrain: (resume: () => void): void => {
         if (this.out.writableNeedDrain) whenDrained(this.out, resume)
         else resume()

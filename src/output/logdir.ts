@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { usageError } from '../errors.js'
 import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
@@ -18,6 +18,25 @@ export function newRunId(now: Date, random: () => number): string {
 /** `node1-gpu02.log`; characters a file name should not hold (an IPv6 address's colons) become `_`. */
 export const nodeLogName = (node: number, host: string): string => `node${node}-${host.replace(/[^A-Za-z0-9._-]/g, '_')}.log`
 
+const NEWLINE = Buffer.from('\n')
+
+/**
+ * `mkdir -p` with 0700 for what it creates, one level at a time: Node's recursive mkdir spins forever
+ * under /proc (nodejs/node#… on 20.x), and a bad --log-dir must fail, not hang.
+ */
+async function makeDirs(path: string): Promise<void> {
+  const missing: string[] = []
+  for (let p = resolve(path); ; p = dirname(p)) {
+    try {
+      if ((await stat(p)).isDirectory()) break
+      throw Object.assign(new Error(`${p} is not a directory`), { code: 'ENOTDIR' })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(p) === p) throw e
+      missing.unshift(p)
+    }
+  }
+  for (const p of missing) await mkdir(p, { mode: 0o700 })
+}
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /**
@@ -42,7 +61,7 @@ export class RunLog implements LineSink {
   static async create(parent: string, runId: string, nodes: ReadonlyArray<{ node: number; host: string }>): Promise<RunLog> {
     const dir = join(parent, runId)
     try {
-      await mkdir(parent, { recursive: true, mode: 0o700 })
+      await makeDirs(parent)
       await mkdir(dir, { mode: 0o700 })
     } catch (e) {
       throw usageError(`--log-dir: cannot create ${dir}: ${message(e)}`)
@@ -77,13 +96,28 @@ export class RunLog implements LineSink {
   }
 
   write(line: OutputLine): boolean {
-    const key = originKey(line)
-    if (!this.throttle.due(key, line.at, line.kind === 'line')) return true
-    const tag = line.rank === undefined ? '[node]' : `[r${line.rank}]`
-    const head = `${new Date(line.at).toISOString()} ${tag}${line.stream === 'stderr' ? '!' : ' '} `
-    const f = this.file(line.node)
-    const ok = f.write(Buffer.concat([Buffer.from(head), line.text, Buffer.from('\n')]))
-    if (!ok) this.blocked = f
+    return this.writeBatch([line])
+  }
+
+  /** Appends the lines to their nodes' files: one write per node per batch. */
+  writeBatch(lines: readonly OutputLine[]): boolean {
+    const parts = new Map<number, Buffer[]>()
+    for (const line of lines) {
+      if (!this.throttle.due(originKey(line), line.at, line.kind === 'line')) continue
+      const tag = line.rank === undefined ? '[node]' : `[r${line.rank}]`
+      const head = `${new Date(line.at).toISOString()} ${tag}${line.stream === 'stderr' ? '!' : ' '} `
+      let list = parts.get(line.node)
+      if (!list) parts.set(line.node, (list = []))
+      list.push(Buffer.from(head), line.text, NEWLINE)
+    }
+    let ok = true
+    for (const [node, list] of parts) {
+      const f = this.file(node)
+      if (!f.write(Buffer.concat(list))) {
+        ok = false
+        this.blocked = f
+      }
+    }
     return ok
   }
 

@@ -15,6 +15,8 @@ export interface OutputLine extends LineOrigin {
 /** Where lines go: the terminal, the log files, --json. `write` returns false to pause the node until `onDrain`. */
 export interface LineSink {
   write(line: OutputLine): boolean
+  /** All the lines one chunk of a node's output completed, in order: one write instead of one per line. */
+  writeBatch?(lines: readonly OutputLine[]): boolean
   onDrain(resume: () => void): void
 }
 
@@ -31,6 +33,9 @@ export class NodeOutput {
   /** The global ranks seen printing (with c10d, torchrun assigns them: this is how fanout learns them). */
   readonly ranks = new Set<number>()
   private readonly recent: string[] = []
+  /** The node's streams being read, and how many sinks they wait for. */
+  private readonly sources = new Set<Readable>()
+  private waiting = 0
 
   constructor(
     readonly node: number,
@@ -43,20 +48,33 @@ export class NodeOutput {
   pipe(source: Readable, stream: LineOrigin['stream']): Promise<void> {
     const demux = this.options.tagged ? new FrameDemux() : undefined
     const splitters = new Map<string, { origin: LineOrigin; lines: LineSplitter }>()
-    let waiting = 0
+    // A full sink pauses every stream of the node, not just the one that filled it: ssh2 shares one
+    // flow-control window between a channel's stdout and stderr, and reopens it whenever stderr is
+    // read, so a paused stdout alone would keep buffering here without bound.
     const resume = (): void => {
-      if (--waiting === 0) source.resume()
+      if (--this.waiting === 0) for (const s of this.sources) s.resume()
     }
+    this.sources.add(source)
+    // The lines of one chunk are collected and handed over together: a flood of short lines costs one
+    // write per chunk, not one per line.
+    let batch: OutputLine[] = []
     const emit = (origin: LineOrigin, events: LineEvent[]): void => {
       const at = this.options.now()
       for (const e of events) {
         const line: OutputLine = { ...origin, kind: e.kind, text: e.text, at }
         if (e.kind === 'line') this.count(line)
-        for (const sink of this.sinks) {
-          if (!sink.write(line)) {
-            waiting++
-            sink.onDrain(resume)
-          }
+        batch.push(line)
+      }
+    }
+    const flush = (): void => {
+      if (batch.length === 0) return
+      const lines = batch
+      batch = []
+      for (const sink of this.sinks) {
+        const ok = sink.writeBatch ? sink.writeBatch(lines) : lines.map((l) => sink.write(l)).every(Boolean)
+        if (!ok) {
+          this.waiting++
+          sink.onDrain(resume)
         }
       }
     }
@@ -81,7 +99,8 @@ export class NodeOutput {
     return new Promise((resolve) => {
       source.on('data', (chunk: Buffer) => {
         feed(demux ? demux.push(chunk) : [{ data: chunk }])
-        if (waiting > 0) source.pause()
+        flush()
+        if (this.waiting > 0) for (const s of this.sources) s.pause()
       })
       let finished = false
       const finish = (): void => {
@@ -89,6 +108,8 @@ export class NodeOutput {
         finished = true
         if (demux) feed(demux.end())
         for (const { origin, lines } of splitters.values()) emit(origin, lines.end())
+        flush()
+        this.sources.delete(source)
         resolve()
       }
       source.once('end', finish)

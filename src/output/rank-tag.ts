@@ -6,7 +6,9 @@
  * sharing torchrun's stdout never interleave) to the original stdout/stderr, and then execs the real
  * worker with fd 1/2 on the pipes. Because it execs, the worker keeps the PID torchrun started, so
  * signals and exit codes are exactly as without the tagger. The sidecar ignores the terminal signals
- * (it leaves at EOF, after the worker's last words), and nothing here changes the process group.
+ * (it leaves at EOF, after the worker's last words); SIGTERM (the watchdog stopping the job) gives it
+ * one more second, so that one stuck writing to a dead link cannot hold the job's teardown up.
+ * Nothing here changes the process group.
  *
  * The worker gets SIGKILL if its launcher dies (Linux PR_SET_PDEATHSIG, kept across exec): torch 2.x
  * starts every worker in a session of its own (start_new_session=True), out of reach of the process
@@ -30,8 +32,9 @@ pid=os.fork()
 if pid==0:
     try:
         if os.fork()==0:
-            for s in (signal.SIGINT,signal.SIGTERM,signal.SIGHUP,signal.SIGQUIT):
+            for s in (signal.SIGINT,signal.SIGHUP,signal.SIGQUIT):
                 signal.signal(s,signal.SIG_IGN)
+            signal.signal(signal.SIGTERM,lambda n,f:signal.alarm(1))
             os.close(po[1]);os.close(pe[1])
             src={po[0]:1,pe[0]:2}
             bad=set()

@@ -76,24 +76,49 @@ export class TerminalSink implements LineSink {
   }
 
   write(line: OutputLine): boolean {
+    return this.writeBatch([line])
+  }
+
+  /** Prints the lines that are shown, one write per run of lines going to the same stream. */
+  writeBatch(lines: readonly OutputLine[]): boolean {
+    let ok = true
+    let dest: Writable | undefined
+    let parts: Buffer[] = []
+    const send = (): void => {
+      if (!dest || parts.length === 0) return
+      const data = Buffer.concat(parts)
+      parts = []
+      if (!(this.options.live ? this.options.live.print(dest, data) : dest.write(data))) {
+        ok = false
+        this.blocked = dest
+      }
+    }
+    for (const line of lines) {
+      if (!this.shown(line)) continue
+      const to = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
+      if (to !== dest) send()
+      dest = to
+      parts.push(Buffer.from(this.options.prefixer.prefix(line, line.at)), line.text, NEWLINE)
+    }
+    send()
+    return ok
+  }
+
+  /** Whether a line is printed as a line; a progress state on a TTY goes to the live region instead. */
+  private shown(line: OutputLine): boolean {
     const { live, prefixer } = this.options
-    if (!this.options.show(line)) return true
+    if (!this.options.show(line)) return false
     const key = originKey(line)
     if (line.kind === 'progress') {
       if (live) {
         live.setProgress(key, prefixer.prefix(line, line.at) + plainText(line.text.toString('utf8')))
-        return true
+        return false
       }
-      if (!this.throttle.due(key, line.at)) return true
-    } else {
-      live?.clearProgress(key)
-      this.throttle.due(key, line.at, true)
+      return this.throttle.due(key, line.at)
     }
-    const dest = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
-    const data = Buffer.concat([Buffer.from(prefixer.prefix(line, line.at)), line.text, NEWLINE])
-    const ok = live ? live.print(dest, data) : dest.write(data)
-    if (!ok) this.blocked = dest
-    return ok
+    live?.clearProgress(key)
+    this.throttle.due(key, line.at, true)
+    return true
   }
 
   onDrain(resume: () => void): void {

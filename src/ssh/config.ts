@@ -18,6 +18,8 @@ export interface SshTarget {
   knownHostsFiles: string[]
   /** The name looked up in known_hosts: HostKeyAlias, else the HostName. */
   hostKeyName: string
+  /** ssh config's StrictHostKeyChecking: accept-new (or no/off, which fanout treats as accept-new: a changed key is never accepted) records keys of hosts never seen. */
+  acceptNewHostKeys: boolean
   connectTimeoutS?: number
 }
 
@@ -93,7 +95,9 @@ export function resolveTarget(entry: HostEntry, config: SSHConfig, flags: SshFla
   const hostname = first(c, 'HostName')?.replace(/%h/g, entry.host) ?? entry.host
   const user = entry.user ?? flags.user ?? first(c, 'User') ?? userInfo().username
   const portText = first(c, 'Port')
-  const port = entry.port ?? flags.port ?? (portText ? Number(portText) : 22)
+  const configPort = portText === undefined ? undefined : /^\d{1,5}$/.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535 ? Number(portText) : NaN
+  if (Number.isNaN(configPort)) throw usageError(`${entry.host}: the ssh config sets Port ${portText}, which is not a port from 1 to 65535`)
+  const port = entry.port ?? flags.port ?? configPort ?? 22
   const tokens = (p: string): string =>
     expandTilde(p).replace(/%(.)/g, (m, t: string) =>
       ({ '%': '%', d: homedir(), u: userInfo().username, r: user, h: hostname, n: entry.host, p: String(port) })[t] ?? m)
@@ -116,7 +120,11 @@ export function resolveTarget(entry: HostEntry, config: SSHConfig, flags: SshFla
     identitiesOnly: first(c, 'IdentitiesOnly')?.toLowerCase() === 'yes',
     knownHostsFiles,
     hostKeyName: first(c, 'HostKeyAlias') ?? hostname,
+    acceptNewHostKeys: ['accept-new', 'no', 'off'].includes(first(c, 'StrictHostKeyChecking')?.toLowerCase() ?? ''),
   }
-  if (timeout && Number(timeout) > 0) target.connectTimeoutS = Number(timeout)
+  if (timeout !== undefined) {
+    if (!/^\d+$/.test(timeout) || Number(timeout) === 0) throw usageError(`${entry.host}: the ssh config sets ConnectTimeout ${timeout}, which is not a whole number of seconds`)
+    target.connectTimeoutS = Number(timeout)
+  }
   return target
 }

@@ -10,12 +10,14 @@ export interface KnownHostsFile {
 
 export type HostKeyVerdict =
   | { kind: 'match' }
-  | { kind: 'unknown'; fingerprint: string; keyType: string }
+  /** `certAuthority`: a @cert-authority line covers the host (fanout does not verify host certificates). */
+  | { kind: 'unknown'; fingerprint: string; keyType: string; certAuthority?: string }
   | { kind: 'changed'; fingerprint: string; keyType: string; knownFingerprint: string; where: string }
   | { kind: 'revoked'; fingerprint: string; keyType: string; where: string }
 
 interface Entry {
   revoked: boolean
+  certAuthority: boolean
   keyType: string
   blob: Buffer
   where: string
@@ -100,10 +102,12 @@ function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[
       const fields = line.trim().split(/\s+/)
       if (!fields[0] || fields[0].startsWith('#')) return
       let revoked = false
+      let certAuthority = false
       if (fields[0].startsWith('@')) {
-        // @cert-authority needs certificate support we do not have; unknown markers are invalid.
-        if (fields[0] !== '@revoked') return
-        revoked = true
+        // @cert-authority lines are kept only to say why a host is unknown; other markers are invalid.
+        if (fields[0] !== '@revoked' && fields[0] !== '@cert-authority') return
+        revoked = fields[0] === '@revoked'
+        certAuthority = !revoked
         fields.shift()
       }
       const [hosts, keyType, b64] = fields
@@ -112,7 +116,7 @@ function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[
       // ssh rejects lines whose declared type disagrees with the blob (SSH_ERR_KEY_TYPE_MISMATCH).
       if (blobKeyType(blob) !== keyType) return
       if (!hostMatches(hosts, name)) return
-      out.push({ revoked, keyType, blob, where: `${file.path}:${i + 1}` })
+      out.push({ revoked, certAuthority, keyType, blob, where: `${file.path}:${i + 1}` })
     })
   }
   return out
@@ -121,7 +125,9 @@ function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[
 export function checkHostKey(files: KnownHostsFile[], host: string, port: number, key: Buffer): HostKeyVerdict {
   const fp = fingerprint(key)
   const keyType = blobKeyType(key) ?? ''
-  const entries = entriesFor(files, host, port)
+  const all = entriesFor(files, host, port)
+  const authority = all.find((e) => e.certAuthority)
+  const entries = all.filter((e) => !e.certAuthority)
   const revoked = entries.find((e) => e.revoked && e.blob.equals(key))
   if (revoked) return { kind: 'revoked', fingerprint: fp, keyType, where: revoked.where }
   const known = entries.filter((e) => !e.revoked)
@@ -132,7 +138,13 @@ export function checkHostKey(files: KnownHostsFile[], host: string, port: number
   if (clash) {
     return { kind: 'changed', fingerprint: fp, keyType, knownFingerprint: fingerprint(clash.blob), where: clash.where }
   }
-  return { kind: 'unknown', fingerprint: fp, keyType }
+  return authority ? { kind: 'unknown', fingerprint: fp, keyType, certAuthority: authority.where } : { kind: 'unknown', fingerprint: fp, keyType }
+}
+
+/** The known_hosts line that records `key` for host (and port), as `ssh` writes it with StrictHostKeyChecking=accept-new. */
+export function knownHostsLine(host: string, port: number, key: Buffer): string {
+  const name = port === 22 ? host.toLowerCase() : `[${host.toLowerCase()}]:${port}`
+  return `${name} ${blobKeyType(key) ?? 'unknown'} ${key.toString('base64')}\n`
 }
 
 /**
@@ -141,6 +153,6 @@ export function checkHostKey(files: KnownHostsFile[], host: string, port: number
  */
 export function knownKeyTypes(files: KnownHostsFile[], host: string, port: number): string[] {
   const types = new Set<string>()
-  for (const e of entriesFor(files, host, port)) if (!e.revoked) types.add(e.keyType)
+  for (const e of entriesFor(files, host, port)) if (!e.revoked && !e.certAuthority) types.add(e.keyType)
   return [...types]
 }

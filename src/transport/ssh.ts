@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Readable } from 'node:stream'
 import type { ClientChannel, ConnectConfig } from 'ssh2'
 import ssh2 from 'ssh2'
 import { FanoutError } from '../errors.js'
-import { checkHostKey, knownKeyTypes, type HostKeyVerdict, type KnownHostsFile } from '../ssh/known-hosts.js'
+import { checkHostKey, knownHostsLine, knownKeyTypes, type HostKeyVerdict, type KnownHostsFile } from '../ssh/known-hosts.js'
 import type { SshTarget } from '../ssh/config.js'
 import type { ExitStatus, RemoteProcess, Transport } from './types.js'
 
@@ -12,6 +14,16 @@ export interface SshOptions {
   keepaliveS: number
   keepaliveCountMax: number
   agentSocket?: string
+  /** `--accept-new`: record the key of a host never seen in the first known_hosts file (a changed key is still refused). */
+  acceptNew?: boolean
+  /** Passphrases of encrypted identity files, asked once before connecting (ssh/credentials.ts). */
+  passphrases?: ReadonlyMap<string, string>
+  /** Why some identity files stay locked (no terminal, wrong passphrase): said when authentication fails. */
+  locked?: ReadonlyMap<string, string>
+  /** `--ask-password`: tried after the keys. */
+  password?: string
+  /** Tells the user something worth knowing (a host key recorded). */
+  notice?: (message: string) => void
 }
 
 // ssh2 names host key algorithms, not key types: a known ssh-rsa key is verified through rsa-sha2-*.
@@ -42,9 +54,10 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
     case 'unknown':
       return new FanoutError(
         `${at}: host key is not known (${verdict.keyType} ${verdict.fingerprint}); refusing to connect.\n` +
+          (verdict.certAuthority ? `  ${verdict.certAuthority} trusts a certificate authority for this host, but fanout does not verify host certificates: record the host's own key.\n` : '') +
           `  Check the fingerprint with the node's administrator, then record it, e.g.\n` +
           `  ssh-keyscan -p ${target.port} ${target.hostname} >> ${target.knownHostsFiles[0] ?? '~/.ssh/known_hosts'}   (or connect once with: ssh -p ${target.port} ${target.user}@${target.hostname})\n` +
-          `  Looked in: ${files}`,
+          `  Looked in: ${files}. Or let fanout record keys of hosts never seen before: --accept-new.`,
         'HOSTKEY',
       )
     case 'changed':
@@ -59,13 +72,13 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
   }
 }
 
-/** Credentials in OpenSSH's order: the agent's keys, then each identity file that can be used. */
-function authMethods(target: SshTarget, agentSocket: string | undefined): { methods: object[]; tried: string[]; skipped: string[] } {
+/** Credentials in OpenSSH's order: the agent's keys, then each identity file that can be used, then a password if asked for. */
+function authMethods(target: SshTarget, options: SshOptions): { methods: object[]; tried: string[]; skipped: string[] } {
   const methods: object[] = []
   const tried: string[] = []
   const skipped: string[] = []
-  if (agentSocket && !target.identitiesOnly) {
-    methods.push({ type: 'agent', username: target.user, agent: agentSocket })
+  if (options.agentSocket && !target.identitiesOnly) {
+    methods.push({ type: 'agent', username: target.user, agent: options.agentSocket })
     tried.push('ssh-agent')
   }
   for (const file of target.identityFiles) {
@@ -76,13 +89,22 @@ function authMethods(target: SshTarget, agentSocket: string | undefined): { meth
       skipped.push(`${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`)
       continue
     }
-    const parsed = ssh2.utils.parseKey(key)
+    const passphrase = options.passphrases?.get(file)
+    const parsed = ssh2.utils.parseKey(key, passphrase)
     if (parsed instanceof Error) {
-      skipped.push(/encrypted|passphrase/i.test(parsed.message) ? `${file} (encrypted; load it into ssh-agent)` : `${file} (${parsed.message})`)
+      const why = options.locked?.get(file) ?? (/encrypted|passphrase/i.test(parsed.message) ? 'encrypted; load it into ssh-agent' : parsed.message)
+      skipped.push(`${file} (${why})`)
       continue
     }
-    methods.push({ type: 'publickey', username: target.user, key })
+    methods.push({ type: 'publickey', username: target.user, key, ...(passphrase === undefined ? {} : { passphrase }) })
     tried.push(file)
+  }
+  if (options.password !== undefined) {
+    const password = options.password
+    methods.push({ type: 'password', username: target.user, password })
+    // PAM servers often take passwords only through keyboard-interactive: every prompt gets the password.
+    methods.push({ type: 'keyboard-interactive', username: target.user, prompt: (_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) => finish(prompts.map(() => password)) })
+    tried.push('password', 'keyboard-interactive')
   }
   return { methods, tried, skipped }
 }
@@ -101,13 +123,53 @@ function describeConnectError(target: SshTarget, err: Error & { code?: string; l
   return new FanoutError(`${at}: ${cause}`, 'CONNECT')
 }
 
+/**
+ * Appends a never-seen host's key to the first known_hosts file, as ssh's accept-new does (a new file
+ * and its folder are made private to the user). Returns the file, or why it could not be written: a
+ * key fanout cannot record is not accepted.
+ */
+function recordHostKey(target: SshTarget, key: Buffer): string | FanoutError {
+  const file = target.knownHostsFiles[0]
+  if (!file) return new FanoutError(`${target.alias}: no known_hosts file to record its new host key in`, 'HOSTKEY')
+  try {
+    if (!existsSync(dirname(file))) mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    appendFileSync(file, knownHostsLine(target.hostKeyName, target.port, key), { mode: 0o600 })
+    return file
+  } catch (e) {
+    return new FanoutError(`${target.alias}: cannot record its new host key in ${file}: ${(e as Error).message}`, 'HOSTKEY')
+  }
+}
+
 /** True for failures worth another try: sshd dropping a handshake above its MaxStartups limit. */
 export function isDroppedHandshake(err: unknown): boolean {
   const e = err as { code?: string; message?: string; dropped?: boolean }
   return e.dropped === true || e.code === 'ECONNRESET' || /lost before handshake|ECONNRESET|Connection reset/i.test(e.message ?? '')
 }
 
+const full = (s: Readable): boolean => s.readableLength >= s.readableHighWaterMark
+
+/**
+ * ssh2 gives a channel's stdout and stderr one flow-control window, and reopens it whenever either
+ * stream takes data or is read — so with stdout paused (its reader is slow) and stderr still taking
+ * data, the node keeps sending and stdout buffers here without bound (measured: 20 MB per channel and
+ * growing). Here neither stream reopens the window while the other is full: a push reports "full",
+ * which makes ssh2 hold the window, and a read request waits, until both have room again.
+ */
+function shareBackpressure(stream: Readable, other: Readable): void {
+  const push = stream.push.bind(stream)
+  stream.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    const ok = push(chunk, encoding)
+    return chunk === null ? ok : ok && !full(other)
+  }
+  const read = stream._read.bind(stream)
+  stream._read = (size: number): void => {
+    if (!full(other)) read(size)
+  }
+}
+
 function channelProcess(stream: ClientChannel): RemoteProcess {
+  shareBackpressure(stream, stream.stderr)
+  shareBackpressure(stream.stderr, stream)
   const done = new Promise<ExitStatus>((resolve) => {
     let status: ExitStatus | undefined
     stream.on('exit', (code: number | null, signal?: string) => {
@@ -127,7 +189,7 @@ function channelProcess(stream: ClientChannel): RemoteProcess {
 /** Opens one verified, authenticated SSH connection. Rejects with a FanoutError naming the host. */
 export function connectSsh(target: SshTarget, options: SshOptions): Promise<Transport> {
   const known = readKnownHosts(target.knownHostsFiles)
-  const { methods, tried, skipped } = authMethods(target, options.agentSocket)
+  const { methods, tried, skipped } = authMethods(target, options)
   const timeoutS = target.connectTimeoutS ?? options.connectTimeoutS
   let refusedKey: FanoutError | undefined
   let lostListener: ((reason: string) => void) | undefined
@@ -147,6 +209,15 @@ export function connectSsh(target: SshTarget, options: SshOptions): Promise<Tran
       hostVerifier: (key: Buffer) => {
         const verdict = checkHostKey(known, target.hostKeyName, target.port, key)
         if (verdict.kind === 'match') return true
+        if (verdict.kind === 'unknown' && (options.acceptNew || target.acceptNewHostKeys)) {
+          const recorded = recordHostKey(target, key)
+          if (recorded instanceof FanoutError) {
+            refusedKey = recorded
+            return false
+          }
+          options.notice?.(`${target.alias}: recorded the new host key ${verdict.keyType} ${verdict.fingerprint} in ${recorded}`)
+          return true
+        }
         refusedKey = hostKeyError(target, verdict)
         return false
       },
@@ -159,6 +230,11 @@ export function connectSsh(target: SshTarget, options: SshOptions): Promise<Tran
         exec: (command) =>
           new Promise((res, rej) =>
             client.exec(command, (err, stream) => (err ? rej(new FanoutError(`${target.alias}: cannot start a command: ${err.message}`, 'CONNECT')) : res(channelProcess(stream))))),
+        files: async () => {
+          const { sftpFs } = await import('../sync/remote-fs.js')
+          return new Promise((res, rej) =>
+            client.sftp((err, sftp) => (err ? rej(new FanoutError(`${target.alias}: cannot open SFTP (is the sftp subsystem enabled in sshd?): ${err.message}`, 'CONNECT')) : res(sftpFs(sftp)))))
+        },
         onLost: (listener) => void (lostListener = listener),
         close: () => {
           closing = true

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import type { RemoteFs } from '../sync/remote-fs.js'
 
 /** How a remote process ended. `signal` is a name without the SIG prefix (as SSH reports it). */
 export interface ExitStatus {
@@ -26,6 +27,8 @@ export interface RemoteProcess {
 export interface Transport {
   readonly kind: 'ssh' | 'local'
   exec(command: string): Promise<RemoteProcess>
+  /** The node's files (SFTP over the same connection; the file system for the local transport): for --sync. */
+  files(): Promise<RemoteFs>
   /** Called once if the connection drops (keepalive timeout, reset) while it is open. */
   onLost(listener: (reason: string) => void): void
   close(): void

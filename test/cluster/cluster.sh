@@ -6,17 +6,20 @@
 #   cluster.sh up     create the hosts (removing leftovers of an interrupted run first)
 #   cluster.sh down   stop every process in the hosts' namespaces and remove them
 #
-# Hosts (all reached as the plain user fanout-test, key and known_hosts generated here):
+# Hosts (reached as the plain user fanout-test — bash, key or the password in $STATE/password — or
+# fanout-dash, whose login shell is dash; key and known_hosts generated here):
 #   h1 h2 h3  normal hosts, 2 stand-in GPUs each (a fake nvidia-smi), interfaces ens3/enp1s0/eno1;
 #             h2's known_hosts entry is hashed
 #   h4        a running sshd whose host key is NOT in known_hosts
 #   h5        a host whose link is down: unreachable
+# Every host shares the file system, except $STATE/private: a directory of its own on each host.
 set -euo pipefail
 
 STATE=${FANOUT_CLUSTER_DIR:-/tmp/fanout-cluster}
 BRIDGE=fo-br0
 NET=10.99.0
 USER_NAME=fanout-test
+DASH_USER=fanout-dash
 IFNAMES=(x ens3 enp1s0 eno1 enp2s0 ens5)
 HOSTS_MARK='# fanout-test-cluster'
 
@@ -50,10 +53,17 @@ up() {
   down
   mkdir -p /run/sshd
   id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
-  usermod -p '*' "$USER_NAME" # a locked account ('!') is refused even with a key
-  mkdir -p "$STATE/bin" "$STATE/work"
+  # A second plain user whose login shell is dash: fanout's remote programs must not need bash.
+  id "$DASH_USER" >/dev/null 2>&1 || useradd -m -s /bin/dash "$DASH_USER"
+  usermod -s /bin/bash "$USER_NAME"
+  usermod -p '*' "$DASH_USER" # a locked account ('!') is refused even with a key
+  mkdir -p "$STATE/bin" "$STATE/work" "$STATE/private"
+  # fanout-test also has a password (for --ask-password); sshd tries it only after the keys.
+  head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$STATE/password"
+  chmod 600 "$STATE/password"
+  echo "$USER_NAME:$(cat "$STATE/password")" | chpasswd
   chmod 755 "$STATE" "$STATE/bin"
-  chmod 1777 "$STATE/work"
+  chmod 1777 "$STATE/work" "$STATE/private"
   ssh-keygen -q -t ed25519 -N '' -C fanout-test -f "$STATE/id_ed25519"
   cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
   chmod 644 "$STATE/authorized_keys"
@@ -88,15 +98,18 @@ PidFile $dir/sshd.pid
 AuthorizedKeysFile $STATE/authorized_keys
 StrictModes no
 UsePAM no
-PasswordAuthentication no
+PasswordAuthentication yes
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 LogLevel VERBOSE
+Subsystem sftp internal-sftp
 SetEnv FANOUT_TEST_GPUS=2 PYTHONPATH=$STATE/torch-fix PATH=$STATE/bin:/usr/local/bin:/usr/bin:/bin
 CFG
     # Each host has its own hostname (UTS namespace), resolvable through /etc/hosts, as on a real
     # cluster: torch's c10d rendezvous tells its workers where the store is by hostname.
-    ip netns exec "$ns" unshare --uts /bin/sh -c "hostname fo-h$i && exec /usr/sbin/sshd -f '$dir/sshd_config' -E '$dir/sshd.log'"
+    # $STATE/private is each host's own: a tmpfs mounted in the host's mount namespace (ip netns exec
+    # gives it one), so that files there are not shared — machines without a shared file system.
+    ip netns exec "$ns" unshare --uts /bin/sh -c "hostname fo-h$i && mount -t tmpfs -o mode=1777,size=256m fo-private-h$i '$STATE/private' && exec /usr/sbin/sshd -f '$dir/sshd_config' -E '$dir/sshd.log'"
     echo "$addr fo-h$i $HOSTS_MARK" >>/etc/hosts
     printf 'Host h%s\n  HostName %s\n' "$i" "$addr" >>"$STATE/ssh_config"
     if [ "$i" -le 3 ]; then

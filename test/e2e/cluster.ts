@@ -20,6 +20,8 @@ export interface ClusterInfo {
   key: string
   /** A directory every test host can read and write: the jobs' working directory. */
   work: string
+  /** A directory that is each host's own (a tmpfs per host): for tests of machines that share no files. */
+  private: string
   hosts: ClusterHost[]
 }
 

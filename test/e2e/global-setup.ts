@@ -39,6 +39,7 @@ export default function setup(project: TestProject): (() => void) | undefined {
     knownHosts: `${DIR}/known_hosts`,
     key: `${DIR}/id_ed25519`,
     work: `${DIR}/work`,
+    private: `${DIR}/private`,
     hosts: [1, 2, 3, 4, 5].map((i) => ({ name: `h${i}`, namespace: `fo-h${i}`, addr: `10.99.0.${10 + i}`, dir: `${DIR}/h${i}` })),
   }
   project.provide('cluster', info)

@@ -88,6 +88,8 @@ describe('parseArgs: defaults and values', () => {
       strict: false,
       color: 'auto',
       plain: false,
+      acceptNew: false,
+      askPassword: false,
       json: false,
       quiet: false,
       rankTags: true,
@@ -312,5 +314,58 @@ describe('output flags', () => {
     expect(script.kind === 'help' && script.text).toMatch(/###-begin-fanout-completions-###[\s\S]*--get-yargs-completions[\s\S]*complete .*fanout/)
     const words = await parseArgs(['--get-yargs-completions', 'fanout', '--launcher', ''], CWD)
     expect(words.kind === 'help' && words.text.split('\n')).toEqual(['torchrun', 'launch', 'none'])
+  })
+})
+
+describe('bad input found by the corpus (issue 8)', () => {
+  it.each<[string, string[], RegExp]>([
+    ['an empty SCRIPT after --', ['-H', 'h', '--', ''], /^SCRIPT is empty/],
+    ['an empty SCRIPT', ['-H', 'h', '', 'x'], /^SCRIPT is empty/],
+    ['an empty SCRIPT for fanout check', ['check', '-H', 'h', ''], /^SCRIPT is empty/],
+    ['--master-addr starting with -', ['-H', 'h', '--master-addr=-x', 'train.py'], /^--master-addr "-x" is not a host name or address/],
+    ['--master-addr of colons only', ['-H', 'h', '--master-addr', '::::', 'train.py'], /^--master-addr "::::" is not a host name or address/],
+    ['--master-addr not an IPv4 address', ['-H', 'h', '--master-addr', '10.0.0.256', 'train.py'], /^--master-addr "10.0.0.256"/],
+  ])('%s', async (_name, argv, message) => {
+    const err = await usageError(argv)
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toMatch(message)
+  })
+
+  it('fanout check without a SCRIPT still checks the nodes only', async () => {
+    const parsed = await parseArgs(['check', '-H', 'h'], CWD)
+    expect(parsed.kind === 'run' && [parsed.options.script, parsed.options.checkOnly]).toEqual(['', true])
+  })
+
+  it.each(['10.0.0.1', 'fe80::1%eth0', '::1', 'node-1.example.com', 'gpu01'])('--master-addr %j is accepted', async (addr) => {
+    expect((await options(['-H', 'h', '--master-addr', addr, 'train.py'])).masterAddr).toBe(addr)
+  })
+})
+
+describe('--sync flags', () => {
+  const H = ['-H', 'hosts.txt']
+  it.each<[string[], { dir: string; deleteExtra: boolean } | undefined, string, string[]]>([
+    // argv, sync options, chdir, script + args
+    [['train.py'], undefined, CWD, ['train.py']],
+    [['--sync', 'train.py', '--sync=x'], { dir: CWD, deleteExtra: false }, CWD, ['train.py', '--sync=x']],
+    [['--sync=../other', 'train.py'], { dir: '/home/me/other', deleteExtra: false }, '/home/me/other', ['train.py']],
+    [['--sync-dir', '/abs/p', '--sync-delete', '-C', '/scratch/p', 'train.py'], { dir: '/abs/p', deleteExtra: true }, '/scratch/p', ['train.py']],
+  ])('%j', async (argv, sync, chdir, words) => {
+    const o = await options([...H, ...argv])
+    expect(o.sync === undefined ? undefined : { dir: o.sync.dir, deleteExtra: o.sync.deleteExtra }).toEqual(sync)
+    expect(o.chdir).toBe(chdir)
+    expect([o.script, ...o.scriptArgs]).toEqual(words)
+  })
+
+  it.each<[string[], RegExp]>([
+    [['--sync-delete', 'train.py'], /--sync-delete only makes sense with --sync/],
+    [['--sync-max', '1GiB', 'train.py'], /--sync-max only makes sense with --sync/],
+    [['--sync', '--sync-max', 'lots', 'train.py'], /--sync-max/],
+  ])('%j is refused', async (argv, message) => {
+    expect((await usageError([...H, ...argv])).message).toMatch(message)
+  })
+
+  it('sync limits: the default, and --sync-max', async () => {
+    expect((await options([...H, '--sync', 'train.py'])).sync?.limits).toEqual({ maxBytes: 1024 ** 3, maxFiles: 20000 })
+    expect((await options([...H, '--sync', '--sync-max', '5GiB,50000', 'train.py'])).sync?.limits).toEqual({ maxBytes: 5 * 1024 ** 3, maxFiles: 50000 })
   })
 })

@@ -202,3 +202,10 @@ describe('checkGpuSelection', () => {
     else expect(() => checkGpuSelection(env, hosts)).not.toThrow()
   })
 })
+
+describe('env messages quote only the start of a huge name', () => {
+  it('--env with a 100 000-character bad name', () => {
+    const message = refusal(() => parseEnvFlag(`${'-'.repeat(100_000)}=1`, {})).message
+    expect(message).toBe(`--env: "${'-'.repeat(80)}"… (100000 characters) is not a valid variable name (letters, digits and _, not starting with a digit)`)
+  })
+})

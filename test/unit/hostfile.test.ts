@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hostfile.js'
+import { hostNameProblem, isHostOrAddress, parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hostfile.js'
 
 const F = 'hosts.txt'
 
@@ -296,5 +296,71 @@ describe('parseHostList (--hosts, SLURM_JOB_NODELIST)', () => {
     expect(error).toBeInstanceOf(FanoutError)
     expect((error as FanoutError).code).toBe('HOSTFILE')
     expect((error as FanoutError).message).toBe(message)
+  })
+})
+
+describe('parseHostfile: bad input found by the corpus (issue 8)', () => {
+  // Each of these reached the connection phase before: a host that can never be reached, or a count
+  // silently dropped.
+  it.each<[string, string, string]>([
+    ['colons only', ':::', `${F}:1: invalid IPv6 address ":::"`],
+    ['three groups', '1:2:3', `${F}:1: invalid IPv6 address "1:2:3"`],
+    ['bracketed colons only', '[:::]:22', `${F}:1: invalid IPv6 address ":::"`],
+    ['two zones', 'fe80::1%a%b', `${F}:1: invalid IPv6 address "fe80::1%a%b"`],
+    ['an IPv4 address out of range', '999.999.999.999', `${F}:1: invalid IPv4 address "999.999.999.999"`],
+    ['a bare number (the resolver reads 0.0.0.123)', '123', `${F}:1: invalid IPv4 address "123"`],
+    ['a short IPv4 address (the resolver reads 1.2.0.3)', '1.2.3', `${F}:1: invalid IPv4 address "1.2.3"`],
+    ['a range of bad IPv4 addresses', '10.0.0.[255-256]', `${F}:1: invalid IPv4 address "10.0.0.256" (from "10.0.0.[255-256]")`],
+    ['a label over 63 characters', `${'a'.repeat(64)}.example`, `${F}:1: invalid host name "${'a'.repeat(64)}.example" (longer than DNS allows: 63 characters a label, 253 in all)`],
+    ['slots= twice', 'h1 slots=2 slots=3', `${F}:1: slots= given twice (slots=2 and slots=3)`],
+    ['slots= twice, the same', 'h[1-2] slots=2 slots=2', `${F}:1: slots= given twice (slots=2 and slots=2)`],
+    ['a NUL byte names its line', 'h1\r\nh2\r\nh\u00003', `${F}:3: not a text file (contains NUL bytes)`],
+  ])('%s: %j', (_name, line, message) => {
+    const err = parseError(line)
+    expect(err.code).toBe('HOSTFILE')
+    expect(err.message).toBe(message)
+  })
+
+  it('a huge garbage line is quoted only in part', () => {
+    const err = parseError(`h1 ${'x'.repeat(1_000_000)}`)
+    expect(err.message).toBe(`${F}:1: unexpected "${'x'.repeat(80)}"… (1000000 characters) (expected key=value after the host)`)
+  })
+
+  it('a 5 MB host name is refused quickly, its message short', () => {
+    const started = Date.now()
+    const err = parseError('a'.repeat(5_000_000))
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect(err.message.length).toBeLessThan(300)
+    expect(err.message).toMatch(/longer than DNS allows/)
+  })
+
+  it.each(['10.0.0.1', '255.255.255.255', `${'a'.repeat(63)}.example`, 'n1.', '10-0-0-1'])('%j is still a host', (host) => {
+    expect(parseHostfile(host, F).hosts.map((h) => h.host)).toEqual([host])
+  })
+})
+
+describe('hostNameProblem and isHostOrAddress', () => {
+  it.each<[string, string | undefined]>([
+    ['gpu01', undefined],
+    ['', 'empty host name'],
+    ['a;b', 'invalid host name "a;b"'],
+    ['1.2.3.4', undefined],
+    ['1.2.3.4.5', 'invalid IPv4 address "1.2.3.4.5"'],
+  ])('%j → %s', (host, problem) => {
+    expect(hostNameProblem(host)).toBe(problem)
+  })
+
+  it.each<[string, boolean]>([
+    ['gpu01', true],
+    ['10.0.0.1', true],
+    ['fe80::1', true],
+    ['fe80::1%eth0', true],
+    ['::::', false],
+    ['-x', false],
+    ['a;b', false],
+    ['10.0.0.256', false],
+    ['', false],
+  ])('isHostOrAddress(%j) → %s', (text, ok) => {
+    expect(isHostOrAddress(text)).toBe(ok)
   })
 })

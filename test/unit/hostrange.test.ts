@@ -204,3 +204,11 @@ describe('properties (seeded, 500 cases each)', () => {
     }
   })
 })
+
+describe('hostrange messages quote only the start of a huge pattern', () => {
+  it('a 100 000-character range item', async () => {
+    const err = await refusal(() => expandHostRange(`h[${'1,'.repeat(50_000)}x]`), 'HOSTFILE')
+    expect(err.message.length).toBeLessThan(300)
+    expect(err.message).toMatch(/^invalid host range "h\[1,1,.*"… \(100004 characters\): "x" is not N or N-M$/)
+  })
+})

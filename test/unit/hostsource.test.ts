@@ -40,7 +40,7 @@ describe('readHostfile', () => {
     }, /huge: too large for a hostfile \(over 8388608 bytes\)$/],
     ['a device that never ends', () => '/dev/zero', /^\/dev\/zero: too large for a hostfile/],
     ['not UTF-8', () => file('latin1', Buffer.from([0x6e, 0x6f, 0x64, 0xe9, 0x0a])), /latin1: not a text file \(not UTF-8\)$/],
-    ['binary with NUL bytes', () => file('elf', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0x0a])), /elf: not a text file \(contains NUL bytes\)$/],
+    ['binary with NUL bytes', () => file('elf', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0x0a])), /elf:1: not a text file \(contains NUL bytes\)$/],
     ['empty', () => file('empty', ''), /empty: no hosts/],
   ])('%s → HOSTFILE error naming the file', async (_name, path, message) => {
     const e = await refusal(() => readHostfile(path()))

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
-import { checkHostKey, fingerprint, knownKeyTypes, type KnownHostsFile } from '../../src/ssh/known-hosts.js'
+import { checkHostKey, fingerprint, knownHostsLine, knownKeyTypes, type KnownHostsFile } from '../../src/ssh/known-hosts.js'
 
 // --- Real keys, encoded to the SSH wire format ssh2's hostVerifier receives ---------------
 
@@ -202,10 +202,23 @@ describe('checkHostKey verdicts', () => {
     expect(checkHostKey([file(`@revoked h ${ed2.pub}`)], 'h', 22, ed.blob).kind).toBe('unknown')
   })
 
-  it('ignores @cert-authority lines', () => {
-    const files = [file(`@cert-authority h ${ed.pub}\n@cert-authority h ${ed2.pub}`)]
-    expect(checkHostKey(files, 'h', 22, ed.blob).kind).toBe('unknown')
+  it('a @cert-authority line never vouches for a key, but the unknown verdict says where it is', () => {
+    const files = [file(`@cert-authority *.example ${ed.pub}\n@cert-authority h ${ed2.pub}`, u)]
+    expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'unknown', fingerprint: fingerprint(ed.blob), keyType: 'ssh-ed25519', certAuthority: `${u}:2` })
+    // The CA's key is not the host's, even when it is the key presented.
+    expect(checkHostKey(files, 'h', 22, ed2.blob).kind).toBe('unknown')
+    expect(checkHostKey(files, 'other', 22, ed.blob)).toEqual({ kind: 'unknown', fingerprint: fingerprint(ed.blob), keyType: 'ssh-ed25519' })
     expect(knownKeyTypes(files, 'h', 22)).toEqual([])
+  })
+
+  it.each<[string, number, string]>([
+    ['Gpu01.Example', 22, 'gpu01.example'],
+    ['10.0.0.5', 2222, '[10.0.0.5]:2222'],
+    ['fd00::1', 22, 'fd00::1'],
+  ])('knownHostsLine(%s, %i) records the key under %s, and checkHostKey then matches it', (h, port, name) => {
+    const line = knownHostsLine(h, port, ed.blob)
+    expect(line).toBe(`${name} ${ed.pub}\n`)
+    expect(checkHostKey([file(line)], h, port, ed.blob)).toEqual({ kind: 'match' })
   })
 
   it('ignores comments, blank and malformed lines without throwing', () => {

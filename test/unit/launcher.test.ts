@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { launcherCommand, readLauncherOptions, splitWords, type LauncherOptions } from '../../src/launcher.js'
+import { execFileSync } from 'node:child_process'
+import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, readLauncherOptions, splitWords, type CommandFitInput, type LauncherOptions } from '../../src/launcher.js'
 import { RANK_TAGGER } from '../../src/output/rank-tag.js'
+import type { JobEnv } from '../../src/env.js'
+import { planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan.js'
+import { jobCommandSize, MAX_COMMAND_BYTES, probeCommandSize } from '../../src/remote.js'
+import { mulberry32 } from './prng.js'
 
 const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }
 const CTX = { python: 'py', nnodes: 3, nodeRank: 1, nproc: 2, masterAddr: '10.0.0.1', masterPort: 29500, runId: 'run1', script: 'train.py', scriptArgs: ['--x', 'a b'] }
@@ -77,4 +82,126 @@ describe('splitWords', () => {
     [`a'b'"c"`, ['abc']],
     [`''`, ['']],
   ])('%j', (input, words) => expect(splitWords(input)).toEqual(words))
+})
+
+describe('commandFloor / checkCommandFits: the size check before connecting', () => {
+  const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 0, presetIfnames: {}, ...over })
+  const input = (over: Partial<CommandFitInput> = {}): CommandFitInput => ({
+    launcher: TORCHRUN, python: '/usr/bin/python3', script: 'train.py', scriptArgs: ['--x', "it's"], chdir: '/shared/proj', setup: [],
+    rankTags: true, monitorIntervalS: 0.25, heartbeatTimeoutS: 15, graceS: 10, ...over,
+  })
+  const noEnv: JobEnv = { forwarded: {}, explicit: {} }
+  /** The real commands of every node of a plan, as run.ts and attempt.ts build them: the larger of its probe and its job. */
+  const realSizes = (o: CommandFitInput, jobEnv: JobEnv, nodes: PlanNode[]): number[] =>
+    planLaunch(nodes, { python: o.python, cwd: o.chdir, script: o.script, scriptArgs: [...o.scriptArgs], launcher: o.launcher, rankTags: o.rankTags && o.launcher.kind !== 'none', jobEnv, runId: 'fanout-20261127-101514-3f9a2c', ...(o.monitorIntervalS === undefined ? {} : { monitorIntervalS: o.monitorIntervalS }) })
+      .nodes.map((n) => {
+        const job = jobCommandSize({ cwd: n.cwd, env: n.env, setup: o.setup, argv: n.argv, heartbeatTimeoutS: o.heartbeatTimeoutS, graceS: Math.ceil(o.graceS) }).total
+        const scriptIsFile = o.launcher.kind !== 'none' && !o.launcher.module && !o.launcher.noPython
+        const probe = probeCommandSize({ python: o.python, wantPort: n.rank === 0, cwd: o.chdir, setup: o.setup, ...(scriptIsFile ? { script: o.script } : {}) }).total
+        return Math.max(job, probe)
+      })
+
+  // The shortest nodes a plan can have: one local node, loopback, a one-digit port, no interface.
+  const SMALLEST: PlanNode[] = [{ rank: 0, host: 'x', facts: facts({ viaSsh: false, freePort: 1 }) }]
+  const CLUSTER: PlanNode[] = [0, 1, 2].map((r) => ({ rank: r, host: `h${r}`, facts: facts({ gpus: 2, serverAddr: `10.99.0.1${r}`, freePort: 34567, torchVersion: r === 1 ? '2.4.0' : '1.13.1' }), iface: ['ens3', 'enp1s0', 'eno1'][r] as string }))
+
+  it('is never more than a real node command, whatever the launcher (random options, seed 5)', () => {
+    const rand = mulberry32(5)
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T
+    const word = (): string => Array.from({ length: Math.floor(rand() * 12) }, () => pick(['a', ' ', "'", '"', '$', 'é', '\n', '-', '='])).join('')
+    for (let k = 0; k < 300; k++) {
+      const kind = pick(['torchrun', 'launch', 'none'] as const)
+      const launcher: LauncherOptions = { kind, module: false, noPython: false, useEnv: false, launcherArgs: [] }
+      if (kind !== 'none') {
+        const mode = pick(['plain', 'module', 'noPython'] as const)
+        if (mode === 'module') launcher.module = true
+        if (mode === 'noPython') launcher.noPython = true
+        if (kind === 'launch' && (launcher.noPython || rand() < 0.5)) launcher.useEnv = true
+        if (rand() < 0.3) launcher.rdzvBackend = 'c10d'
+        if (rand() < 0.3) launcher.maxRestarts = 3
+        if (rand() < 0.3) launcher.launcherArgs = ['--tee', word()]
+      }
+      const o = input({ launcher, scriptArgs: Array.from({ length: Math.floor(rand() * 5) }, word), setup: rand() < 0.5 ? [word()] : [], rankTags: rand() < 0.7, ...(rand() < 0.5 ? {} : { monitorIntervalS: undefined }) })
+      const jobEnv: JobEnv = {
+        forwarded: rand() < 0.5 ? { NCCL_DEBUG: word(), PYTHONUNBUFFERED: '0', GLOO_SOCKET_IFNAME: 'a-long-interface-name' } : {},
+        explicit: rand() < 0.5 ? { FO: word(), NODE_RANK: '' } : {},
+      }
+      const floor = commandFloor(o, jobEnv)
+      for (const nodes of [SMALLEST, CLUSTER]) {
+        for (const real of realSizes(o, jobEnv, nodes)) expect(floor.total, JSON.stringify({ o, jobEnv, floor })).toBeLessThanOrEqual(real)
+      }
+    }
+  })
+
+  it('is close to the real command: within a few hundred bytes on the test cluster', () => {
+    const o = input({ scriptArgs: ['x'.repeat(100_000)] })
+    const floor = commandFloor(o, noEnv).total
+    for (const real of realSizes(o, noEnv, CLUSTER)) {
+      expect(real).toBeGreaterThanOrEqual(floor)
+      expect(real - floor).toBeLessThan(300)
+    }
+  })
+
+  it('refuses a command that cannot fit, as a USAGE error naming the lower bound and the limit', () => {
+    const big = input({ scriptArgs: ['a', "'".repeat(40_000)] }) // 160 KB once quoted
+    expect(() => checkCommandFits(big, noEnv)).toThrow(FanoutError)
+    expect(() => checkCommandFits(big, noEnv)).toThrow(new RegExp(`would be at least ${commandFloor(big, noEnv).total} bytes, over the limit of ${MAX_COMMAND_BYTES} bytes`))
+    // The environment and the set-up lines count too.
+    expect(() => checkCommandFits(input(), { forwarded: {}, explicit: { BIG: 'x'.repeat(MAX_COMMAND_BYTES) } })).toThrow(/the environment 131095,/) // and PYTHONUNBUFFERED=1
+    expect(() => checkCommandFits(input({ setup: ['x'.repeat(70_000), 'y'.repeat(70_000)] }), noEnv)).toThrow(/the set-up lines 140002/)
+    // Up to the limit, it passes (and jobCommand decides on the real one).
+    const base = commandFloor(input({ scriptArgs: [] }), noEnv).total
+    expect(() => checkCommandFits(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base - 1)] }), noEnv)).not.toThrow()
+    expect(commandFloor(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base - 1)] }), noEnv).total).toBe(MAX_COMMAND_BYTES)
+    expect(() => checkCommandFits(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base)] }), noEnv)).toThrow(/at least 131072 bytes/)
+  })
+
+  it('with --launcher none there is no tagger, and the probe (larger with set-up lines alone) is checked too', () => {
+    const none = input({ launcher: { ...TORCHRUN, kind: 'none' } })
+    expect(commandFloor(input(), noEnv).argv).toBeGreaterThan(RANK_TAGGER.length)
+    expect(commandFloor(input(), noEnv).total).toBeGreaterThan(commandFloor(none, noEnv).total)
+    const setupOnly = input({ launcher: { ...TORCHRUN, kind: 'none' }, script: 'x', scriptArgs: [], setup: ['s'.repeat(MAX_COMMAND_BYTES - 2000)] })
+    const floor = commandFloor(setupOnly, noEnv)
+    expect(floor.env).toBe(0) // the probe's size: it carries no environment
+    expect(floor.total).toBeGreaterThan(MAX_COMMAND_BYTES)
+  })
+})
+
+describe("escapeMacros: torchrun's ${local_rank} substitution gives the arguments back unchanged", () => {
+  const WORDS = ['$$', '$$(id)', '${local_rank}', '$local_rank', '$ $', '$', 'a$', '$$$', '${x}', '$1', 'no dollar', '', '€$😀']
+  // What torch.distributed.elastic.utils.macros.substitute does to each worker argument.
+  const substitute = (words: string[]): string[] =>
+    JSON.parse(execFileSync('python3', ['-c', 'import json, sys; from string import Template; print(json.dumps([Template(a).safe_substitute(local_rank="7") for a in json.loads(sys.argv[1])]))', JSON.stringify(words)], { encoding: 'utf8' })) as string[]
+
+  it('unescaped, torch would change them', () => {
+    expect(substitute(['$$', '${local_rank}', '$local_rank'])).toEqual(['$', '7', '7'])
+  })
+
+  it('escaped, every word comes back as it was (the fixed cases and 200 random ones, seed 9)', () => {
+    const rand = mulberry32(9)
+    const random = Array.from({ length: 200 }, () => Array.from({ length: Math.floor(rand() * 10) }, () => ['$', '{', '}', 'local_rank', 'a', '$$', ' '][Math.floor(rand() * 7)]).join(''))
+    const words = [...WORDS, ...random]
+    expect(substitute(words.map(escapeMacros))).toEqual(words)
+  })
+
+  it.each<[string, Partial<LauncherOptions>, boolean]>([
+    ['torchrun with rank tags', {}, true],
+    ['launch with rank tags', { kind: 'launch' }, true],
+    ['-m with rank tags', { module: true }, true],
+    ['--no-python with rank tags', { noPython: true }, true],
+    ['torchrun without rank tags', {}, false],
+    ['--no-python without rank tags: the program itself is not substituted', { noPython: true }, false],
+  ])('%s: the script and its arguments are escaped, the launcher flags and the program are not', (_name, o, rankTags) => {
+    const { argv } = launcherCommand({ ...TORCHRUN, ...o }, { ...CTX, python: '/opt/$py', script: 'tr$ain.py', scriptArgs: ['$$', '${local_rank}'], rankTags, masterAddr: 'h$' })
+    expect(argv.slice(-2)).toEqual(['$$$$', '$${local_rank}'])
+    expect(argv[0]).toBe('/opt/$py')
+    expect(argv).toContain('--master_addr=h$')
+    const scriptWord = argv[argv.length - 3]
+    expect(scriptWord).toBe(!rankTags && o.noPython ? 'tr$ain.py' : 'tr$$ain.py')
+    if (rankTags) expect(argv[argv.indexOf('--no_python') + 1]).toBe('/opt/$py') // the program torchrun runs
+  })
+
+  it('--launcher none runs the command itself: nothing is escaped', () => {
+    expect(launcherCommand({ ...TORCHRUN, kind: 'none' }, { ...CTX, script: '$x', scriptArgs: ['$$'] }).argv).toEqual(['$x', '$$'])
+  })
 })

@@ -930,15 +930,14 @@ describe('NodeOutput', () => {
       src.write('a\nb\n')
       await tick()
       expect(shown(lines).map((l) => l[2])).toEqual(['a', 'b'])
-      expect(drains).toHaveLength(2)
+      // The chunk's lines are handed over together: one wait for the sink, however many lines were refused.
+      expect(drains).toHaveLength(1)
       expect(src.isPaused()).toBe(true)
       src.write('c\n')
       await tick()
       expect(lines).toHaveLength(2) // nothing is read while paused
       full = false
       drains[0]!()
-      expect(src.isPaused()).toBe(true) // one line still waits
-      drains[1]!()
       expect(src.isPaused()).toBe(false)
       await tick()
       expect(shown(lines).map((l) => l[2])).toEqual(['a', 'b', 'c'])
@@ -1602,5 +1601,43 @@ describe('JobOutput', () => {
       expect(read(stdout)).toBe('[n0 a r1]   one\n')
       expect(readFileSync(join(log.dir, 'node0-a.log'), 'utf8')).toBe('2026-01-01T00:00:00.000Z [r0]  zero\n2026-01-01T00:00:00.000Z [r1]  one\n')
     })
+  })
+})
+
+describe('batching', () => {
+  it('a chunk of many lines reaches the terminal as one write per stream run, in order', async () => {
+    const writes: string[] = []
+    const dest = new Writable({ write: (c: Buffer, _e, cb) => (writes.push(c.toString()), cb()) })
+    const prefixer = new Prefixer({ nodes: [{ node: 0, host: 'a' }], tagged: false, maxRank: 0, maxLocalRank: 0, chalk: new Chalk({ level: 0 }), timestamps: false })
+    const sink = new TerminalSink({ stdout: dest, stderr: dest, prefixer, show: () => true })
+    const out = new NodeOutput(0, 'a', [sink], { tagged: false, now: () => 0 })
+    const src = new PassThrough()
+    const done = out.pipe(src, 'stdout')
+    src.end(Array.from({ length: 500 }, (_v, i) => `line ${i}\n`).join(''))
+    await done
+    expect(writes).toHaveLength(1)
+    expect(writes[0]?.split('\n')).toHaveLength(501)
+    expect(writes[0]?.startsWith('[n0 a]  line 0\n[n0 a]  line 1\n')).toBe(true)
+  })
+})
+
+describe('node-wide backpressure', () => {
+  it('a sink full from stdout pauses the node\'s stderr too (ssh2 reopens a channel\'s window whenever stderr is read)', async () => {
+    let full = true
+    const drains: Array<() => void> = []
+    const sink = { write: () => !full, onDrain: (resume: () => void) => void drains.push(resume) }
+    const out = new NodeOutput(0, 'a', [sink], { tagged: false, now: () => 0 })
+    const stdout = new PassThrough()
+    const stderr = new PassThrough()
+    void out.pipe(stdout, 'stdout')
+    void out.pipe(stderr, 'stderr')
+    stdout.write('a\n')
+    await new Promise((r) => setImmediate(r))
+    expect(stdout.isPaused()).toBe(true)
+    expect(stderr.isPaused()).toBe(true)
+    full = false
+    drains.forEach((d) => d())
+    expect(stdout.isPaused()).toBe(false)
+    expect(stderr.isPaused()).toBe(false)
   })
 })

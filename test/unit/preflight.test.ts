@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { FanoutError } from '../../src/errors.js'
 import { checkPreflight, setupSteps, type PreflightContext, type PreflightNode } from '../../src/preflight.js'
 import type { NodeFacts } from '../../src/plan.js'
 
@@ -42,4 +43,16 @@ describe('setupSteps', () => {
     [{ setup: ['module load cuda', 'export X=1'], venv: '/v' }, ['. /v/bin/activate', 'module load cuda', 'export X=1']],
     [{ venv: "/my envs/it's" }, [`. '/my envs/it'\\''s/bin/activate'`]],
   ])('%j', (a, steps) => expect(setupSteps(a)).toEqual(steps))
+})
+
+describe('setupSteps: empty values are refused', () => {
+  // Regression: `--venv ''` sourced /bin/activate on every node, `--setup ''` ran nothing.
+  it.each<[Record<string, unknown>, string]>([
+    [{ venv: '' }, '--venv needs a value'],
+    [{ conda: ' ' }, '--conda needs a value'],
+    [{ setup: ['true', ''] }, '--setup needs a value'],
+    [{ venv: false }, '--venv needs a value'],
+  ])('%j', (a, message) => {
+    expect(() => setupSteps(a)).toThrow(new FanoutError(message, 'USAGE'))
+  })
 })

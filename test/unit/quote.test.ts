@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { FanoutError } from '../../src/errors.js'
-import { shellJoin, shellQuote } from '../../src/quote.js'
+import { refuseNul, shellJoin, shellQuote } from '../../src/quote.js'
+import { parseArgs } from '../../src/args.js'
 import { mulberry32 } from './prng.js'
 
 /** What the shell makes of the quoted words: each argument it received, NUL-terminated. */
@@ -165,5 +166,42 @@ describe('shellQuote: form', () => {
       expect((e as FanoutError).exitCode).toBe(2)
       expect((e as FanoutError).message).toMatch(/NUL/)
     }
+  })
+})
+
+describe('refuseNul: a NUL anywhere on the command line is refused before anything else', () => {
+  it.each<[string, string[], RegExp]>([
+    ['a script argument', ['-H', 'h', 'train.py', 'a', 'x\0y'], /^word 5 of the command line contains a NUL byte/],
+    ['a --setup line', ['-H', 'h', '--setup', 'echo\0', 'train.py'], /^word 4 of the command line \(after --setup\) contains a NUL byte/],
+    ['an --env value (not shown: it may be a secret)', ['--env', 'TOKEN=se\0cret', 'train.py'], /^word 2 of the command line \(after --env\) contains a NUL byte, which no process can receive: arguments and environment values are C strings/],
+    ['--flag=value', ['--chdir=/a\0b', 'train.py'], /^word 1 of the command line \(after --chdir\)/],
+  ])('%s', (_name, words, message) => {
+    let err: unknown
+    try {
+      refuseNul(words)
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(FanoutError)
+    expect((err as FanoutError).exitCode).toBe(2)
+    expect((err as FanoutError).message).toMatch(message)
+    expect((err as FanoutError).message).not.toContain('cret')
+  })
+
+  it('lets everything else through, control characters and non-ASCII included', () => {
+    expect(() => refuseNul(['\x01\x1f\x7f', 'é中😀\uFEFF\u2028', '', '\n'])).not.toThrow()
+  })
+
+  // A real command line cannot hold a NUL (execve ends each word at the first); a caller of parseArgs can.
+  it.each<[string, string[]]>([
+    ['script argument', ['-H', 'hosts', 'train.py', 'a\0b']],
+    ['script', ['-H', 'hosts', 'tr\0ain.py']],
+    ['--env value', ['-H', 'hosts', '--env', 'A=x\0y', 'train.py']],
+    ['--setup line', ['-H', 'hosts', '--setup', 'export A=\0', 'train.py']],
+    ['--chdir', ['-H', 'hosts', '--chdir', '/x\0', 'train.py']],
+    ['--python', ['-H', 'hosts', '--python', 'py\0', 'train.py']],
+    ['fanout hosts', ['hosts', '--hosts', 'a\0b']],
+  ])('parseArgs refuses a NUL in a %s: USAGE, exit 2', async (_name, argv) => {
+    await expect(parseArgs(argv, '/tmp')).rejects.toMatchObject({ code: 'USAGE', exitCode: 2, message: expect.stringMatching(/contains a NUL byte/) })
   })
 })

@@ -1,9 +1,10 @@
 import { describe, it, expect, afterEach, beforeAll, afterAll } from 'vitest'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { jobCommand, probeCommand, readProbeLines, routeCommand, CONTROL, type JobSpec } from '../../src/remote.js'
+import { jobCommand, jobCommandSize, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, readProbeLines, routeCommand, CONTROL, type JobSpec } from '../../src/remote.js'
+import { FanoutError } from '../../src/errors.js'
 import { parseProbe } from '../../src/plan.js'
 
 describe('readProbeLines', () => {
@@ -410,5 +411,130 @@ describe('routeCommand', () => {
     const end = await within(p.done, 5000, 'route')
     expect(end.code).toBe(0)
     expect(p.stdout()).toMatch(/^fanout\.iface=[^\n]*\n$/)
+  })
+})
+
+describe('jobCommand: what the user gives cannot reach the wrapper itself', () => {
+  // Prints the named variables and argv as one JSON line.
+  const SHOW = ['python3', '-c', 'import json, os, sys; print(json.dumps([{k: os.environ.get(k) for k in sys.argv[1].split()}, sys.argv[2:]]))']
+  async function runJob(spec: Partial<JobSpec>, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    const p = start(jobCommand(job(spec)), env)
+    const stop = heartbeat(p.child)
+    const end = await within(p.done, 5000, 'job')
+    stop()
+    p.child.stdin.end()
+    return { stdout: p.stdout(), stderr: p.stderr(), code: end.code }
+  }
+
+  it('--env names the wrapper once kept its own state in (n, m, i, hb, grace, dir, step) arrive as given, and later words keep their places', async () => {
+    const env = { n: 'x', m: '$(id)', i: '5', hb: 'zz', grace: 'never', dir: '/nowhere', step: "it's", pg: '1', LAST: 'last' }
+    // Sleeping past a heartbeat check: a watchdog that took hb=zz would have stopped the job at once.
+    const argv = ['/bin/sh', '-c', 'sleep 1.2; exec "$@"', 'sh', ...SHOW, Object.keys(env).join(' ') + ' SET_UP', 'a b', '--', "'"]
+    const r = await runJob({ env, setup: ['true', 'export SET_UP=yes'], argv })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual([{ ...env, SET_UP: 'yes' }, ['a b', '--', "'"]])
+  }, 10_000)
+
+  it('set-up steps may use any variable and positional parameter (for i in …, m=, step=, shift, set --), or alias exec', async () => {
+    const setup = ['for i in a b c; do :; done', 'm=0 n=0 step=x _fanout=y', 'shift; shift; set -- clobbered', 'export SEEN_I="$i" SEEN_ARGS="$*"', "alias exec='echo aliased' shift=true"]
+    const r = await runJob({ setup, argv: [...SHOW, 'SEEN_I SEEN_ARGS', 'x', '-y'] })
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toEqual([{ SEEN_I: 'c', SEEN_ARGS: 'clobbered' }, ['x', '-y']])
+  }, 10_000)
+
+  it('a set-up line is code run as written: quotes, $, newlines, a here-document', async () => {
+    const setup = [`X='a b'; Y="$X \\"q\\" \\$HOME"; export SEEN="$X|$Y"`, 'for i in 1 2\ndo Z="$Z$i"\ndone\nexport Z', "export DOC=\"$(cat <<'EOF'\n$not `expanded`\nEOF\n)\""]
+    const r = await runJob({ setup, argv: [...SHOW, 'SEEN Z DOC'] })
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toEqual([{ SEEN: 'a b|a b "q" $HOME', Z: '12', DOC: '$not `expanded`' }, []])
+  }, 10_000)
+
+  it('a failing step is named by its number and text, and nothing is launched', async () => {
+    const r = await runJob({ setup: ['for i in 1 2; do :; done', 'i=7; false', 'echo never'], argv: ['echo', 'launched'] })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toBe('fanout: set-up step 2 failed with exit 1: i=7; false\n')
+  }, 10_000)
+
+  it('source FILE ARGS passes ARGS as the positional parameters, as bash does (sh has only `.`)', async () => {
+    writeFileSync(join(dir, 'args.sh'), 'export SRC_ARGS="$#:$1|$2"\n')
+    const r = await runJob({ setup: ["source ./args.sh one 'two words'"], argv: [...SHOW, 'SRC_ARGS'] })
+    expect(JSON.parse(r.stdout)).toEqual([{ SRC_ARGS: '2:one|two words' }, []])
+  }, 10_000)
+
+  it('~/DIR is under the node\'s $HOME', async () => {
+    mkdirSync(join(dir, "sub dir 'q'"), { recursive: true })
+    const r = await runJob({ cwd: "~/sub dir 'q'", argv: ['pwd'] }, { ...process.env, HOME: dir })
+    expect(r.stdout).toBe(`${dir}/sub dir 'q'\n`)
+    const home = await runJob({ cwd: '~', argv: ['pwd'] }, { ...process.env, HOME: dir })
+    expect(home.stdout).toBe(`${dir}\n`)
+  }, 10_000)
+})
+
+describe('probeCommand: set-up steps as the job runs them', () => {
+  it('runs them in the working directory (a relative venv works), and they cannot change what the probe asks', async () => {
+    writeFileSync(join(dir, 'train.py'), '')
+    mkdirSync(join(dir, 'venv', 'bin'), { recursive: true })
+    writeFileSync(join(dir, 'venv', 'bin', 'activate'), 'export FANOUT_RELATIVE_VENV=yes\n')
+    const p = start(probeCommand({ python: 'python3', wantPort: true, cwd: dir, script: 'train.py', setup: ['. venv/bin/activate', 'echo "venv: $FANOUT_RELATIVE_VENV"', 'py=no-python want_port=0 script=missing.py port=1 dir=/nowhere; shift; set -- x', 'alias shift=true'] }))
+    p.child.stdin.end()
+    await within(p.done, 8000, 'probe')
+    expect(p.stderr()).toContain('venv: yes')
+    const facts = parseProbe(p.stdout(), false)
+    expect(facts).toMatchObject({ cwd: true, script: true })
+    expect(facts.python).toMatch(/python3$/)
+    expect(facts.freePort).toBeGreaterThan(0)
+    expect(facts.setupFailed).toBeUndefined()
+  }, 10_000)
+})
+
+describe('command size: Linux MAX_ARG_STRLEN', () => {
+  const SH = ['/bin/sh', '-c', 'printf "%s" "${#1}"', 'sh']
+  it(`is ${MAX_COMMAND_BYTES} bytes on this machine: /bin/sh -c COMMAND of that size runs, one byte more is E2BIG`, () => {
+    const ok = spawnSync('/bin/sh', ['-c', ': ' + 'x'.repeat(MAX_COMMAND_BYTES - 2)])
+    expect(ok.error).toBeUndefined()
+    expect(ok.status).toBe(0)
+    const over = spawnSync('/bin/sh', ['-c', ': ' + 'x'.repeat(MAX_COMMAND_BYTES - 1)])
+    expect((over.error as NodeJS.ErrnoException | undefined)?.code).toBe('E2BIG')
+  })
+
+  it('jobCommand: a command of exactly the limit is built and runs; one byte more is a USAGE error naming the limit, the size and its parts', async () => {
+    const base = jobCommandSize(job({ argv: SH })).total
+    const fill = MAX_COMMAND_BYTES - base - 1 // one space and the word, unquoted
+    const command = jobCommand(job({ argv: [...SH, 'x'.repeat(fill)] }))
+    expect(Buffer.byteLength(command)).toBe(MAX_COMMAND_BYTES)
+    const p = start(command)
+    await within(p.done, 5000, 'job')
+    p.child.stdin.end()
+    expect(p.stdout()).toBe(String(fill))
+    // With an environment and a set-up line, one byte over: refused, with the parts as they travel.
+    const more = { env: { E: 'é' }, setup: ['true'] } // 'E=é' and true, each with its space: 7 and 5 bytes
+    const over = job({ ...more, argv: [...SH, 'x'.repeat(MAX_COMMAND_BYTES - jobCommandSize(job({ ...more, argv: SH })).total)] })
+    const size = jobCommandSize(over)
+    expect(size).toMatchObject({ total: MAX_COMMAND_BYTES + 1, env: 7, setup: 5 })
+    let err: unknown
+    try {
+      jobCommand(over)
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(FanoutError)
+    expect((err as FanoutError).exitCode).toBe(2)
+    expect((err as FanoutError).message).toMatch(new RegExp(`would be ${MAX_COMMAND_BYTES + 1} bytes, over the limit of ${MAX_COMMAND_BYTES} bytes \\(Linux's MAX_ARG_STRLEN`))
+    expect((err as FanoutError).message).toContain(`the program and its arguments take ${size.argv} bytes, the environment 7, the set-up lines 5, and fanout's own wrapper ${size.fixed}`)
+    expect(size.argv + size.env + size.setup + size.fixed).toBe(size.total)
+  }, 10_000)
+
+  it("quoting counts: a single quote travels as '\\'' (4 bytes), the word in quotes (2 more)", () => {
+    const plain = jobCommandSize(job({ argv: ['x'.repeat(100)] }))
+    const quotes = jobCommandSize(job({ argv: ["'".repeat(100)] }))
+    expect(quotes.argv - plain.argv).toBe(302)
+    expect(quotes.total - plain.total).toBe(302)
+  })
+
+  it('probeCommand refuses set-up lines that do not fit', () => {
+    expect(() => probeCommand({ python: 'python3', wantPort: false, cwd: '/', setup: ['x'.repeat(MAX_COMMAND_BYTES)] })).toThrow(/over the limit of 131071 bytes/)
+    expect(probeCommandSize({ python: 'python3', wantPort: false, cwd: '/', setup: ['x'.repeat(1000)] }).setup).toBe(1001)
   })
 })

@@ -106,6 +106,8 @@ describe('selectHosts: fixed and extended', () => {
     ['an empty filter', H, { include: '' }, '--include: empty host name in ""'],
     ['an empty host between @', H, { include: 'h1@@h2' }, '--include: empty host name in "h1@@h2"'],
     ['a trailing @', H, { exclude: 'h1@' }, '--exclude: empty host name in "h1@"'],
+    // Regression: each empty name of `@` was reported, the same line twice.
+    ['only @', H, { include: '@' }, '--include: empty host name in "@"'],
     ['a colon without GPUs', H, { include: 'h1:' }, '--include: invalid GPU list in "h1:": no GPU index after ":"'],
     ['a GPU index that is not a number', H, { include: 'h1:x' }, '--include: invalid GPU list in "h1:x": "x" is not N or N-M'],
     ['a negative GPU index', H, { include: 'h1:-1' }, '--include: invalid GPU list in "h1:-1": "-1" is not N or N-M'],
