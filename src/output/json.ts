@@ -7,7 +7,7 @@ import { originKey, ProgressThrottle } from './terminal.js'
 /**
  * `--json`: newline-delimited JSON events on stdout, one object per line, for other programs:
  *   {"event":"start","time":…,"run_id":…,"nodes":[{node,host}]}
- *   {"event":"node-state","time":…,"node":0,"host":"a","state":"connected"|"probed"|"launched"|"stopping"}
+ *   {"event":"node-state","time":…,"node":0,"host":"a","state":"connected"|"synced"|"probed"|"launched"}
  *   {"event":"line","time":…,"node":0,"host":"a","rank":1,"local_rank":1,"stream":"stdout","text":"…","progress":true?}
  *   {"event":"exit","time":…,"node":0,"host":"a","exit_code":0,"signal":null,"lost":null,"result":"exit 0",…}
  *   {"event":"summary","time":…,"exit_code":0,"root_cause":null|{…},"nodes":[…]}
