@@ -17,6 +17,7 @@ const EXCEPTION_LINE = /^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|In
 const PEER_LOSS =
   /Connection closed by peer|Connection reset by peer|Broken pipe|NCCL communicator was aborted|NCCL error|remote process exited|network error|Socket Timeout|DistNetworkError|DistStoreError|RendezvousConnectionError|RendezvousClosedError|Watchdog caught collective operation timeout|SignalException|KeyboardInterrupt/i
 const NEEDLES = ['failed (exitcode: ', 'Error', 'Exception', 'Interrupt', 'Exit'].map((s) => Buffer.from(s))
+const hasNeedle = (data: Buffer): boolean => NEEDLES.some((n) => data.indexOf(n) !== -1)
 
 export interface WorkerFailure {
   localRank: number
@@ -24,7 +25,7 @@ export interface WorkerFailure {
   exitCode: number
 }
 
-/** Reads a launcher's stderr chunk by chunk; lines split across chunks are joined first. */
+/** Reads a launcher's stderr, chunk by chunk (lines split across chunks are joined first) or line by line. */
 export class LauncherLogScanner {
   /** An exception of its own was raised on this node (not only peer-loss errors). */
   ownError = false
@@ -35,7 +36,7 @@ export class LauncherLogScanner {
   /** Returns torchrun's report of a failed worker, if this chunk completed one. */
   push(chunk: Buffer): WorkerFailure | undefined {
     // Fast path: most chunks hold none of the words, and a line split across chunks is caught by carry.
-    if (this.carry === '' && !NEEDLES.some((n) => chunk.indexOf(n) !== -1)) {
+    if (this.carry === '' && !hasNeedle(chunk)) {
       const nl = chunk.lastIndexOf(0x0a)
       this.carry = chunk.subarray(nl + 1).toString('utf8').slice(-300)
       return undefined
@@ -45,14 +46,25 @@ export class LauncherLogScanner {
     this.carry = text.slice(nl + 1).slice(-300)
     let failure: WorkerFailure | undefined
     for (const line of nl === -1 ? [] : text.slice(0, nl).split('\n')) {
-      const m = WORKER_FAILED.exec(line)
-      if (m) failure ??= { exitCode: Number(m[1]), localRank: Number(m[2]) }
-      else if (EXCEPTION_LINE.test(line.trimStart())) {
-        if (PEER_LOSS.test(line)) this.peerLoss = true
-        else this.ownError = true
-      }
+      const found = this.scan(line) // every line is scanned: a later one may still be an exception
+      failure ??= found
     }
     return failure
+  }
+
+  /** The same for one whole line, without its newline (what the output layer hands over). */
+  line(text: Buffer): WorkerFailure | undefined {
+    return hasNeedle(text) ? this.scan(text.toString('utf8')) : undefined
+  }
+
+  private scan(line: string): WorkerFailure | undefined {
+    const m = WORKER_FAILED.exec(line)
+    if (m) return { exitCode: Number(m[1]), localRank: Number(m[2]) }
+    if (EXCEPTION_LINE.test(line.trimStart())) {
+      if (PEER_LOSS.test(line)) this.peerLoss = true
+      else this.ownError = true
+    }
+    return undefined
   }
 
   /** True when everything this node said points at another node: it failed because a peer did. */

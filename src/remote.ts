@@ -261,6 +261,12 @@ echo "fanout.iface=$dev"
 
 export const routeCommand = (masterAddr: string): string => sh(ROUTE, 'fanout-route', [masterAddr])
 
+// Hashes the files named on stdin (NUL-separated, relative to $1) on the node itself, for --sync:
+// sha256sum -z neither escapes names nor splits on newlines, so any name comes back as it went.
+const HASH = 'cd "$1" || exit 3; exec xargs -0 -r sha256sum -z --'
+
+export const hashCommand = (root: string): string => sh(HASH, 'fanout-hash', [root])
+
 /** Reads the `fanout.KEY=VALUE` lines of a probe's stdout, ignoring everything else. */
 export function readProbeLines(stdout: string): Map<string, string> {
   const facts = new Map<string, string>()

@@ -182,8 +182,8 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
     for (const w of warnings) ui.warn(w)
     ui.info(`run ${runId}${log ? `; logs in ${log.dir}` : ''}`)
     json?.emit('start', { run_id: runId, nodes: named.map((n) => ({ node: n.node, host: n.host })), ...(log ? { log_dir: log.dir } : {}) })
-    if (tree) ui.info(`sync: ${tree.manifest.root} (${tree.manifest.files} files, ${(await import('./sync/scan.js')).formatBytes(tree.manifest.bytes)}; tree ${tree.hash.slice(0, 8)}) to ${options.chdir} on every node`)
-    const exitCode = await runNodes(options, run, nodes, { runId, jobEnv, onlyNodes, log, json, tree })
+    if (tree) ui.info(`sync: ${(await import('./sync/run-sync.js')).describeTree(tree)} to ${options.chdir} on every node`)
+    const exitCode = await runNodes(options, run, nodes, { startedAt, runId, jobEnv, onlyNodes, log, json, tree })
     return exitCode
   } finally {
     await log?.close()
@@ -191,6 +191,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
 }
 
 interface RunContext {
+  startedAt: number
   tree: LocalTree | undefined
   runId: string
   jobEnv: ReturnType<typeof loadJobEnv>
@@ -200,7 +201,6 @@ interface RunContext {
 }
 
 async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: RunContext): Promise<number> {
-  const startedAt = Date.now()
   const transports = await connectNodes(nodes, options, io)
   try {
     if (ctx.tree) await syncNodes(ctx.tree, nodes, transports, options, io)
@@ -234,7 +234,7 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
       const outcome = await runAttempt(plan, nodes, transports, options, io, report, attempt, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
       outcomes.push(outcome)
       exitCode = outcome.exitCode
-      await writeResults(ctx, outcomes, startedAt, exitCode)
+      await writeResults(ctx, outcomes, exitCode)
       failPhase(outcome.started, nodes, [])
       if (outcome.exitCode === 0 || outcome.stopped || attempt > restarts) break
       // Backoff doubles from 1 s (at most 30 s); a Ctrl-C meanwhile ends the job without another attempt.
@@ -243,7 +243,7 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
       const stopped = await pause(waitS * 1000, io)
       if (stopped) {
         exitCode = stopCode(stopped)
-        await writeResults(ctx, outcomes, startedAt, exitCode)
+        await writeResults(ctx, outcomes, exitCode)
         return exitCode
       }
       const port = options.masterPort ?? (await freshPort(transports[0] as Transport, options.python, options.setup))
@@ -258,10 +258,10 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
 }
 
 /** summary.json (--log-dir) and the --json summary event, rewritten after every attempt so a crash leaves the last. */
-async function writeResults(ctx: RunContext, outcomes: readonly AttemptOutcome[], startedAt: number, exitCode: number): Promise<void> {
+async function writeResults(ctx: RunContext, outcomes: readonly AttemptOutcome[], exitCode: number): Promise<void> {
   const last = outcomes[outcomes.length - 1]
   const cause = last?.failure && { node: last.failure.rank, host: last.failure.host, exit_code: last.failure.exitCode, what: last.failure.what, last_lines: last.failure.lastLines }
-  const summary = { run_id: ctx.runId, started_at: new Date(startedAt).toISOString(), ended_at: new Date().toISOString(), exit_code: exitCode, attempts: outcomes.length, root_cause: cause ?? null, nodes: outcomes.flatMap((o) => o.records) }
+  const summary = { run_id: ctx.runId, started_at: new Date(ctx.startedAt).toISOString(), ended_at: new Date().toISOString(), exit_code: exitCode, attempts: outcomes.length, root_cause: cause ?? null, nodes: outcomes.flatMap((o) => o.records) }
   await ctx.log?.writeSummary(summary)
   if (ctx.json && outcomes.length > 0) ctx.json.emit('summary', { ...summary, nodes: last?.records ?? [] })
 }

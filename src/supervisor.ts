@@ -55,8 +55,6 @@ export interface SuperviseOptions {
   now?: () => number
 }
 
-const NEWLINE = Buffer.from('\n')
-
 export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0
 
 /**
@@ -99,7 +97,7 @@ export class Supervisor {
       this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: output.tail(10), consequence: log.onlyConsequences, afterStop: this.stopping, at: now() })
     }
     const output = this.options.output(job, (text) => {
-      const worker = log.push(Buffer.concat([text, NEWLINE]))
+      const worker = log.line(text)
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
       fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`)

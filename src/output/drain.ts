@@ -4,8 +4,9 @@ import type { Writable } from 'node:stream'
 // (a listener per node would trip Node's listener-leak warning on a big cluster).
 const waiting = new WeakMap<Writable, Array<() => void>>()
 
-/** Calls `resume` once `stream` has drained. */
-export function whenDrained(stream: Writable, resume: () => void): void {
+/** Calls `resume` once `stream` has drained: at once when there is no stream or nothing waits to drain. */
+export function whenDrained(stream: Writable | undefined, resume: () => void): void {
+  if (!stream?.writableNeedDrain) return resume()
   let list = waiting.get(stream)
   if (!list) {
     const callbacks: Array<() => void> = []

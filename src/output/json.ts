@@ -1,8 +1,8 @@
 import type { Writable } from 'node:stream'
 import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
-import type { LineOrigin } from './prefix.js'
-import { originKey, ProgressThrottle } from './terminal.js'
+import { originKey, type LineOrigin } from './prefix.js'
+import { ProgressThrottle } from './terminal.js'
 
 /**
  * `--json`: newline-delimited JSON events on stdout, one object per line, for other programs:
@@ -41,8 +41,7 @@ export class JsonEvents {
       write: (line: OutputLine): boolean => put(event(line)),
       writeBatch: (lines: readonly OutputLine[]): boolean => put(lines.map(event).join('')),
       onDrain: (resume: () => void): void => {
-        if (this.out.writableNeedDrain) whenDrained(this.out, resume)
-        else resume()
+        whenDrained(this.out, resume)
       },
     }
   }

@@ -4,7 +4,8 @@ import { dirname, join, resolve } from 'node:path'
 import { usageError } from '../errors.js'
 import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
-import { ProgressThrottle, PROGRESS_INTERVAL_MS, originKey } from './terminal.js'
+import { originKey } from './prefix.js'
+import { ProgressThrottle, PROGRESS_INTERVAL_MS } from './terminal.js'
 
 /** `20261127-101514-3f9a2c`: sortable, readable, unique enough to be a directory and a rendezvous id. */
 export function newRunId(now: Date, random: () => number): string {
@@ -122,8 +123,7 @@ export class RunLog implements LineSink {
   }
 
   onDrain(resume: () => void): void {
-    if (this.blocked) whenDrained(this.blocked, resume)
-    else resume()
+    whenDrained(this.blocked, resume)
   }
 
   async writeSummary(summary: unknown): Promise<void> {

@@ -10,6 +10,9 @@ export interface LineOrigin {
   stream: 'stdout' | 'stderr'
 }
 
+/** One key per process and stream: what caches, throttles and progress rows are kept by. */
+export const originKey = (o: LineOrigin): string => `${o.node}/${o.rank ?? ''}/${o.localRank ?? ''}/${o.stream}`
+
 export interface PrefixOptions {
   /** `--prefix FORMAT`; undefined for the default, false for `--no-prefix`. */
   format?: string | false
@@ -63,6 +66,7 @@ export function timestamp(at: number): string {
  */
 export class Prefixer {
   private readonly cache = new Map<string, string>()
+  private readonly bytes = new Map<string, Buffer>()
   private readonly width: number
   private readonly format: string | undefined
 
@@ -74,13 +78,25 @@ export class Prefixer {
 
   /** The prefix for a line from `origin` that arrived at `at` (ms since the epoch). */
   prefix(origin: LineOrigin, at: number): string {
-    const key = `${origin.node}/${origin.rank ?? ''}/${origin.localRank ?? ''}/${origin.stream}`
+    const key = originKey(origin)
     let cached = this.cache.get(key)
     if (cached === undefined) {
       cached = this.build(origin)
       this.cache.set(key, cached)
     }
     return this.options.timestamps ? this.options.chalk.dim(timestamp(at)) + cached : cached
+  }
+
+  /** The same prefix as bytes, cached unless it holds a timestamp: what the terminal writes before every line. */
+  prefixBytes(origin: LineOrigin, at: number): Buffer {
+    if (this.options.timestamps) return Buffer.from(this.prefix(origin, at))
+    const key = originKey(origin)
+    let cached = this.bytes.get(key)
+    if (cached === undefined) {
+      cached = Buffer.from(this.prefix(origin, at))
+      this.bytes.set(key, cached)
+    }
+    return cached
   }
 
   private build(origin: LineOrigin): string {

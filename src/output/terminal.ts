@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream'
 import { whenDrained } from './drain.js'
 import { plainText, type LiveRegion } from './live.js'
 import type { LineSink, OutputLine } from './node-output.js'
-import type { LineOrigin, Prefixer } from './prefix.js'
+import { originKey, type LineOrigin, type Prefixer } from './prefix.js'
 
 /** Which lines the terminal shows (`--only`, `--only-node`, `--quiet`); the log files get every line. */
 export interface LineFilter {
@@ -52,7 +52,6 @@ export class ProgressThrottle {
 /** How often a progress bar's state is printed as a line when the terminal is not a TTY. */
 export const PROGRESS_INTERVAL_MS = 10_000
 
-export const originKey = (o: LineOrigin): string => `${o.node}/${o.rank ?? ''}/${o.localRank ?? ''}/${o.stream}`
 
 export interface TerminalSinkOptions {
   stdout: Writable
@@ -98,7 +97,7 @@ export class TerminalSink implements LineSink {
       const to = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
       if (to !== dest) send()
       dest = to
-      parts.push(Buffer.from(this.options.prefixer.prefix(line, line.at)), line.text, NEWLINE)
+      parts.push(this.options.prefixer.prefixBytes(line, line.at), line.text, NEWLINE)
     }
     send()
     return ok
@@ -122,7 +121,6 @@ export class TerminalSink implements LineSink {
   }
 
   onDrain(resume: () => void): void {
-    if (this.blocked) whenDrained(this.blocked, resume)
-    else resume()
+    whenDrained(this.blocked, resume)
   }
 }

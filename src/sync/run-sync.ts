@@ -1,6 +1,6 @@
 import { join } from 'node:path'
-import { shellJoin, shellQuote } from '../quote.js'
-import type { Transport } from '../transport/types.js'
+import { hashCommand } from '../remote.js'
+import { capture, type Transport } from '../transport/types.js'
 import { listRemote, syncTree, type SyncProgress, type SyncStats } from './apply.js'
 import type { SyncOptions } from './options.js'
 import { formatBytes, scanTree, type Manifest } from './scan.js'
@@ -41,23 +41,13 @@ function entryForHash(path: string, kind: TreeHashEntry['kind'], mode: number, c
   return entry
 }
 
-// Hashes the files named on stdin (NUL-separated, relative to $1) on the node itself: sha256sum -z
-// neither escapes names nor splits on newlines, so any name comes back as it went.
-const HASH = 'cd "$1" || exit 3; exec xargs -0 -r sha256sum -z --'
-
+/** sha256 of each file (paths relative to root), computed on the node (remote.ts hashCommand). */
 async function hashOnNode(transport: Transport, root: string, paths: string[]): Promise<Map<string, string>> {
   const hashes = new Map<string, string>()
   if (paths.length === 0) return hashes
-  const proc = await transport.exec(`exec /bin/sh -c ${shellQuote(HASH)} ${shellJoin(['fanout-hash', root])}`)
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  proc.stdout.on('data', (b: Buffer) => out.push(b))
-  proc.stderr.on('data', (b: Buffer) => err.push(b))
-  proc.write(paths.map((p) => `${p}\0`).join(''))
-  proc.end()
-  const status = await proc.done
-  if (status.code !== 0) throw new Error(`hashing files on the node failed (exit ${status.code ?? status.signal}): ${Buffer.concat(err).toString().trim().slice(0, 300)}`)
-  for (const record of Buffer.concat(out).toString('utf8').split('\0')) {
+  const { stdout, stderr, status } = await capture(transport, hashCommand(root), paths.map((p) => `${p}\0`).join(''))
+  if (status.code !== 0) throw new Error(`hashing files on the node failed (exit ${status.code ?? status.signal}): ${stderr.trim().slice(0, 300)}`)
+  for (const record of stdout.split('\0')) {
     const m = /^([0-9a-f]{64}) [ *](.*)$/s.exec(record)
     if (m?.[1] && m[2] !== undefined) hashes.set(m[2], m[1])
   }
@@ -65,7 +55,7 @@ async function hashOnNode(transport: Transport, root: string, paths: string[]): 
 }
 
 /** `~` and `~/x` (as --chdir allows) against the home directory SFTP starts in. */
-async function absoluteRoot(transport: Transport, dir: string, home: () => Promise<string>): Promise<string> {
+async function absoluteRoot(dir: string, home: () => Promise<string>): Promise<string> {
   if (dir === '~') return home()
   if (dir.startsWith('~/')) return `${(await home()).replace(/\/$/, '')}/${dir.slice(2)}`
   return dir
@@ -77,7 +67,7 @@ async function absoluteRoot(transport: Transport, dir: string, home: () => Promi
  */
 export async function syncNode(transport: Transport, tree: LocalTree, remoteDir: string, onProgress?: (p: SyncProgress) => void): Promise<NodeSync> {
   const fs = await transport.files()
-  const root = await absoluteRoot(transport, remoteDir, () => fs.realpath('.'))
+  const root = await absoluteRoot(remoteDir, () => fs.realpath('.'))
   const { manifest, options } = tree
   const isIgnored = (rel: string, isDir: boolean): boolean => manifest.ignore.ignored(rel, isDir)
   const stats = await syncTree({
@@ -102,6 +92,10 @@ export async function syncNode(transport: Transport, tree: LocalTree, remoteDir:
   const extras = listed.filter((e) => !wanted.has(e.path) && e.kind !== 'dir' && !isIgnored(e.path, false)).map((e) => e.path)
   return { stats, hash: treeHash(entries), extras }
 }
+
+/** `/home/me/proj (120 files, 3.1 MiB; tree 3f9a2c1d)`: what is about to be synced. */
+export const describeTree = (tree: LocalTree): string =>
+  `${tree.manifest.root} (${tree.manifest.files} files, ${formatBytes(tree.manifest.bytes)}; tree ${tree.hash.slice(0, 8)})`
 
 /** `sent 3 files (12 KiB), 1 link; 120 unchanged; tree 3f9a2c1d` — a node's one-line result. */
 export function describeSync(sync: NodeSync): string {

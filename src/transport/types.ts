@@ -34,9 +34,10 @@ export interface Transport {
   close(): void
 }
 
-/** Runs a command to completion and collects its output (for short probes, not for jobs). */
-export async function capture(transport: Transport, command: string): Promise<{ stdout: string; stderr: string; status: ExitStatus }> {
+/** Runs a command to completion, with `input` on its stdin, and collects its output (for short probes, not for jobs). */
+export async function capture(transport: Transport, command: string, input?: string): Promise<{ stdout: string; stderr: string; status: ExitStatus }> {
   const proc = await transport.exec(command)
+  if (input !== undefined) proc.write(input)
   proc.end()
   const out: Buffer[] = []
   const err: Buffer[] = []

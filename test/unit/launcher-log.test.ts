@@ -37,6 +37,28 @@ describe('LauncherLogScanner', () => {
     expect([s.ownError, s.peerLoss]).toEqual([own, peer])
   })
 
+  it.each([
+    [T1, { exitCode: 3, localRank: 0 }],
+    [T2, { exitCode: -9, localRank: 5 }],
+    ['WARNING: something else\n', undefined],
+  ])('line() reads the whole line %j as push() does', (text, expected) => {
+    expect(new LauncherLogScanner().line(Buffer.from(text.trimEnd()))).toEqual(expected)
+  })
+
+  it('line() classifies exceptions as push() does', () => {
+    const s = new LauncherLogScanner()
+    s.line(Buffer.from('RuntimeError: Connection closed by peer'))
+    expect(s.onlyConsequences).toBe(true)
+    s.line(Buffer.from('  ValueError: bad shape'))
+    expect([s.ownError, s.onlyConsequences]).toEqual([true, false])
+  })
+
+  it('a report and a later exception in one chunk: both count', () => {
+    const s = new LauncherLogScanner()
+    expect(s.push(Buffer.from(`${T1}RuntimeError: rank 3 blew up\n`))).toEqual({ exitCode: 3, localRank: 0 })
+    expect(s.ownError).toBe(true)
+  })
+
   it('a node with its own error is not a mere consequence, even if its other ranks lost peers', () => {
     const s = new LauncherLogScanner()
     s.push(Buffer.from('RuntimeError: Connection closed by peer\nRuntimeError: rank 3 blew up\n'))

@@ -7,7 +7,8 @@ import { Chalk } from 'chalk'
 import yargs from 'yargs'
 import { FanoutError } from '../../src/errors.js'
 import { Prefixer, checkPrefixFormat, timestamp, type LineOrigin, type PrefixOptions } from '../../src/output/prefix.js'
-import { lineFilter, ProgressThrottle, TerminalSink, PROGRESS_INTERVAL_MS, originKey } from '../../src/output/terminal.js'
+import { lineFilter, ProgressThrottle, TerminalSink, PROGRESS_INTERVAL_MS } from '../../src/output/terminal.js'
+import { originKey } from '../../src/output/prefix.js'
 import { LiveRegion, fitWidth, plainText } from '../../src/output/live.js'
 import { NodeOutput, type LineSink, type OutputLine } from '../../src/output/node-output.js'
 import { RunLog, newRunId, nodeLogName } from '../../src/output/logdir.js'
@@ -1639,5 +1640,23 @@ describe('node-wide backpressure', () => {
     drains.forEach((d) => d())
     expect(stdout.isPaused()).toBe(false)
     expect(stderr.isPaused()).toBe(false)
+  })
+})
+
+describe('whenDrained', () => {
+  it('resumes at once when there is no stream, or the stream has nothing to drain; else on its drain', async () => {
+    const { whenDrained } = await import('../../src/output/drain.js')
+    const calls: string[] = []
+    whenDrained(undefined, () => calls.push('none'))
+    const held: Array<() => void> = []
+    const dest = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => void held.push(cb) })
+    whenDrained(dest, () => calls.push('idle'))
+    expect(calls).toEqual(['none', 'idle'])
+    expect(dest.write('xx')).toBe(false)
+    whenDrained(dest, () => calls.push('drained'))
+    expect(calls).toEqual(['none', 'idle'])
+    held.shift()?.()
+    await new Promise((r) => setImmediate(r))
+    expect(calls).toEqual(['none', 'idle', 'drained'])
   })
 })
