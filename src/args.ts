@@ -4,7 +4,7 @@ import { usageError } from './errors.js'
 import { EPILOGUE, EXAMPLES } from './help.js'
 import type { EnvOptions } from './env.js'
 import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
-import { isHostOrAddress, parsePort } from './hostfile.js'
+import { isHostOrAddress, parseJumpHost, parsePort } from './hostfile.js'
 import { refuseNul } from './quote.js'
 import { expandSyncFlag, readSyncOptions, withSyncOptions, type SyncOptions } from './sync/options.js'
 import { readLauncherOptions, withLauncherOptions, type LauncherOptions } from './launcher.js'
@@ -27,6 +27,8 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   user?: string
   identity: string[]
   sshConfig?: string
+  /** `--jump`: every node's ProxyJump (checked here; resolved against the ssh config in ssh/config.ts). */
+  jump?: string
   /** `--accept-new`: record keys of hosts never seen before. */
   acceptNew: boolean
   /** `--ask-password`: ask once for a password. */
@@ -93,10 +95,11 @@ function build(argv: string[], width: number) {
     .option('user', { alias: 'l', type: 'string', describe: 'remote user for nodes without user@ (overrides ssh config)', group: 'SSH:' })
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file, tried before ssh config\'s (repeatable)', group: 'SSH:' })
     .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file to use instead of ~/.ssh/config', group: 'SSH:' })
+    .option('jump', { alias: 'J', type: 'string', describe: 'reach the nodes through this jump host ([user@]host[:port], a,b for a chain; "none": ignore ProxyJump), over one shared connection, like ssh -J', group: 'SSH:' })
     .option('accept-new', { type: 'boolean', default: false, describe: 'record the host key of a node never seen before (never a changed one), like StrictHostKeyChecking=accept-new', group: 'SSH:' })
     .option('ask-password', { type: 'boolean', default: false, describe: 'ask once for a password, tried after the keys', group: 'SSH:' })
     .option('connect-timeout', { type: 'string', default: '10', describe: 'give up on a node not connected after this long', group: 'SSH:' })
-    .option('max-handshakes', { type: 'string', default: '8', describe: 'SSH handshakes in flight at once (sshd drops some above 10)', group: 'SSH:' })
+    .option('max-handshakes', { type: 'string', default: '8', describe: 'SSH handshakes in flight at once to one sshd (it drops some above 10)', group: 'SSH:' })
     .option('keepalive', { type: 'string', default: '5', describe: 'SSH keepalive interval; a node is lost after 3 unanswered', group: 'SSH:' })
     .option('chdir', { alias: 'C', type: 'string', describe: 'remote working directory (default: the current directory\'s path)', group: 'Job:' })
     .option('python', { type: 'string', default: 'python3', describe: 'remote Python interpreter that has torch', group: 'Job:' })
@@ -164,6 +167,13 @@ async function parseHostsCommand(argv: string[], cwd: string, width: number, env
 }
 
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
+/** `--jump`: each hop must be a `[user@]host[:port]`, or the whole is `none`. */
+function jumpSpec(spec: string | undefined): string | undefined {
+  if (spec === undefined || spec.toLowerCase() === 'none') return spec
+  for (const hop of spec.split(',')) parseJumpHost(hop.trim(), '--jump')
+  return spec
+}
+
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
   refuseNul(argv) // quote.ts: no word with a NUL can reach a node intact
   if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)
@@ -230,6 +240,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     user,
     timeoutS: a.timeout === undefined ? undefined : parseDuration('timeout', text('timeout', a.timeout)),
     sshConfig: a['ssh-config'] === undefined ? undefined : resolve(cwd, text('ssh-config', a['ssh-config']) ?? ''),
+    jump: jumpSpec(text('jump', a.jump)),
   }
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(options, { [k]: v })
   Object.assign(options, readEnvOptions(a, cwd, env))

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import { FanoutError, quote } from './errors.js'
+import { FanoutError, quote, usageError } from './errors.js'
 import { expandHostRange, MAX_HOSTS, splitHostList } from './hostrange.js'
 
 /** One line of a host list: the node's rank is its position in the list. */
@@ -94,6 +94,14 @@ function parseHostSpec(spec: string): Field | string {
   const port = parsePort(portText)
   if (port === undefined) return `invalid port ${quote(portText)} (expected 1-65535)`
   return user === undefined ? { host, port } : { host, user, port }
+}
+
+/** One `[user@]host[:port]` (or `ssh://[user@]host[:port]`) of a ProxyJump / `--jump` list. */
+export function parseJumpHost(text: string, forHost?: string): Pick<HostEntry, 'host' | 'user' | 'port'> {
+  const spec = text.replace(/^ssh:\/\//i, '')
+  const parsed = spec === '' ? 'empty jump host' : parseHostSpec(spec)
+  if (typeof parsed === 'string') throw usageError(`${forHost ? `${forHost}: ` : ''}jump host ${JSON.stringify(text)}: ${parsed}`)
+  return parsed
 }
 
 export function parsePort(text: string): number | undefined {

@@ -65,8 +65,10 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
     connectTimeoutS: options.connectTimeoutS, keepaliveS: options.keepaliveS, keepaliveCountMax: 3, agentSocket: io.env.SSH_AUTH_SOCK,
     acceptNew: options.acceptNew, passphrases, locked, ...(password === undefined ? {} : { password }), notice: (m: string) => io.ui.warn(m),
   }
-  const connect = limitHandshakes((n: NodeSpec) => (n.ssh && ssh ? ssh.connectSsh(n.ssh, sshOptions) : Promise.resolve(localTransport())), {
+  const connector = ssh?.sshConnector(sshOptions)
+  const connect = limitHandshakes((n: NodeSpec) => (n.ssh && connector ? connector.connect(n.ssh) : Promise.resolve(localTransport())), {
     maxInFlight: options.maxHandshakes,
+    targetOf: (n) => (n.ssh && ssh ? ssh.sshdOf(n.ssh) : 'local'),
     retries: 4,
     backoffMs: 200,
     isRetryable: (e) => ssh?.isDroppedHandshake(e) ?? false,
@@ -165,7 +167,7 @@ export async function runJob(options: Options, io: RunIo): Promise<number> {
   const { newRunId, RunLog } = await import('./output/logdir.js')
   const runId = newRunId(new Date(startedAt), Math.random)
   const onlyNodes = options.onlyNodes && (await import('./output/options.js')).resolveOnlyNodes(options.onlyNodes, hosts.map((h) => h.host))
-  const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig }
+  const flags = { user: options.user, port: options.sshPort, identity: options.identity, configFile: options.sshConfig, jump: options.jump }
   const nodes = await resolveNodes(hosts, flags)
   // The tree to sync is read and hashed first: one over the limit, or with a link out of it, is bad input.
   const tree = options.sync && (await (await import('./sync/run-sync.js')).readLocalTree(options.sync))

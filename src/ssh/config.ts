@@ -3,7 +3,7 @@ import { homedir, userInfo } from 'node:os'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import SSHConfig from 'ssh-config'
 import { FanoutError, usageError } from '../errors.js'
-import type { HostEntry } from '../hostfile.js'
+import { parseJumpHost, type HostEntry } from '../hostfile.js'
 
 /** Everything needed to open one node's SSH connection, after ssh_config and flags are applied. */
 export interface SshTarget {
@@ -21,6 +21,11 @@ export interface SshTarget {
   /** ssh config's StrictHostKeyChecking: accept-new (or no/off, which fanout treats as accept-new: a changed key is never accepted) records keys of hosts never seen. */
   acceptNewHostKeys: boolean
   connectTimeoutS?: number
+  /**
+   * The jump host this one is reached through (ProxyJump / `--jump`), itself resolved like a node and
+   * possibly behind another: one connection to it is shared by every node behind it.
+   */
+  via?: SshTarget
 }
 
 export interface SshFlags {
@@ -29,7 +34,15 @@ export interface SshFlags {
   identity?: string[]
   /** `--ssh-config FILE`: replaces ~/.ssh/config and /etc/ssh/ssh_config, like `ssh -F`. */
   configFile?: string
+  /** `--jump SPEC` (like `ssh -J`): replaces every node's ProxyJump; `none` turns it off. */
+  jump?: string
 }
+
+/** Longest chain of jump hosts followed: a longer one is almost surely a loop in the config. */
+const MAX_HOPS = 8
+
+/** What names an SSH server: a hostfile entry, or one hop of a jump chain. */
+type HostAddress = Pick<HostEntry, 'host' | 'user' | 'port'>
 
 type Computed = Record<string, string | string[]>
 
@@ -86,12 +99,44 @@ const all = (c: Computed, key: string): string[] => {
  * the hostfile's own `user@` and `:port`, then the flags, then ssh_config, then OpenSSH's defaults.
  */
 export function resolveTarget(entry: HostEntry, config: SSHConfig, flags: SshFlags): SshTarget {
+  return resolveWithJumps(entry, config, flags, [])
+}
+
+/** One host, and the chain of jump hosts in front of it; `seen` holds the hosts already on the chain. */
+function resolveWithJumps(entry: HostAddress, config: SSHConfig, flags: SshFlags, seen: string[]): SshTarget {
   const c = config.compute(entry.host, { ignoreCase: true, matchExec: false }) as Computed
-  for (const unsupported of ['proxyjump', 'proxycommand']) {
-    const value = first(c, unsupported)
-    if (value && value.toLowerCase() !== 'none')
-      throw new FanoutError(`${entry.host}: ssh config sets ${unsupported === 'proxyjump' ? 'ProxyJump' : 'ProxyCommand'} ${value}, which fanout does not support yet; refusing to connect directly instead`, 'CONNECT')
+  // As in ssh, -J (here --jump) wins over the config, and the first of ProxyJump/ProxyCommand set wins.
+  const jump = flags.jump ?? first(c, 'ProxyJump')
+  const proxyCommand = first(c, 'ProxyCommand')
+  if (flags.jump === undefined && proxyCommand && proxyCommand.toLowerCase() !== 'none' && (!jump || Object.keys(c).indexOf('proxycommand') < Object.keys(c).indexOf('proxyjump')))
+    throw new FanoutError(`${entry.host}: ssh config sets ProxyCommand ${proxyCommand}, which fanout does not support (ProxyJump is supported); refusing to connect directly instead`, 'CONNECT')
+  const target = resolveOne(entry, c, flags)
+  if (jump && jump.toLowerCase() !== 'none') target.via = resolveJumpChain(jump, entry.host, config, flags, [...seen, entry.host.toLowerCase()])
+  return target
+}
+
+/**
+ * `a,b,c` means: connect to a, through it to b, through b to c, and through c to the node. As with
+ * `ssh -J`, the first hop follows its own config (ProxyJump included); later hops go through the one
+ * before them; only the config and the spec's user@ and :port apply to a jump host, not --user/--port.
+ */
+function resolveJumpChain(spec: string, forHost: string, config: SSHConfig, flags: SshFlags, seen: string[]): SshTarget {
+  let via: SshTarget | undefined
+  for (const hop of spec.split(',')) {
+    const parsed = parseJumpHost(hop.trim(), forHost)
+    const name = parsed.host.toLowerCase()
+    if (seen.includes(name) || seen.length >= MAX_HOPS)
+      throw usageError(`${seen[0] ?? forHost}: the jump hosts loop (${[...seen, name].join(' → ')}); give the jump host \`ProxyJump none\` in the ssh config`)
+    const hopFlags: SshFlags = { ...(flags.identity ? { identity: flags.identity } : {}) }
+    const target = via ? resolveOne(parsed, config.compute(parsed.host, { ignoreCase: true, matchExec: false }) as Computed, hopFlags) : resolveWithJumps(parsed, config, hopFlags, seen)
+    if (via) target.via = via
+    seen = [...seen, name]
+    via = target
   }
+  return via as SshTarget
+}
+
+function resolveOne(entry: HostAddress, c: Computed, flags: SshFlags): SshTarget {
   const hostname = first(c, 'HostName')?.replace(/%h/g, entry.host) ?? entry.host
   const user = entry.user ?? flags.user ?? first(c, 'User') ?? userInfo().username
   const portText = first(c, 'Port')

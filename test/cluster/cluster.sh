@@ -12,12 +12,22 @@
 #             h2's known_hosts entry is hashed
 #   h4        a running sshd whose host key is NOT in known_hosts
 #   h5        a host whose link is down: unreachable
+#   n1..nN    plain nodes (N = $FANOUT_CLUSTER_NODES, default 8, at most 240) on 10.99.1.0/24, 2 stand-in
+#             GPUs each: for scale tests and the benchmarks
+#   jump      a bastion on two bridges: reachable at 10.99.0.20, and the only way to j1 and j2
+#   j1 j2     nodes on an inner bridge (10.99.2.0/24) this machine has no address on: reached only
+#             through jump
+#   storm-*   any name: one more way to reach h1 (ssh_config aliases), for handshake storms against one
+#             sshd with its default MaxStartups
 # Every host shares the file system, except $STATE/private: a directory of its own on each host.
 set -euo pipefail
 
 STATE=${FANOUT_CLUSTER_DIR:-/tmp/fanout-cluster}
 BRIDGE=fo-br0
 NET=10.99.0
+NODES=${FANOUT_CLUSTER_NODES:-8}
+[ "$NODES" -le 240 ] || { echo "FANOUT_CLUSTER_NODES: at most 240" >&2; exit 2; }
+INNER_BRIDGE=fo-br1
 USER_NAME=fanout-test
 DASH_USER=fanout-dash
 IFNAMES=(x ens3 enp1s0 eno1 enp2s0 ens5)
@@ -34,19 +44,62 @@ FIX=$(cd "$HERE/../fixtures" && pwd)
 
 down() {
   local ns
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^fo-h[0-9]+$' || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^fo-(h[0-9]+|n[0-9]+|j[0-9]+|jump)$' || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
   # A namespace's veth pair is destroyed asynchronously after `ip netns del`: remove the host ends
   # now, so that an immediate `up` does not race with the kernel ("File exists").
   local link
-  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^fo-v[0-9]+$' || true); do
+  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^fo-v[a-z]*[0-9]+$' || true); do
     ip link del "$link" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  ip link del "$INNER_BRIDGE" 2>/dev/null || true
   unhost
   case "$STATE" in /tmp/*) rm -rf "$STATE" ;; esac
+}
+
+# Records a host's key in known_hosts (by address, as ssh does for a HostName).
+known() {
+  echo "$2 $(cut -d' ' -f1,2 "$STATE/$1/ssh_host_ed25519_key.pub")" >>"$STATE/known_hosts"
+}
+
+# addhost NAME IFNAME ADDR BRIDGE VETH: a namespace fo-NAME with its own address on BRIDGE, hostname,
+# private tmpfs and OpenSSH server (sshd's defaults otherwise: MaxStartups 10:30:100).
+addhost() {
+  local name=$1 ifname=$2 addr=$3 bridge=$4 veth=$5
+  local ns=fo-$name dir=$STATE/$name
+  mkdir -p "$dir"
+  ip netns add "$ns"
+  ip link add "$veth" type veth peer name "$ifname" netns "$ns"
+  ip link set "$veth" master "$bridge" up
+  ip -n "$ns" addr add "$addr/24" dev "$ifname"
+  ip -n "$ns" link set "$ifname" up
+  ip -n "$ns" link set lo up
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+  cat >"$dir/sshd_config" <<CFG
+ListenAddress $addr
+Port 22
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $STATE/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+SetEnv FANOUT_TEST_GPUS=2 PYTHONPATH=$STATE/torch-fix PATH=$STATE/bin:/usr/local/bin:/usr/bin:/bin
+CFG
+  # Each host has its own hostname (UTS namespace), resolvable through /etc/hosts, as on a real
+  # cluster: torch's c10d rendezvous tells its workers where the store is by hostname.
+  # $STATE/private is each host's own: a tmpfs mounted in the host's mount namespace (ip netns exec
+  # gives it one), so that files there are not shared — machines without a shared file system.
+  ip netns exec "$ns" unshare --uts /bin/sh -c "hostname $ns && mount -t tmpfs -o mode=1777,size=256m fo-private-$name '$STATE/private' && exec /usr/sbin/sshd -f '$dir/sshd_config' -E '$dir/sshd.log'"
+  echo "$addr $ns $HOSTS_MARK" >>/etc/hosts
+  printf 'Host %s\n  HostName %s\n' "$name" "$addr" >>"$STATE/ssh_config"
 }
 
 up() {
@@ -77,48 +130,38 @@ up() {
   ip addr add "$NET.1/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
 
+  ip link add "$INNER_BRIDGE" type bridge # no address here: this machine cannot reach j1, j2
+  ip link set "$INNER_BRIDGE" up
+  ip addr add "10.99.1.1/24" dev "$BRIDGE"
+
   : >"$STATE/known_hosts"
   : >"$STATE/ssh_config"
-  local i ns ifname addr dir
+  local i
   for i in 1 2 3 4 5; do
-    ns=fo-h$i ifname=${IFNAMES[$i]} addr=$NET.$((10 + i)) dir=$STATE/h$i
-    mkdir -p "$dir"
-    ip netns add "$ns"
-    ip link add "fo-v$i" type veth peer name "$ifname" netns "$ns"
-    ip link set "fo-v$i" master "$BRIDGE" up
-    ip -n "$ns" addr add "$addr/24" dev "$ifname"
-    ip -n "$ns" link set "$ifname" up
-    ip -n "$ns" link set lo up
-    ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
-    cat >"$dir/sshd_config" <<CFG
-ListenAddress $addr
-Port 22
-HostKey $dir/ssh_host_ed25519_key
-PidFile $dir/sshd.pid
-AuthorizedKeysFile $STATE/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-LogLevel VERBOSE
-Subsystem sftp internal-sftp
-SetEnv FANOUT_TEST_GPUS=2 PYTHONPATH=$STATE/torch-fix PATH=$STATE/bin:/usr/local/bin:/usr/bin:/bin
-CFG
-    # Each host has its own hostname (UTS namespace), resolvable through /etc/hosts, as on a real
-    # cluster: torch's c10d rendezvous tells its workers where the store is by hostname.
-    # $STATE/private is each host's own: a tmpfs mounted in the host's mount namespace (ip netns exec
-    # gives it one), so that files there are not shared — machines without a shared file system.
-    ip netns exec "$ns" unshare --uts /bin/sh -c "hostname fo-h$i && mount -t tmpfs -o mode=1777,size=256m fo-private-h$i '$STATE/private' && exec /usr/sbin/sshd -f '$dir/sshd_config' -E '$dir/sshd.log'"
-    echo "$addr fo-h$i $HOSTS_MARK" >>/etc/hosts
-    printf 'Host h%s\n  HostName %s\n' "$i" "$addr" >>"$STATE/ssh_config"
+    addhost "h$i" "${IFNAMES[$i]}" "$NET.$((10 + i))" "$BRIDGE" "fo-v$i"
     if [ "$i" -le 3 ]; then
-      echo "$addr $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >"$dir/known_host"
+      echo "$NET.$((10 + i)) $(cut -d' ' -f1,2 "$STATE/h$i/ssh_host_ed25519_key.pub")" >"$STATE/h$i/known_host"
       # h2 is recorded hashed, as HashKnownHosts leaves it.
-      [ "$i" = 2 ] && ssh-keygen -q -H -f "$dir/known_host" >/dev/null 2>&1
-      cat "$dir/known_host" >>"$STATE/known_hosts"
+      [ "$i" = 2 ] && ssh-keygen -q -H -f "$STATE/h$i/known_host" >/dev/null 2>&1
+      cat "$STATE/h$i/known_host" >>"$STATE/known_hosts"
     fi
   done
+  for ((i = 1; i <= NODES; i++)); do
+    addhost "n$i" eth0 "10.99.1.$((10 + i))" "$BRIDGE" "fo-vn$i"
+    known "n$i" "10.99.1.$((10 + i))"
+  done
+  # The bastion: one leg on each bridge; its sshd listens on the outer one only.
+  addhost jump eth0 "$NET.20" "$BRIDGE" fo-vjump0
+  known jump "$NET.20"
+  ip link add fo-vjump1 type veth peer name eth1 netns fo-jump
+  ip link set fo-vjump1 master "$INNER_BRIDGE" up
+  ip -n fo-jump addr add 10.99.2.1/24 dev eth1
+  ip -n fo-jump link set eth1 up
+  for i in 1 2; do
+    addhost "j$i" eth0 "10.99.2.$((10 + i))" "$INNER_BRIDGE" "fo-vj$i"
+    known "j$i" "10.99.2.$((10 + i))"
+  done
+  printf 'Host storm-*\n  HostName %s\n' "$NET.11" >>"$STATE/ssh_config"
   ip link set fo-v5 down
   cat >>"$STATE/ssh_config" <<CFG
 Host *

@@ -107,6 +107,9 @@ const CASES: Case[] = [
   { name: '--nproc-per-node 1e3', args: launch('--nproc-per-node', '1e3'), message: /^fanout: --nproc-per-node must be a whole number from 1 to 1024 \(got "1e3"\)$/ },
   { name: '--restarts -1', args: launch('--restarts', '-1'), message: /^fanout: --restarts must be a whole number from 0 to 100 \(got "-1"\)$/ },
   { name: '--max-handshakes 0x10', args: launch('--max-handshakes', '0x10'), message: /^fanout: --max-handshakes must be a whole number/ },
+  { name: '--jump with a bad port', args: launch('--jump', 'bastion:99999'), message: /^fanout: --jump: jump host "bastion:99999": invalid port "99999"/ },
+  { name: '--jump with an empty hop', args: launch('--jump', 'bastion,,inner'), message: /^fanout: --jump: jump host "": empty jump host/ },
+  { name: '--jump with a bad host name', args: launch('--jump', 'bad host'), message: /^fanout: --jump: jump host "bad host": invalid host name/ },
   { name: '--master-port 70000', args: launch('--master-port', '70000'), message: /^fanout: --master-port must be a port from 1 to 65535 \(got "70000"\)$/ },
   { name: '--ssh-port 0', args: launch('--ssh-port', '0'), message: /^fanout: --ssh-port must be a port from 1 to 65535/ },
   // Durations.

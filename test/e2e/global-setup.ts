@@ -6,6 +6,9 @@ import type { ClusterInfo } from './cluster.js'
 
 const CLUSTER_SH = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url))
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
+/** Plain nodes n1..n8 (cluster.sh's default): the scale tests use them. */
+const NODES = 8
+const clusterHost = (name: string, addr: string): ClusterInfo['hosts'][number] => ({ name, namespace: `fo-${name}`, addr, dir: `${DIR}/${name}` })
 
 // What the cluster needs, as (Debian package, check that it is usable).
 const NEEDS: Array<[string, () => boolean]> = [
@@ -32,7 +35,7 @@ export default function setup(project: TestProject): (() => void) | undefined {
     return undefined
   }
   installMissing()
-  execFileSync('bash', [CLUSTER_SH, 'up'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
+  execFileSync('bash', [CLUSTER_SH, 'up'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR, FANOUT_CLUSTER_NODES: String(NODES) } })
   const info: ClusterInfo = {
     dir: DIR,
     sshConfig: `${DIR}/ssh_config`,
@@ -40,7 +43,13 @@ export default function setup(project: TestProject): (() => void) | undefined {
     key: `${DIR}/id_ed25519`,
     work: `${DIR}/work`,
     private: `${DIR}/private`,
-    hosts: [1, 2, 3, 4, 5].map((i) => ({ name: `h${i}`, namespace: `fo-h${i}`, addr: `10.99.0.${10 + i}`, dir: `${DIR}/h${i}` })),
+    hosts: [
+      ...[1, 2, 3, 4, 5].map((i) => clusterHost(`h${i}`, `10.99.0.${10 + i}`)),
+      ...Array.from({ length: NODES }, (_, i) => clusterHost(`n${i + 1}`, `10.99.1.${11 + i}`)),
+      clusterHost('jump', '10.99.0.20'),
+      clusterHost('j1', '10.99.2.11'),
+      clusterHost('j2', '10.99.2.12'),
+    ],
   }
   project.provide('cluster', info)
   return () => execFileSync('bash', [CLUSTER_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
