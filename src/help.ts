@@ -14,6 +14,7 @@ export const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt --only 0 --log-dir logs train.py', "show rank 0's lines; keep every rank's in logs/"],
   ['$0 -H hosts.txt --json train.py | jq .', 'newline-delimited JSON events for other programs'],
   ['$0 -H hosts.txt --sync train.py', 'copy this directory to every node first (only what changed)'],
+  ['$0 -H hosts.txt --jump me@login.example.org train.py', 'nodes behind a bastion: one shared connection to it'],
   ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
 
@@ -21,7 +22,7 @@ export const EPILOGUE = [
   'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation\'s nodes are used.',
   'Selection (DeepSpeed syntax): --include/--exclude "host[:gpu,gpu]@host…"; a bare host means all of it. GPU indices become the node\'s CUDA_VISIBLE_DEVICES and its process count.',
   '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
-  'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once).',
+  'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once). Nodes behind a jump host (ProxyJump, or --jump) are reached through one shared connection to it.',
   'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
 ].join('\n\n')
 

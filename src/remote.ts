@@ -192,7 +192,7 @@ if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
 shift
 exec 4>&1
 fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
-fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4
+fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5
 echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
 echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
 echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
@@ -204,7 +204,7 @@ if [ -n "$script" ]; then
 fi
 if p=$(command -v "$py" 2>/dev/null); then
   echo "fanout.python=$p"
-  "$py" -c ${shellQuote(TORCH_PROBE)} 2>/dev/null
+  [ "$torch" = 1 ] && "$py" -c ${shellQuote(TORCH_PROBE)} 2>/dev/null
   if [ "$want_port" = 1 ]; then
     "$py" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print("fanout.free_port=%d" % s.getsockname()[1])' 2>/dev/null
   fi
@@ -226,11 +226,16 @@ export interface ProbeSpec {
   /** A port that must be free (node 0 with --master-port). */
   port?: number
   setup?: readonly string[]
+  /**
+   * Look for torch and read the Python version (a Python start on every node): not for --launcher
+   * none, which needs neither — on a 2-core box 32 Python starts were a second of the launch.
+   */
+  torch?: boolean
 }
 
 const probeArgs = (p: ProbeSpec): string[] => {
   const setup = p.setup ?? []
-  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port)]
+  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1']
 }
 
 /** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */

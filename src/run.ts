@@ -88,7 +88,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
     run: async () => {
       const t = transports[i] as Transport
       const { stdout, stderr } = await capture(t, probeCommand({
-        python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup,
+        python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup, torch: launcher.kind !== 'none',
         ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
       }))
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }

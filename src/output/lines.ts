@@ -5,6 +5,10 @@
 export type LineEvent =
   | { kind: 'line'; text: Buffer } // a finished line, without its line ending
   | { kind: 'progress'; text: Buffer } // the current state of a line being rewritten with \r (tqdm, rich)
+  // `count` finished lines in one piece, each with its \n (the last byte is one), none holding a \r and
+  // none longer than the limit: what a flood of log lines mostly is, handed over without a Buffer and
+  // an event per line. Equivalent to `count` 'line' events (splitLines gives them back).
+  | { kind: 'lines'; text: Buffer; count: number }
 
 export const MAX_LINE_BYTES = 64 * 1024
 
@@ -20,6 +24,7 @@ const EMPTY = Buffer.alloc(0)
  */
 export class LineSplitter {
   readonly #max: number
+  readonly #blocksOn: boolean
   // The pending segment (text since the last \r or line start), as owned copies; concatenated only
   // when the segment ends or grows past #max, so many small chunks do not copy the carry each time.
   #parts: Buffer[] = []
@@ -31,11 +36,13 @@ export class LineSplitter {
   #progress: Buffer | null = null
   #progressFresh = false // set during this push, so possibly a view into the caller's chunk
 
-  constructor(maxLineBytes: number = MAX_LINE_BYTES) {
+  /** `blocks`: runs of plain whole lines come out as 'lines' events (off: one 'line' event per line). */
+  constructor(maxLineBytes: number = MAX_LINE_BYTES, { blocks = false }: { blocks?: boolean } = {}) {
     if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
       throw new RangeError(`maxLineBytes must be a positive integer, got ${maxLineBytes}`)
     }
     this.#max = maxLineBytes
+    this.#blocksOn = blocks
   }
 
   push(chunk: Buffer): LineEvent[] {
@@ -47,6 +54,7 @@ export class LineSplitter {
       this.#endSegment(this.#takeCarry(EMPTY), crlf ? LF : CR, out)
       if (crlf) i = 1
     }
+    if (this.#blocksOn && i < chunk.length && chunk.indexOf(CR, i) === -1) i = this.#blocks(chunk, i, out)
     // Next positions of \n and \r, each searched again only once passed: one native scan per byte,
     // never a rescan to the end of the chunk for every line.
     let nextLF = -2
@@ -98,6 +106,27 @@ export class LineSplitter {
     return out
   }
 
+  /**
+   * The chunk from `i` on holds no \r: its first line ends the pending one as usual (the carry, a
+   * progress state), the whole lines after it go out as 'lines' blocks of at most #max bytes. Returns
+   * where the per-line scan goes on: the partial last line, or a line too long for a block.
+   */
+  #blocks(chunk: Buffer, i: number, out: LineEvent[]): number {
+    const first = chunk.indexOf(LF, i)
+    if (first === -1) return i
+    this.#endSegment(this.#takeCarry(chunk.subarray(i, first)), LF, out)
+    i = first + 1
+    while (i < chunk.length) {
+      const last = chunk.lastIndexOf(LF, Math.min(chunk.length - 1, i + this.#max - 1))
+      if (last < i) break
+      let count = 0
+      for (let p = chunk.indexOf(LF, i); p !== -1 && p <= last; p = chunk.indexOf(LF, p + 1)) count++
+      out.push({ kind: 'lines', text: chunk.subarray(i, last + 1), count })
+      i = last + 1
+    }
+    return i
+  }
+
   #append(view: Buffer): void {
     if (view.length === 0) return
     this.#parts.push(Buffer.from(view)) // callers may reuse chunk buffers: keep a copy
@@ -146,4 +175,58 @@ export class LineSplitter {
     this.#progress = null
     this.#progressFresh = false
   }
+}
+
+/** The lines of a 'lines' block, without their \n (views into it). */
+export function splitLines(block: Buffer): Buffer[] {
+  const lines: Buffer[] = []
+  let start = 0
+  for (let p = block.indexOf(LF); p !== -1; p = block.indexOf(LF, p + 1)) {
+    lines.push(block.subarray(start, p))
+    start = p + 1
+  }
+  return lines
+}
+
+/**
+ * Up to `n` last lines of a 'lines' block for which `keep` holds, in order, as owned copies (the block
+ * is a view into a chunk that should not be kept alive for them).
+ */
+export function lastLines(block: Buffer, n: number, keep: (line: Buffer) => boolean): Buffer[] {
+  const found: Buffer[] = []
+  let end = block.length - 1 // the \n that ends the line being looked at
+  while (end >= 0 && found.length < n) {
+    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
+    const line = block.subarray(start, end)
+    if (keep(line)) found.push(Buffer.from(line))
+    end = start - 1
+  }
+  return found.reverse()
+}
+
+/**
+ * `prefix` before every line of a 'lines' block, as a latin1 string: every byte is one character
+ * both ways, so any bytes (UTF-8 or not) come back unchanged when the caller encodes it as latin1. A
+ * native replace over the whole block instead of a copy per line (measured: about twice as fast).
+ */
+export function prefixLinesLatin1(block: Buffer, prefix: string): string {
+  return prefix + block.toString('latin1', 0, block.length - 1).replaceAll('\n', '\n' + prefix) + '\n'
+}
+
+/** prefixLinesLatin1 as bytes. */
+export function prefixLines(block: Buffer, prefix: Buffer): Buffer {
+  if (prefix.length === 0) return block
+  return Buffer.from(prefixLinesLatin1(block, prefix.toString('latin1')), 'latin1')
+}
+
+/**
+ * Whether a line holds more than whitespace (as String.prototype.trim sees it): a printable ASCII
+ * byte decides at once; only lines without one are decoded.
+ */
+export function hasText(line: Buffer): boolean {
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!
+    if (c > 0x20 && c < 0x7f) return true
+  }
+  return line.toString('utf8').trim() !== ''
 }

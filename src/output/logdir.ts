@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { usageError } from '../errors.js'
 import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
+import { prefixLines } from './lines.js'
 import { originKey } from './prefix.js'
 import { ProgressThrottle, PROGRESS_INTERVAL_MS } from './terminal.js'
 
@@ -46,6 +47,7 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
  * user can read them: directories 0700, files 0600 (logs can hold tokens a script printed).
  */
 export class RunLog implements LineSink {
+  readonly blocks = true
   private readonly files = new Map<number, WriteStream>()
   private readonly events: WriteStream
   private readonly throttle = new ProgressThrottle(PROGRESS_INTERVAL_MS)
@@ -104,12 +106,13 @@ export class RunLog implements LineSink {
   writeBatch(lines: readonly OutputLine[]): boolean {
     const parts = new Map<number, Buffer[]>()
     for (const line of lines) {
-      if (!this.throttle.due(originKey(line), line.at, line.kind === 'line')) continue
+      if (!this.throttle.due(originKey(line), line.at, line.kind !== 'progress')) continue
       const tag = line.rank === undefined ? '[node]' : `[r${line.rank}]`
       const head = `${new Date(line.at).toISOString()} ${tag}${line.stream === 'stderr' ? '!' : ' '} `
       let list = parts.get(line.node)
       if (!list) parts.set(line.node, (list = []))
-      list.push(Buffer.from(head), line.text, NEWLINE)
+      if (line.kind === 'lines') list.push(prefixLines(line.text, Buffer.from(head)))
+      else list.push(Buffer.from(head), line.text, NEWLINE)
     }
     let ok = true
     for (const [node, list] of parts) {

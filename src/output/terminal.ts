@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream'
 import { whenDrained } from './drain.js'
+import { prefixLinesLatin1 } from './lines.js'
 import { plainText, type LiveRegion } from './live.js'
 import type { LineSink, OutputLine } from './node-output.js'
 import { originKey, type LineOrigin, type Prefixer } from './prefix.js'
@@ -63,10 +64,10 @@ export interface TerminalSinkOptions {
   progressIntervalMs?: number
 }
 
-const NEWLINE = Buffer.from('\n')
 
 /** The job's lines on fanout's stdout and stderr, prefixed, filtered, with progress bars tamed. */
 export class TerminalSink implements LineSink {
+  readonly blocks = true
   private readonly throttle: ProgressThrottle
   private blocked: Writable | undefined
 
@@ -82,11 +83,13 @@ export class TerminalSink implements LineSink {
   writeBatch(lines: readonly OutputLine[]): boolean {
     let ok = true
     let dest: Writable | undefined
-    let parts: Buffer[] = []
+    // Built as one latin1 string (bytes in, the same bytes out) and encoded once per destination: a
+    // chunk's lines cost one Buffer, not one per part.
+    let text = ''
     const send = (): void => {
-      if (!dest || parts.length === 0) return
-      const data = Buffer.concat(parts)
-      parts = []
+      if (!dest || text === '') return
+      const data = Buffer.from(text, 'latin1')
+      text = ''
       if (!(this.options.live ? this.options.live.print(dest, data) : dest.write(data))) {
         ok = false
         this.blocked = dest
@@ -97,7 +100,8 @@ export class TerminalSink implements LineSink {
       const to = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
       if (to !== dest) send()
       dest = to
-      parts.push(this.options.prefixer.prefixBytes(line, line.at), line.text, NEWLINE)
+      const prefix = this.options.prefixer.prefixLatin1(line, line.at)
+      text += line.kind === 'lines' ? prefixLinesLatin1(line.text, prefix) : prefix + line.text.toString('latin1') + '\n'
     }
     send()
     return ok

@@ -20,6 +20,9 @@ const full = (s: Readable): boolean => s.readableLength >= s.readableHighWaterMa
 function shareBackpressure(stream: Readable, other: Readable): void {
   const push = stream.push.bind(stream)
   stream.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    // ssh2 hands out slices of its large receive buffers, and a paused stream counts only the slices'
+    // bytes: 900 small stderr packets held 55 MB of backing buffers. A small slice is copied instead.
+    if (Buffer.isBuffer(chunk) && chunk.buffer.byteLength > 4 * chunk.length + 4096) chunk = Buffer.from(chunk)
     const ok = push(chunk, encoding)
     return chunk === null ? ok : ok && !full(other)
   }

@@ -788,8 +788,8 @@ describe('NodeOutput', () => {
       expect(out.lines).toBe(5)
       for (const l of lines) {
         expect(l).toMatchObject({ node: 2, host: 'gpu02', kind: 'line', at: 1234 })
-        expect(l).not.toHaveProperty('rank')
-        expect(l).not.toHaveProperty('localRank')
+        expect(l.rank).toBeUndefined()
+        expect(l.localRank).toBeUndefined()
       }
       expect(out.ranks.size).toBe(0)
     })
@@ -822,7 +822,7 @@ describe('NodeOutput', () => {
         [4, 0, 'r4 line'],
         [5, 1, 'r5 line'],
       ])
-      expect(lines[0]).not.toHaveProperty('rank')
+      expect(lines[0]?.rank).toBeUndefined()
       expect(out.lines).toBe(3)
     })
 

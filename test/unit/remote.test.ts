@@ -350,13 +350,26 @@ describe('probeCommand: real execution through /bin/sh', () => {
     return env
   }
 
-  async function probe(python: string, wantPort: boolean, env: NodeJS.ProcessEnv): Promise<string> {
-    const p = start(probeCommand({ python, wantPort, cwd: dir }), env)
+  async function probe(python: string, wantPort: boolean, env: NodeJS.ProcessEnv, torch = true): Promise<string> {
+    const p = start(probeCommand({ python, wantPort, cwd: dir, torch }), env)
     p.child.stdin.end()
     const end = await within(p.done, 8000, 'probe')
     expect(end).toMatchObject({ code: 0, signal: null })
     return p.stdout()
   }
+
+  it.each<[string, boolean, boolean, Record<string, unknown>]>([
+    // --launcher none: no torch lookup (no Python start), but node 0 still finds a port with it
+    ['--launcher none, node 0', false, true, { python: expect.stringContaining('py'), freePort: 12345 }],
+    ['--launcher none, other nodes: Python is not run at all', false, false, { python: expect.stringContaining('py') }],
+    ['torchrun, other nodes', true, false, { python: expect.stringContaining('py'), torch: true }],
+  ])('%s', async (_name, torch, wantPort, expected) => {
+    const stdout = await probe(join(bin, "py'thon"), wantPort, baseEnv(), torch)
+    const facts = parseProbe(stdout, false)
+    expect(facts).toMatchObject(expected)
+    if (!torch) expect(facts.torch).toBeUndefined()
+    if (!wantPort) expect(facts.freePort).toBeUndefined()
+  })
 
   it('reports the SSH connection, GPUs narrowed by CUDA_VISIBLE_DEVICES, ifnames, python, torch and a port', async () => {
     const env = { ...baseEnv(), SSH_CONNECTION: '10.0.0.5 50000 10.0.0.11 22', CUDA_VISIBLE_DEVICES: '0,1', GLOO_SOCKET_IFNAME: 'eth9', FAKE_GPUS: '4' }

@@ -1,0 +1,64 @@
+// Runs a command under GNU time: wall seconds, CPU seconds (user + system, children included: the
+// ssh processes a peer forks count) and peak RSS. stdout goes to /dev/null for every tool alike.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const TMP = mkdtempSync(join(tmpdir(), 'fanout-bench-'))
+let seq = 0
+
+/** One run: { wall, cpu, rss (MB), code, stderr }. Throws when the command fails (a benchmark of a failure means nothing). */
+export function timed(argv, { env = process.env, cwd, timeoutMs = 120_000, allowFail = false } = {}) {
+  const out = join(TMP, `time-${++seq}`)
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint()
+    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', '--', ...argv], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (b) => { if (stderr.length < 200_000) stderr += b })
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      // Wall from here, to the microsecond (GNU time's %e has 10 ms steps); CPU and RSS from GNU time.
+      const wall = Number(process.hrtime.bigint() - started) / 1e9
+      clearTimeout(timer)
+      let fields
+      try {
+        // GNU time writes "Command exited with non-zero status N" first when it failed.
+        fields = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number)
+        rmSync(out, { force: true })
+      } catch (e) {
+        return reject(new Error(`${argv[0]}: no timing (${e.message})`))
+      }
+      const [, user, sys, rssKb] = fields
+      if (code !== 0 && !allowFail) return reject(new Error(`${argv.join(' ').slice(0, 200)}: exit ${code}\n${stderr.slice(-2000)}`))
+      resolve({ wall, cpu: user + sys, rss: rssKb / 1024, code, stderr })
+    })
+  })
+}
+
+export const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/**
+ * `runs` runs of each tool, interleaved (a, b, c, a, b, c, …) so that a slow spell of the machine hits
+ * every tool alike; medians of wall, CPU and RSS per tool.
+ */
+export async function compare(tools, runs, log = () => {}) {
+  const samples = Object.fromEntries(Object.keys(tools).map((k) => [k, []]))
+  for (let r = 0; r < runs; r++) {
+    for (const [name, run] of Object.entries(tools)) {
+      const s = await run()
+      samples[name].push(s)
+      log(`  ${name} #${r + 1}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${s.rss.toFixed(0)} MB`)
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, ss]) => [k, {
+    wall: median(ss.map((s) => s.wall)), cpu: median(ss.map((s) => s.cpu)), rss: median(ss.map((s) => s.rss)),
+    runs: ss.map(({ wall, cpu, rss }) => ({ wall, cpu, rss })),
+  }]))
+}
