@@ -166,7 +166,6 @@ async function parseHostsCommand(argv: string[], cwd: string, width: number, env
   return { kind: 'hosts', options: { ...readHostOptions(a, cwd, env), json: Boolean(a.json) } }
 }
 
-/** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 /** `--jump`: each hop must be a `[user@]host[:port]`, or the whole is `none`. */
 function jumpSpec(spec: string | undefined): string | undefined {
   if (spec === undefined || spec.toLowerCase() === 'none') return spec
@@ -174,6 +173,7 @@ function jumpSpec(spec: string | undefined): string | undefined {
   return spec
 }
 
+/** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
   refuseNul(argv) // quote.ts: no word with a NUL can reach a node intact
   if (argv[0] === 'hosts') return parseHostsCommand(argv.slice(1), cwd, terminalWidth, env)

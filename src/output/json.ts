@@ -3,7 +3,6 @@ import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
 import { originKey, type LineOrigin } from './prefix.js'
 import { ProgressThrottle } from './terminal.js'
-import { splitLines } from './lines.js'
 
 /**
  * `--json`: newline-delimited JSON events on stdout, one object per line, for other programs:
@@ -32,7 +31,6 @@ export class JsonEvents {
   withFilter(show: (origin: LineOrigin) => boolean): LineSink {
     const throttle = new ProgressThrottle(1000)
     const event = (line: OutputLine): string => {
-      if (line.kind === 'lines') return splitLines(line.text).map((text) => event({ ...line, kind: 'line', text })).join('')
       if (!show(line) || !throttle.due(originKey(line), line.at, line.kind === 'line')) return ''
       const ranks = line.rank === undefined ? {} : { rank: line.rank, local_rank: line.localRank ?? null }
       const progress = line.kind === 'progress' ? { progress: true } : {}
@@ -40,7 +38,6 @@ export class JsonEvents {
     }
     const put = (text: string): boolean => text === '' || this.out.write(text)
     return {
-      blocks: true,
       write: (line: OutputLine): boolean => put(event(line)),
       writeBatch: (lines: readonly OutputLine[]): boolean => put(lines.map(event).join('')),
       onDrain: (resume: () => void): void => {

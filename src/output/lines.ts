@@ -194,14 +194,22 @@ export function splitLines(block: Buffer): Buffer[] {
  */
 export function lastLines(block: Buffer, n: number, keep: (line: Buffer) => boolean): Buffer[] {
   const found: Buffer[] = []
-  let end = block.length - 1 // the \n that ends the line being looked at
-  while (end >= 0 && found.length < n) {
-    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
-    const line = block.subarray(start, end)
-    if (keep(line)) found.push(Buffer.from(line))
-    end = start - 1
+  if (n > 0) {
+    for (const [start, end] of linesFromEnd(block)) {
+      const line = block.subarray(start, end)
+      if (keep(line) && found.push(Buffer.from(line)) >= n) break
+    }
   }
   return found.reverse()
+}
+
+/** The lines of a 'lines' block, last first, as [start, end): end is the \n that ends each. */
+export function* linesFromEnd(block: Buffer): Generator<[number, number]> {
+  for (let end = block.length - 1; end >= 0; ) {
+    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
+    yield [start, end]
+    end = start - 1
+  }
 }
 
 /**

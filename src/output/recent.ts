@@ -1,6 +1,4 @@
-import { hasText, lastLines } from './lines.js'
-
-const LF = 0x0a
+import { hasText, lastLines, linesFromEnd } from './lines.js'
 
 interface Entry {
   rank: number | undefined
@@ -19,15 +17,13 @@ interface Entry {
  */
 function textLinesFromEnd(block: Buffer, max: number): { found: number; start: number } {
   let found = 0
-  let end = block.length - 1
   let first = block.length
-  while (end >= 0 && found < max) {
-    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
-    if (hasText(block.subarray(start, end))) {
-      found++
+  if (max > 0) {
+    for (const [start, end] of linesFromEnd(block)) {
+      if (!hasText(block.subarray(start, end))) continue
       first = start
+      if (++found >= max) break
     }
-    end = start - 1
   }
   return { found, start: first }
 }

@@ -3,7 +3,7 @@ import { homedir, userInfo } from 'node:os'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import SSHConfig from 'ssh-config'
 import { FanoutError, usageError } from '../errors.js'
-import { parseJumpHost, type HostEntry } from '../hostfile.js'
+import { parseJumpHost, parsePort, type HostEntry } from '../hostfile.js'
 
 /** Everything needed to open one node's SSH connection, after ssh_config and flags are applied. */
 export interface SshTarget {
@@ -94,6 +94,9 @@ const all = (c: Computed, key: string): string[] => {
   return v === undefined ? [] : Array.isArray(v) ? v.flatMap((s) => s.split(/\s+/)) : v.split(/\s+/)
 }
 
+/** The ssh config's settings for a host name, first match wins (Match exec is not run). */
+const settingsFor = (config: SSHConfig, host: string): Computed => config.compute(host, { ignoreCase: true, matchExec: false }) as Computed
+
 /**
  * Resolves one hostfile entry against ssh_config and the flags. Precedence, most specific first:
  * the hostfile's own `user@` and `:port`, then the flags, then ssh_config, then OpenSSH's defaults.
@@ -104,7 +107,7 @@ export function resolveTarget(entry: HostEntry, config: SSHConfig, flags: SshFla
 
 /** One host, and the chain of jump hosts in front of it; `seen` holds the hosts already on the chain. */
 function resolveWithJumps(entry: HostAddress, config: SSHConfig, flags: SshFlags, seen: string[]): SshTarget {
-  const c = config.compute(entry.host, { ignoreCase: true, matchExec: false }) as Computed
+  const c = settingsFor(config, entry.host)
   // As in ssh, -J (here --jump) wins over the config, and the first of ProxyJump/ProxyCommand set wins.
   const jump = flags.jump ?? first(c, 'ProxyJump')
   const proxyCommand = first(c, 'ProxyCommand')
@@ -128,7 +131,7 @@ function resolveJumpChain(spec: string, forHost: string, config: SSHConfig, flag
     if (seen.includes(name) || seen.length >= MAX_HOPS)
       throw usageError(`${seen[0] ?? forHost}: the jump hosts loop (${[...seen, name].join(' → ')}); give the jump host \`ProxyJump none\` in the ssh config`)
     const hopFlags: SshFlags = { ...(flags.identity ? { identity: flags.identity } : {}) }
-    const target = via ? resolveOne(parsed, config.compute(parsed.host, { ignoreCase: true, matchExec: false }) as Computed, hopFlags) : resolveWithJumps(parsed, config, hopFlags, seen)
+    const target = via ? resolveOne(parsed, settingsFor(config, parsed.host), hopFlags) : resolveWithJumps(parsed, config, hopFlags, seen)
     if (via) target.via = via
     seen = [...seen, name]
     via = target
@@ -140,7 +143,7 @@ function resolveOne(entry: HostAddress, c: Computed, flags: SshFlags): SshTarget
   const hostname = first(c, 'HostName')?.replace(/%h/g, entry.host) ?? entry.host
   const user = entry.user ?? flags.user ?? first(c, 'User') ?? userInfo().username
   const portText = first(c, 'Port')
-  const configPort = portText === undefined ? undefined : /^\d{1,5}$/.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535 ? Number(portText) : NaN
+  const configPort = portText === undefined ? undefined : (parsePort(portText) ?? NaN)
   if (Number.isNaN(configPort)) throw usageError(`${entry.host}: the ssh config sets Port ${portText}, which is not a port from 1 to 65535`)
   const port = entry.port ?? flags.port ?? configPort ?? 22
   const tokens = (p: string): string =>

@@ -51,17 +51,14 @@ function channelProcess(stream: ClientChannel): RemoteProcess {
   }
 }
 
-/** Names a login as reached from here: the same jump host behind different chains, or as another user, is another connection. */
-function targetKey(target: SshTarget): string {
-  const here = `${target.user}@${target.hostname}:${target.port}`
-  return target.via ? `${here} via ${targetKey(target.via)}` : here
-}
-
 /** Names the sshd a target's handshake lands on (whatever the user): what MaxStartups counts. */
 export function sshdOf(target: SshTarget): string {
   const here = `${target.hostname}:${target.port}`
   return target.via ? `${here} via ${targetKey(target.via)}` : here
 }
+
+/** Names a login as reached from here: the same jump host behind different chains, or as another user, is another connection. */
+const targetKey = (target: SshTarget): string => `${target.user}@${sshdOf(target)}`
 
 /** A jump host's connection, shared by every node behind it and closed when the last one closes. */
 interface Hop {
@@ -78,34 +75,37 @@ export interface SshConnector {
 export function sshConnector(options: SshOptions): SshConnector {
   const hops = new Map<string, Hop>()
 
-  const release = (key: string): void => {
-    const hop = hops.get(key)
-    if (!hop || --hop.users > 0) return
-    hops.delete(key)
+  // A hop no longer offered to new nodes (failed, closed, or unused); those still using it keep it.
+  const forget = (key: string, hop: Hop): void => void (hops.get(key) === hop && hops.delete(key))
+  // Each user releases the hop it took (not whatever the key names by then): the last one ends it.
+  const release = (key: string, hop: Hop): void => {
+    if (--hop.users > 0) return
+    forget(key, hop)
     hop.client.then((c) => c.end(), () => {})
   }
 
-  /** A client for `target`, opened through its own jump hosts; the caller must release(targetKey(target)) once. */
+  /** A client for `target`, opened through its own jump hosts (shared, and released when the client closes). */
   const open = async (target: SshTarget): Promise<ssh2.Client> => {
     if (!target.via) return openClient(target, options)
     const via = target.via
     const viaKey = targetKey(via)
     let hop = hops.get(viaKey)
     if (!hop) {
-      hop = { client: open(via), users: 0 }
-      hops.set(viaKey, hop)
-      const opened = hop
+      const opened: Hop = { client: open(via), users: 0 }
+      hops.set(viaKey, opened)
       // A jump host that cannot be reached fails every node behind it; a later try starts afresh.
-      opened.client.then((c) => c.on('close', () => hops.get(viaKey) === opened && hops.delete(viaKey)), () => hops.get(viaKey) === opened && hops.delete(viaKey))
+      opened.client.then((c) => c.on('close', () => forget(viaKey, opened)), () => forget(viaKey, opened))
+      hop = opened
     }
-    hop.users++
+    const taken = hop
+    taken.users++
     try {
-      const sock = await tunnel(await hop.client, via, target, target.connectTimeoutS ?? options.connectTimeoutS)
+      const sock = await tunnel(await taken.client, via, target, target.connectTimeoutS ?? options.connectTimeoutS)
       const client = await openClient(target, options, sock)
-      client.on('close', () => release(viaKey))
+      client.on('close', () => release(viaKey, taken))
       return client
     } catch (e) {
-      release(viaKey)
+      release(viaKey, taken)
       throw e
     }
   }

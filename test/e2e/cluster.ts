@@ -147,8 +147,13 @@ export async function waitNoSurvivors(hosts: ClusterHost[], withinMs = 5000): Pr
   }
 }
 
-/** How many TCP connections a host's sshd has accepted so far (from its VERBOSE log). */
-export const connectionCount = (h: ClusterHost): number =>
-  (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(/Connection from /g) ?? []).length
+/** How many times a host's sshd has logged `pattern` (a global RegExp) so far (its log is VERBOSE). */
+export const sshdLogCount = (h: ClusterHost, pattern: RegExp): number => (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(pattern) ?? []).length
+
+/** How many TCP connections a host's sshd has accepted so far. */
+export const connectionCount = (h: ClusterHost): number => sshdLogCount(h, /Connection from /g)
+
+/** How many handshakes a host's sshd dropped for MaxStartups so far. */
+export const dropCount = (h: ClusterHost): number => sshdLogCount(h, /drop connection #/g)
 
 export const workFiles = (): string[] => readdirSync(cluster?.work ?? '.')

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { cluster, describeCluster, host, runFanout, writeWork } from './cluster.js'
+import { cluster, describeCluster, dropCount, host, runFanout, writeWork } from './cluster.js'
 
 // Nodes behind one sshd (the cluster's storm-* names all reach h1), as behind a NAT or a load
 // balancer: above sshd's default MaxStartups 10:30:100 it drops handshakes at random; fanout must
@@ -9,7 +7,7 @@ import { cluster, describeCluster, host, runFanout, writeWork } from './cluster.
 const ALIASES = Array.from({ length: 24 }, (_, i) => `storm-${i + 1}`)
 const aliasConfig = (): string => cluster?.sshConfig ?? ''
 
-const drops = (): number => (readFileSync(join(host('h1').dir, 'sshd.log'), 'utf8').match(/drop connection #/g) ?? []).length
+const drops = (): number => dropCount(host('h1'))
 
 describeCluster('connecting many nodes behind one sshd', () => {
   it('connects and probes 24 nodes through one sshd, retrying the handshakes sshd drops', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, host, runFanout, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, dropCount, host, runFanout, sshdLogCount, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
 
 // j1 and j2 sit on an inner bridge this machine has no address on: the bastion `jump` (on both
 // bridges) is the only way in, as on a cluster behind a login node.
@@ -15,7 +15,7 @@ const bastionConnections = (): number =>
   execFileSync('ip', ['netns', 'exec', 'fo-jump', 'ss', '-Htn', 'state', 'established', '( sport = :22 )'], { encoding: 'utf8' }).split('\n').filter(Boolean).length
 
 /** Logins the bastion's sshd has accepted so far (its VERBOSE log). */
-const bastionLogins = (): number => (readFileSync(join(JUMP().dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length
+const bastionLogins = (): number => sshdLogCount(JUMP(), /Accepted publickey/g)
 
 /** The cluster's ssh config with extra lines in front (first match wins). */
 function configWith(lines: string): string {
@@ -100,14 +100,13 @@ describeCluster('nodes behind a bastion (ProxyJump / --jump)', () => {
   })
 
   it('128 nodes behind the bastion, all landing on one sshd with its default MaxStartups: one bastion login, every node runs, none dropped', async () => {
-    const h1Drops = (): number => (readFileSync(join(host('h1').dir, 'sshd.log'), 'utf8').match(/drop connection #/g) ?? []).length
     const logins = bastionLogins()
-    const drops = h1Drops()
+    const drops = dropCount(host('h1'))
     const run = await runFanout(['--hosts', 'storm-[1-128]', ...clusterArgs(), '--jump', 'jump', '--launcher', 'none', '--', 'true'], { timeoutMs: 170_000 })
     expect(run.code, run.stderr).toBe(0)
     expect(run.stderr).toMatch(/connect: 128\/128 nodes ok/)
     expect(run.stderr).toMatch(/128 node\(s\) exited 0|exit 0/)
     expect(bastionLogins() - logins).toBe(1)
-    expect(h1Drops()).toBe(drops)
+    expect(dropCount(host('h1'))).toBe(drops)
   }, 180_000)
 })
