@@ -27,8 +27,8 @@ export interface WorkerFailure {
 
 /** Reads a launcher's stderr, chunk by chunk (lines split across chunks are joined first) or line by line. */
 export class LauncherLogScanner {
-  /** An exception of its own was raised on this node (not only peer-loss errors). */
-  ownError = false
+  /** The first exception of its own raised on this node (not a peer-loss error): its last traceback line. */
+  ownError: string | undefined
   /** Some rank on this node reported losing its peers. */
   peerLoss = false
   private carry = ''
@@ -60,16 +60,17 @@ export class LauncherLogScanner {
   private scan(line: string): WorkerFailure | undefined {
     const m = WORKER_FAILED.exec(line)
     if (m) return { exitCode: Number(m[1]), localRank: Number(m[2]) }
-    if (EXCEPTION_LINE.test(line.trimStart())) {
+    const trimmed = line.trim()
+    if (EXCEPTION_LINE.test(trimmed)) {
       if (PEER_LOSS.test(line)) this.peerLoss = true
-      else this.ownError = true
+      else this.ownError ??= trimmed.length > 200 ? `${trimmed.slice(0, 200)}…` : trimmed
     }
     return undefined
   }
 
   /** True when everything this node said points at another node: it failed because a peer did. */
   get onlyConsequences(): boolean {
-    return this.peerLoss && !this.ownError
+    return this.peerLoss && this.ownError === undefined
   }
 }
 

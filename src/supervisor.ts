@@ -41,7 +41,7 @@ export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
 
 export interface SuperviseOptions {
   /** Where a node's output goes; `onStderrLine` sees each stderr line (how launcher failures are noticed). */
-  output: (job: Job, onStderrLine: (text: Buffer) => void) => NodeOutput
+  output: (job: Job, onStderrLine: (text: Buffer, rank: number | undefined) => void) => NodeOutput
   /** Told of each node's end as it happens (--json's exit events). */
   onExit?: (result: NodeResult) => void
   heartbeatMs: number
@@ -91,13 +91,21 @@ export class Supervisor {
     const lost = new Promise<ExitStatus>((resolve) => job.transport.onLost((reason) => resolve({ code: null, signal: null, lost: reason })))
     const log = new LauncherLogScanner()
     let reported = false
-    const fail = (exitCode: number, what: string): void => {
+    const fail = (exitCode: number, what: string, seen = { lastLines: output.tail(10), afterStop: this.stopping }): void => {
       if (reported) return
       reported = true
-      this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: output.tail(10), consequence: log.onlyConsequences, afterStop: this.stopping, at: now() })
+      this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: seen.lastLines, consequence: log.onlyConsequences, afterStop: seen.afterStop, at: now() })
     }
-    const output = this.options.output(job, (text) => {
+    // A rank's own exception, and what the node had printed up to it. torchrun reports the failed
+    // worker only after it has stopped the others; stopped itself meanwhile (a peer's failure was seen
+    // first), it never does, and its exit and last lines are teardown noise: this is what still tells.
+    let raised: { what: string; lastLines: string[]; afterStop: boolean } | undefined
+    const output = this.options.output(job, (text, rank) => {
       const worker = log.line(text)
+      if (!raised && log.ownError !== undefined) {
+        const what = `${rank === undefined ? 'its output showed' : `rank ${rank} raised`} ${log.ownError}`
+        raised = { what, lastLines: output.tail(10), afterStop: this.stopping }
+      }
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
       fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`)
@@ -108,7 +116,11 @@ export class Supervisor {
     // EOF tells the node's watchdog to clear out anything the launcher left behind.
     job.proc.end()
     const stoppedByFanout = this.stopping
-    if (failed(status)) fail(exitCodeOf(status) || 1, describeStatus(status))
+    if (failed(status)) {
+      const code = exitCodeOf(status) || 1
+      if (raised) fail(code, `${describeStatus(status)} after ${raised.what}`, raised)
+      else fail(code, describeStatus(status))
+    }
     const result: NodeResult = { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
     this.options.onExit?.(result)
     return result

@@ -63,7 +63,7 @@ export class JobOutput {
   }
 
   /** A fresh NodeOutput for one attempt of a node's job. */
-  forNode(node: { rank: number; host: string }, onStderrLine: (text: Buffer) => void): NodeOutput {
+  forNode(node: { rank: number; host: string }, onStderrLine: (text: Buffer, rank: number | undefined) => void): NodeOutput {
     const output = new NodeOutput(node.rank, node.host, this.sinks, { tagged: this.tagged, now: this.io.now ?? Date.now, onStderrLine })
     this.outputs.set(node.rank, output)
     return output

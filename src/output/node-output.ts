@@ -58,7 +58,7 @@ export class NodeOutput {
     readonly node: number,
     readonly host: string,
     private readonly sinks: readonly LineSink[],
-    private readonly options: { tagged: boolean; now: () => number; onStderrLine?: (text: Buffer) => void },
+    private readonly options: { tagged: boolean; now: () => number; onStderrLine?: (text: Buffer, rank: number | undefined) => void },
   ) {}
 
   /** Relays one of the node's streams until it ends (or closes or fails). */
@@ -147,16 +147,17 @@ export class NodeOutput {
   private count(line: OutputLine): void {
     this.lines++
     if (line.rank !== undefined) this.ranks.add(line.rank)
-    if (line.stream === 'stderr') this.options.onStderrLine?.(line.text)
+    // Kept first: a stderr line's handler may ask for the tail up to and including that line.
     this.recent.addLine(line.rank, line.text)
+    if (line.stream === 'stderr') this.options.onStderrLine?.(line.text, line.rank)
   }
 
   /** count() for a 'lines' block, without decoding every line of it. */
   private countBlock(block: OutputLine, n: number): void {
     this.lines += n
     if (block.rank !== undefined) this.ranks.add(block.rank)
-    if (block.stream === 'stderr' && this.options.onStderrLine) for (const l of splitLines(block.text)) this.options.onStderrLine(l)
     this.recent.addBlock(block.rank, block.text)
+    if (block.stream === 'stderr' && this.options.onStderrLine) for (const l of splitLines(block.text)) this.options.onStderrLine(l, block.rank)
   }
 
   /** The last `n` non-empty lines, every stream and rank together, in arrival order. */

@@ -24,17 +24,24 @@ describe('LauncherLogScanner', () => {
   })
 
   it.each([
-    ['RuntimeError: rank 3 blew up\n', true, false],
-    ['RuntimeError: [./gloo/transport/tcp/pair.cc:598] Connection closed by peer [10.0.0.2]:1234\n', false, true],
-    ['torch.distributed.elastic.multiprocessing.api.SignalException: Process 1 got signal: 15\n', false, true],
-    ['torch.distributed.DistNetworkError: Connection reset by peer\n', false, true],
-    ['  ValueError: bad shape\n', true, false],
-    ['Traceback (most recent call last):\n', false, false],
-    ['this line mentions an Error in passing\n', false, false],
-  ])('classifies %j (own %s, peer loss %s)', (line, own, peer) => {
+    ['RuntimeError: rank 3 blew up\n', 'RuntimeError: rank 3 blew up', false],
+    ['RuntimeError: [./gloo/transport/tcp/pair.cc:598] Connection closed by peer [10.0.0.2]:1234\n', undefined, true],
+    ['torch.distributed.elastic.multiprocessing.api.SignalException: Process 1 got signal: 15\n', undefined, true],
+    ['torch.distributed.DistNetworkError: Connection reset by peer\n', undefined, true],
+    ['  ValueError: bad shape\n', 'ValueError: bad shape', false],
+    [`ValueError: ${'x'.repeat(300)}\n`, `ValueError: ${'x'.repeat(188)}…`, false],
+    ['Traceback (most recent call last):\n', undefined, false],
+    ['this line mentions an Error in passing\n', undefined, false],
+  ])('classifies %j (own error %j, peer loss %s)', (line, own, peer) => {
     const s = new LauncherLogScanner()
     s.push(Buffer.from(line))
     expect([s.ownError, s.peerLoss]).toEqual([own, peer])
+  })
+
+  it('keeps the first own exception, not a later one', () => {
+    const s = new LauncherLogScanner()
+    s.push(Buffer.from('KeyError: first\nValueError: second\n'))
+    expect(s.ownError).toBe('KeyError: first')
   })
 
   it.each([
@@ -50,13 +57,13 @@ describe('LauncherLogScanner', () => {
     s.line(Buffer.from('RuntimeError: Connection closed by peer'))
     expect(s.onlyConsequences).toBe(true)
     s.line(Buffer.from('  ValueError: bad shape'))
-    expect([s.ownError, s.onlyConsequences]).toEqual([true, false])
+    expect([s.ownError, s.onlyConsequences]).toEqual(['ValueError: bad shape', false])
   })
 
   it('a report and a later exception in one chunk: both count', () => {
     const s = new LauncherLogScanner()
     expect(s.push(Buffer.from(`${T1}RuntimeError: rank 3 blew up\n`))).toEqual({ exitCode: 3, localRank: 0 })
-    expect(s.ownError).toBe(true)
+    expect(s.ownError).toBe('RuntimeError: rank 3 blew up')
   })
 
   it('a node with its own error is not a mere consequence, even if its other ranks lost peers', () => {

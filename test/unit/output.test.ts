@@ -904,12 +904,16 @@ describe('NodeOutput', () => {
     })
   })
 
-  it('onStderrLine sees the stderr lines only', async () => {
+  it('onStderrLine sees the stderr lines only, with their rank, once the tail holds them', async () => {
     const seen: string[] = []
     const { sink } = recorder()
-    const out = new NodeOutput(0, 'a', [sink], { tagged: true, now, onStderrLine: (t) => seen.push(t.toString()) })
+    const out: NodeOutput = new NodeOutput(0, 'a', [sink], {
+      tagged: true,
+      now,
+      onStderrLine: (t, rank) => seen.push(`${rank}:${t.toString()}:${out.tail(1).join('')}`),
+    })
     await run(out, { stdout: ['out\n', frame(1, 1, 'out r1\n')], stderr: ['err\n', frame(1, 1, 'Traceback\n'), frame(1, 1, '5%\r')] })
-    expect(seen).toEqual(['err', 'Traceback', '5%'])
+    expect(seen).toEqual(['undefined:err:err', '1:Traceback:[r1] Traceback', '1:5%:[r1] 5%'])
   })
 
   it('every sink gets every line', async () => {
