@@ -31,6 +31,8 @@ export interface NodeFacts {
   freePort?: number
   /** Socket interface variables already set by the node's own environment. */
   presetIfnames: { GLOO_SOCKET_IFNAME?: string; NCCL_SOCKET_IFNAME?: string }
+  /** The interface that routes to the probe's `routeTo` address ('' for none), when it was asked for one. */
+  routeIface?: string
 }
 
 /** How many devices a CUDA_VISIBLE_DEVICES value shows: CUDA stops at the first invalid entry (-1). */
@@ -72,6 +74,8 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   const nccl = raw.get('nccl_socket_ifname')
   if (gloo) facts.presetIfnames.GLOO_SOCKET_IFNAME = gloo
   if (nccl) facts.presetIfnames.NCCL_SOCKET_IFNAME = nccl
+  const iface = raw.get('iface')
+  if (iface !== undefined) facts.routeIface = iface
   return facts
 }
 

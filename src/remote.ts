@@ -163,6 +163,27 @@ export function jobCommand(job: JobSpec): string {
   return command
 }
 
+// The interface that carries traffic to the master: what `ip route get` names, except on the master
+// itself, where the route is `lo` and the interface is the one holding the address. Args: $1 address.
+// Read word by word in the shell: every process it starts is paid by every node of a launch.
+const IFACE = `fanout_iface() {
+  _fanout_a=$1 dev=
+  while :; do
+    _fanout_w=
+    for _fanout_x in $(ip route get "$_fanout_a" 2>/dev/null); do
+      [ "$_fanout_w" = dev ] && { dev=$_fanout_x; break; }
+      _fanout_w=$_fanout_x
+    done
+    # ip takes no host names (--master-addr gpu01): the node's resolver gives the address, once.
+    [ -z "$dev" ] && [ "$_fanout_a" = "$1" ] && _fanout_a=$(getent hosts "$1" 2>/dev/null) && _fanout_a=\${_fanout_a%% *} && [ "$_fanout_a" != "$1" ] || break
+  done
+  if [ "$dev" = lo ]; then
+    own=$(ip -o addr show 2>/dev/null | awk -v a="$_fanout_a" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }')
+    [ -n "$own" ] && dev=$own
+  fi
+  echo "fanout.iface=$dev"
+}`
+
 // Finds torch and reads its version.py without importing torch (an import takes seconds).
 const TORCH_PROBE = `
 import importlib.util, os, re
@@ -183,16 +204,19 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
 // as the job does (a venv changes which python is found, and may be given relative to the directory),
 // with their output on stderr. Args: $1 working directory, $2 count of set-up steps, those steps, then
 // python, "1" to find a free port, the script to look for ("" for none), a port that must be free
-// ("" for none): variables are set only after the set-up, which cannot change them (that line is
-// parsed before the set-up runs, out of reach of its aliases).
+// ("" for none), "1" to look for torch, the master's address to name the route to ("" for none):
+// variables are set only after the set-up, which cannot change them (that line is parsed before the
+// set-up runs, out of reach of its aliases; so are the functions).
 const PROBE = `
 ${FUNCTIONS}
+${IFACE}
 echo "fanout.ssh_connection=$SSH_CONNECTION"
 if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
 shift
 exec 4>&1
 fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
-fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5
+fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5 route=$6
+[ -n "$route" ] && fanout_iface "$route"
 echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
 echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
 echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
@@ -231,11 +255,16 @@ export interface ProbeSpec {
    * none, which needs neither — on a 2-core box 32 Python starts were a second of the launch.
    */
   torch?: boolean
+  /**
+   * The address the master is expected at, when known before node 0's probe: the probe then also
+   * names the interface that routes to it (`fanout.iface`), which saves a round trip per node.
+   */
+  routeTo?: string
 }
 
 const probeArgs = (p: ProbeSpec): string[] => {
   const setup = p.setup ?? []
-  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1']
+  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
 }
 
 /** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */
@@ -253,15 +282,8 @@ export function probeCommand(p: ProbeSpec): string {
   return command
 }
 
-// The interface that carries traffic to the master: what `ip route get` names, except on the master
-// itself, where the route is `lo` and the interface is the one holding the address. Args: $1 address.
-const ROUTE = `
-dev=$(ip route get "$1" 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -n 1)
-if [ "$dev" = lo ]; then
-  own=$(ip -o addr show 2>/dev/null | awk -v a="$1" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }')
-  [ -n "$own" ] && dev=$own
-fi
-echo "fanout.iface=$dev"
+const ROUTE = `${IFACE}
+fanout_iface "$1"
 `
 
 export const routeCommand = (masterAddr: string): string => sh(ROUTE, 'fanout-route', [masterAddr])

@@ -82,6 +82,10 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
 async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo): Promise<PlanNode[]> {
   const { launcher } = options
   const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
+  // Where the master will be, if that can be told before node 0's probe: --master-addr, or the address
+  // fanout's connection to node 0 reached (its sshd reports the same one unless NAT sits between). The
+  // probes then also find each node's route to it; a guess that turns out wrong costs the route phase.
+  const expectedMaster = options.masterAddr ?? transports[0]?.peerAddress
   const probes = await io.ui.phase('probe', nodes.map((n, i) => ({
     label: label(n),
     node: { rank: n.rank, host: n.entry.host },
@@ -90,6 +94,7 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
       const { stdout, stderr } = await capture(t, probeCommand({
         python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup, torch: launcher.kind !== 'none',
         ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
+        ...(expectedMaster === undefined ? {} : { routeTo: expectedMaster }),
       }))
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
@@ -103,13 +108,15 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
   if (errors.length > 0) throw preflightError(errors)
   const facts = found.map((f) => f.facts)
   const master = masterAddress(facts, options.masterAddr)
-  const routes = await io.ui.phase('route', nodes.map((n, i) => ({
-    label: label(n),
-    run: async () => readProbeLines((await capture(transports[i] as Transport, routeCommand(master))).stdout).get('iface') || undefined,
-  })))
+  const probed = master === expectedMaster && facts.every((f) => f.routeIface !== undefined)
+  const routes = probed
+    ? facts.map((f) => f.routeIface)
+    : (await io.ui.phase('route', nodes.map((n, i) => ({
+        label: label(n),
+        run: async () => readProbeLines((await capture(transports[i] as Transport, routeCommand(master))).stdout).get('iface'),
+      })))).map((r) => (r.status === 'fulfilled' ? r.value : undefined))
   return nodes.map((n, i): PlanNode => {
-    const route = routes[i]
-    const iface = route?.status === 'fulfilled' ? route.value : undefined
+    const iface = routes[i] || undefined
     if (!iface) io.ui.warn(`node ${n.rank} (${n.entry.host}): no interface routes to ${master}; GLOO/NCCL_SOCKET_IFNAME left unset`)
     const node: PlanNode = { rank: n.rank, host: n.entry.host, facts: facts[i] as NodeFacts }
     if (n.entry.slots !== undefined) node.slots = n.entry.slots

@@ -131,8 +131,11 @@ function sshTransport(target: SshTarget, client: ssh2.Client): Transport {
   let closing = false
   client.on('error', (err: Error) => void (closing || lostListener?.(err.message)))
   client.on('close', () => void (closing || lostListener?.('connection closed')))
+  // ssh2 keeps its socket in `_sock` (it has no accessor); over a jump host it is a channel, with no address.
+  const peerAddress = target.via ? undefined : (client as unknown as { _sock?: { remoteAddress?: string } })._sock?.remoteAddress
   return {
     kind: 'ssh',
+    ...(peerAddress ? { peerAddress } : {}),
     exec: (command) =>
       new Promise((res, rej) =>
         client.exec(command, (err, stream) => (err ? rej(new FanoutError(`${target.alias}: cannot start a command: ${err.message}`, 'CONNECT')) : res(channelProcess(stream))))),

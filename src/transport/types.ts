@@ -26,6 +26,11 @@ export interface RemoteProcess {
  */
 export interface Transport {
   readonly kind: 'ssh' | 'local'
+  /**
+   * The address this connection reached, when it is a TCP connection of its own (not a jump host's
+   * channel): what the node's sshd reports as its end of SSH_CONNECTION, unless NAT sits between.
+   */
+  readonly peerAddress?: string
   exec(command: string): Promise<RemoteProcess>
   /** The node's files (SFTP over the same connection; the file system for the local transport): for --sync. */
   files(): Promise<RemoteFs>

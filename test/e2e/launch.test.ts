@@ -39,6 +39,9 @@ describeCluster('fanout against a 3-host sshd cluster', () => {
       expect(run.stdout.split('\n').filter((l) => l === line), run.stdout).toHaveLength(1)
     }
     expect(run.stderr).toMatch(/n0\s+h1\s+0-1\s+exit 0/)
+    // Node 0's address was known from fanout's own connection: each probe found the route to it, and
+    // no route phase (a round trip per node) followed.
+    expect(run.stderr).not.toMatch(/^fanout: route:/m)
   })
 
   it('names the failing node and exits non-zero when one node\'s script exits 3, stopping the others', async () => {
@@ -82,6 +85,13 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
           `--no_python /usr/bin/python3 -c "$FANOUT_RANK_TAGGER" python -1 '' -- train.py --epochs 3`,
       )
     }
+  })
+
+  it('--master-addr as a host name: each node resolves it and pins the interface that routes there', async () => {
+    const run = await runFanout(['-H', hostfile('hosts3', ['h1', 'h2', 'h3']), ...clusterArgs(), '--master-addr', 'fo-h1', '--launcher', 'none', '--', 'sh', '-c', 'echo "iface $GLOO_SOCKET_IFNAME $NCCL_SOCKET_IFNAME"'])
+    expect(run.code, run.stderr).toBe(0)
+    for (const [i, iface] of ['ens3', 'enp1s0', 'eno1'].entries()) expect(run.stdout).toContain(`[n${i} h${i + 1}]  iface ${iface} ${iface}`)
+    expect(run.stderr).not.toContain('no interface routes')
   })
 
   it('refuses a host whose key is not in known_hosts, and launches nothing anywhere', async () => {

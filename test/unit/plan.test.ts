@@ -78,6 +78,8 @@ describe('parseProbe: other facts', () => {
     ['only nccl preset', 'fanout.nccl_socket_ifname=^docker,lo', { presetIfnames: { NCCL_SOCKET_IFNAME: '^docker,lo' } }],
     ['python with a space', 'fanout.python=/opt/my env/bin/python', { python: '/opt/my env/bin/python' }],
     ['last line wins', 'fanout.python=/a\nfanout.python=/b', { python: '/b' }],
+    ['the route to the expected master', 'fanout.iface=ens3', { routeIface: 'ens3' }],
+    ['no route to it: asked, and none found', 'fanout.iface=', { routeIface: '' }],
   ])('%s', (_name, stdout, partial) => {
     expect(parseProbe(stdout, true)).toEqual({ viaSsh: true, gpus: 0, presetIfnames: {}, ...partial })
   })

@@ -371,6 +371,17 @@ describe('probeCommand: real execution through /bin/sh', () => {
     if (!wantPort) expect(facts.freePort).toBeUndefined()
   })
 
+  it('names the route to the expected master when asked (routeTo), and only then', async () => {
+    const run = async (routeTo?: string): Promise<string> => {
+      const p = start(probeCommand({ python: join(bin, "py'thon"), wantPort: false, cwd: dir, torch: false, ...(routeTo ? { routeTo } : {}) }), baseEnv())
+      p.child.stdin.end()
+      expect(await within(p.done, 8000, 'probe')).toMatchObject({ code: 0 })
+      return p.stdout()
+    }
+    expect(parseProbe(await run('127.0.0.1'), false).routeIface).toBe('lo')
+    expect(parseProbe(await run(), false).routeIface).toBeUndefined()
+  })
+
   it('reports the SSH connection, GPUs narrowed by CUDA_VISIBLE_DEVICES, ifnames, python, torch and a port', async () => {
     const env = { ...baseEnv(), SSH_CONNECTION: '10.0.0.5 50000 10.0.0.11 22', CUDA_VISIBLE_DEVICES: '0,1', GLOO_SOCKET_IFNAME: 'eth9', FAKE_GPUS: '4' }
     const python = join(bin, "py'thon")
@@ -418,12 +429,25 @@ describe('probeCommand: real execution through /bin/sh', () => {
 })
 
 describe('routeCommand', () => {
-  it('prints one fanout.iface line, whatever the machine has', async () => {
-    const p = start(routeCommand('127.0.0.1'))
+  async function route(address: string): Promise<string> {
+    const p = start(routeCommand(address))
     p.child.stdin.end()
     const end = await within(p.done, 5000, 'route')
     expect(end.code).toBe(0)
-    expect(p.stdout()).toMatch(/^fanout\.iface=[^\n]*\n$/)
+    return p.stdout()
+  }
+
+  it('prints one fanout.iface line, whatever the machine has', async () => {
+    expect(await route('127.0.0.1')).toMatch(/^fanout\.iface=[^\n]*\n$/)
+  })
+
+  it('the master\'s own address: the interface holding it, not a route', async () => {
+    expect(await route('127.0.0.1')).toBe('fanout.iface=lo\n')
+  })
+
+  it('a host name is resolved on the node first (ip takes addresses only); an unknown one has no interface', async () => {
+    expect(await route('localhost')).toBe('fanout.iface=lo\n')
+    expect(await route('no-such-host.invalid')).toBe('fanout.iface=\n')
   })
 })
 
