@@ -108,7 +108,9 @@ export class Supervisor {
       }
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
-      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`)
+      // The tail ends with torchrun's report itself, which `what` says already.
+      const seen = { lastLines: output.tail(11).slice(0, -1), afterStop: this.stopping }
+      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`, seen)
     })
     const piped = Promise.all([output.pipe(job.proc.stdout, 'stdout'), output.pipe(job.proc.stderr, 'stderr')])
     const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])

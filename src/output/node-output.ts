@@ -156,8 +156,13 @@ export class NodeOutput {
   private countBlock(block: OutputLine, n: number): void {
     this.lines += n
     if (block.rank !== undefined) this.ranks.add(block.rank)
-    this.recent.addBlock(block.rank, block.text)
-    if (block.stream === 'stderr' && this.options.onStderrLine) for (const l of splitLines(block.text)) this.options.onStderrLine(l, block.rank)
+    const onStderrLine = block.stream === 'stderr' ? this.options.onStderrLine : undefined
+    if (!onStderrLine) return this.recent.addBlock(block.rank, block.text)
+    // Line by line, as count() does: the handler sees the tail up to its line, not the block's end.
+    for (const l of splitLines(block.text)) {
+      this.recent.addLine(block.rank, l)
+      onStderrLine(l, block.rank)
+    }
   }
 
   /** The last `n` non-empty lines, every stream and rank together, in arrival order. */

@@ -109,6 +109,6 @@ describe('Supervisor: the root cause of a failed job', () => {
     await tick()
     a.exit(1)
     await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 0, exitCode: 3, what: 'local rank 1 exited with code 3' })
+    expect(supervisor.firstFailure).toMatchObject({ rank: 0, exitCode: 3, what: 'local rank 1 exited with code 3', lastLines: ['ValueError: bad shape'] })
   })
 })
