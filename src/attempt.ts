@@ -4,7 +4,7 @@ import type { JsonEvents } from './output/json.js'
 import type { JobOutput } from './output/job-output.js'
 import type { RunLog } from './output/logdir.js'
 import type { LaunchPlan } from './plan.js'
-import { jobCommand } from './remote.js'
+import { jobCommand, jobInput, type JobSpec } from './remote.js'
 import type { NodeSpec } from './nodes.js'
 import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from './summary.js'
 import { Supervisor, type Failure, type Job } from './supervisor.js'
@@ -35,11 +35,17 @@ const STATUS_MS = 250
 export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number): Promise<AttemptOutcome> {
   report.log?.startAttempt(attempt)
   // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
-  const commands = plan.nodes.map((n) => jobCommand({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) }))
+  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) }))
+  const commands = specs.map(jobCommand)
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,
     node: { rank: n.rank, host: n.host },
-    run: () => (transports[i] as Transport).exec(commands[i] as string),
+    run: async () => {
+      const proc = await (transports[i] as Transport).exec(commands[i] as string)
+      // The environment and the set-up lines, before any heartbeat: never on the node's command line.
+      proc.write(jobInput(specs[i] as JobSpec))
+      return proc
+    },
   })), 'launched')
   const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
     ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport }]

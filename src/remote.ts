@@ -74,23 +74,47 @@ fanout_setup() {
   trap - EXIT
 }`
 
+// The environment (--env values) and the set-up lines reach a node on stdin, ahead of anything else
+// there, never on a command line, which every user of the node can read with ps while the set-up runs.
+// A block is a count, then that many words, one per line, each with \\ for a backslash and \\n for a
+// newline, last word first: this puts them, in their order, before "$@" (a function has an "$@" of its
+// own, so this is text for the script itself). printf %b decodes; the x keeps a trailing newline
+// from $(…). Input that breaks off (fanout gone) ends the script before anything ran.
+const READ_WORDS = `IFS= read -r _fanout_n && case $_fanout_n in '' | *[!0-9]*) false ;; esac || exit 1
+_fanout_i=$_fanout_n
+while [ "$_fanout_i" -gt 0 ]; do
+  IFS= read -r _fanout_w || exit 1
+  case $_fanout_w in *\\\\*) _fanout_w=$(printf '%bx' "$_fanout_w"); _fanout_w=\${_fanout_w%x} ;; esac
+  set -- "$_fanout_w" "$@"
+  _fanout_i=$((_fanout_i - 1))
+done`
+
+/** The stdin block READ_WORDS reads: `words` in their order. */
+const wordsBlock = (words: readonly string[]): string =>
+  `${words.length}\n${[...words].reverse().map((w) => `${w.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('')}`
+
 // The job wrapper. sshd (or the local transport) starts it as a session and process-group leader;
 // it enters the working directory, starts the watchdog on the original stdin, exports the
 // environment, runs the set-up steps, and then execs the launcher in the foreground, so that the
 // launcher keeps this pid, and the group it leads, and keeps SIGINT at its default (a background job
 // of sh would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the
 // job; the watchdog starts before the exports, so that a --env PATH cannot hide setsid or timeout.
-// Args: $1 heartbeat timeout, $2 grace, $3 directory, then NAME=VALUE words up to a `--` (no such
-// word is `--`: it contains a =), then the count of set-up steps, those steps, then argv. The last
-// line is parsed before the set-up runs, as sh parses one line at a time: an alias a step defines
-// (alias exec=…) cannot change it.
+// Args: $1 heartbeat timeout, $2 grace, $3 directory, then argv; on stdin (see jobInput) the set-up
+// steps, then the NAME=VALUE words. They are read into "$@" as NAME=VALUE words up to a `--` (no such
+// word is `--`: it contains a =), the count of set-up steps, those steps, then argv. The last line is
+// parsed before the set-up runs, as sh parses one line at a time: an alias a step defines (alias
+// exec=…) cannot change it.
 const JOB = `
 ${FUNCTIONS}
 fanout_cd "$3" || { echo "fanout: working directory $3 does not exist on this node" >&2; exit 1; }
-exec 3<&0 </dev/null
-setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$1" "$2" <&3 >/dev/null 2>&1 &
-exec 3<&-
+_fanout_hb=$1 _fanout_grace=$2
 shift 3
+${READ_WORDS}
+set -- -- "$_fanout_n" "$@"
+${READ_WORDS}
+exec 3<&0 </dev/null
+setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$_fanout_hb" "$_fanout_grace" <&3 >/dev/null 2>&1 &
+exec 3<&-
 while [ "$1" != -- ]; do export "$1"; shift; done
 shift
 fanout_setup_failed() { trap - EXIT; echo "fanout: set-up step $2 failed with exit $1: $3" >&2; exit "$1"; }
@@ -135,33 +159,39 @@ const quotedBytes = (words: readonly string[]): number => words.reduce((n, w) =>
 export function commandTooLong(size: CommandSize, atLeast = false): FanoutError {
   return usageError(
     `the command for each node would be ${atLeast ? 'at least ' : ''}${size.total} bytes, over the limit of ${MAX_COMMAND_BYTES} bytes ` +
-      `(Linux's MAX_ARG_STRLEN, 128 KiB: sshd hands the whole command to the node's login shell as one argument). ` +
+      `(Linux's MAX_ARG_STRLEN, 128 KiB: sshd hands the command to the node's login shell as one argument, and the environment ` +
+      `and set-up lines, sent on its stdin, are held to the same bound). ` +
       `As quoted for the shell, the program and its arguments take ${size.argv} bytes, the environment ${size.env}, ` +
       `the set-up lines ${size.setup}, and fanout's own wrapper ${size.fixed}. Pass large inputs in a file instead.`,
   )
 }
 
-function jobArgs(job: JobSpec): string[] {
-  const env = Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-  const setup = job.setup ?? []
-  return [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...env, '--', String(setup.length), ...setup, ...job.argv]
-}
+const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
+const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
 
-/** The size of jobCommand(job), by part, without the limit check. */
+/**
+ * The size of the job's command, by part, without the limit check. The environment and the set-up
+ * lines travel on stdin, but end up in the launcher's environment and the node's shell: they count,
+ * as quoted for the shell, toward the same bound, which keeps every part within what exec takes.
+ */
 export function jobCommandSize(job: JobSpec): CommandSize {
-  const total = Buffer.byteLength(sh(JOB, 'fanout-job', jobArgs(job)))
+  const command = Buffer.byteLength(sh(JOB, 'fanout-job', jobArgs(job)))
   const argv = quotedBytes(job.argv)
-  const env = quotedBytes(Object.entries(job.env).map(([k, v]) => `${k}=${v}`))
+  const env = quotedBytes(envWords(job))
   const setup = quotedBytes(job.setup ?? [])
-  return { total, argv, env, setup, fixed: total - argv - env - setup }
+  return { total: command + env + setup, argv, env, setup, fixed: command - argv }
 }
 
 /** The command that runs the job on a node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES, or a word holds a NUL byte. */
 export function jobCommand(job: JobSpec): string {
   const command = sh(JOB, 'fanout-job', jobArgs(job))
-  if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) throw commandTooLong(jobCommandSize(job))
+  const size = jobCommandSize(job)
+  if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
   return command
 }
+
+/** What the job's stdin must start with, before the first control byte: its set-up lines and environment. */
+export const jobInput = (job: JobSpec): string => wordsBlock(job.setup ?? []) + wordsBlock(envWords(job))
 
 // The interface that carries traffic to the master: what `ip route get` names, except on the master
 // itself, where the route is `lo` and the interface is the one holding the address. Args: $1 address.
@@ -202,17 +232,20 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
 // Facts about a node, printed as `fanout.KEY=VALUE` lines so that noise from the user's shell start-up
 // files cannot be mistaken for them. It enters the working directory and runs the set-up steps first,
 // as the job does (a venv changes which python is found, and may be given relative to the directory),
-// with their output on stderr. Args: $1 working directory, $2 count of set-up steps, those steps, then
-// python, "1" to find a free port, the script to look for ("" for none), a port that must be free
-// ("" for none), "1" to look for torch, the master's address to name the route to ("" for none):
-// variables are set only after the set-up, which cannot change them (that line is parsed before the
-// set-up runs, out of reach of its aliases; so are the functions).
+// with their output on stderr. Args: $1 working directory, then python, "1" to find a free port, the
+// script to look for ("" for none), a port that must be free ("" for none), "1" to look for torch,
+// the master's address to name the route to ("" for none); the set-up steps come on stdin (see
+// probeInput) and are read in front of them. Variables are set only after the set-up, which cannot
+// change them (that line is parsed before the set-up runs, out of reach of its aliases; so are the
+// functions).
 const PROBE = `
 ${FUNCTIONS}
 ${IFACE}
 echo "fanout.ssh_connection=$SSH_CONNECTION"
 if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
 shift
+${READ_WORDS}
+set -- "$_fanout_n" "$@"
 exec 4>&1
 fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
 fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5 route=$6
@@ -263,24 +296,27 @@ export interface ProbeSpec {
 }
 
 const probeArgs = (p: ProbeSpec): string[] => {
-  const setup = p.setup ?? []
-  return [p.cwd, String(setup.length), ...setup, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
+  return [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
 }
 
 /** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */
 export function probeCommandSize(p: ProbeSpec): CommandSize {
-  const total = Buffer.byteLength(sh(PROBE, 'fanout-probe', probeArgs(p)))
+  const command = Buffer.byteLength(sh(PROBE, 'fanout-probe', probeArgs(p)))
   const argv = quotedBytes([p.python, p.script ?? ''])
   const setup = quotedBytes(p.setup ?? [])
-  return { total, argv, env: 0, setup, fixed: total - argv - setup }
+  return { total: command + setup, argv, env: 0, setup, fixed: command - argv }
 }
 
-/** The probe of one node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES (the set-up lines are in it), or a word holds a NUL byte. */
+/** The probe of one node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES (the set-up lines count), or a word holds a NUL byte. */
 export function probeCommand(p: ProbeSpec): string {
   const command = sh(PROBE, 'fanout-probe', probeArgs(p))
-  if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) throw commandTooLong(probeCommandSize(p))
+  const size = probeCommandSize(p)
+  if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
   return command
 }
+
+/** What the probe's stdin must hold: its set-up lines. */
+export const probeInput = (p: ProbeSpec): string => wordsBlock(p.setup ?? [])
 
 const ROUTE = `${IFACE}
 fanout_iface "$1"

@@ -4,7 +4,7 @@ import { checkGpuSelection, loadJobEnv } from './env.js'
 import { checkCommandFits } from './launcher.js'
 import { FanoutError } from './errors.js'
 import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
-import { probeCommand, readProbeLines, routeCommand } from './remote.js'
+import { probeCommand, probeInput, readProbeLines, routeCommand, type ProbeSpec } from './remote.js'
 import { resolveHostList, type SourceIo } from './hostsource.js'
 import { resolveNodes, type NodeSpec } from './nodes.js'
 import { runAttempt, type AttemptOutcome } from './attempt.js'
@@ -79,6 +79,9 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
   return transports
 }
 
+/** Runs the probe on a node (its set-up lines on stdin) and collects what it printed. */
+const probe = (t: Transport, spec: ProbeSpec): ReturnType<typeof capture> => capture(t, probeCommand(spec), probeInput(spec))
+
 async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo): Promise<PlanNode[]> {
   const { launcher } = options
   const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
@@ -91,11 +94,11 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
     node: { rank: n.rank, host: n.entry.host },
     run: async () => {
       const t = transports[i] as Transport
-      const { stdout, stderr } = await capture(t, probeCommand({
+      const { stdout, stderr } = await probe(t, {
         python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup, torch: launcher.kind !== 'none',
         ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
         ...(expectedMaster === undefined ? {} : { routeTo: expectedMaster }),
-      }))
+      })
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
   })), 'probed')
@@ -160,7 +163,7 @@ function pause(ms: number, io: RunIo): Promise<StopReason | undefined> {
 
 /** A port free on node 0 now: each attempt gets its own, as the last one's may still be in TIME_WAIT. */
 async function freshPort(node0: Transport, python: string, setup: readonly string[]): Promise<number | undefined> {
-  return parseProbe((await capture(node0, probeCommand({ python, wantPort: true, cwd: '/', setup }))).stdout, node0.kind === 'ssh').freePort
+  return parseProbe((await probe(node0, { python, wantPort: true, cwd: '/', setup })).stdout, node0.kind === 'ssh').freePort
 }
 
 /** The whole pipeline: hostfile → nodes → connect → probe → plan → launch → supervise → summary. */

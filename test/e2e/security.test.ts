@@ -3,7 +3,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, connectionCount, describeCluster, fanoutEnv, host, runFanout, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, connectionCount, describeCluster, fanoutEnv, host, runFanout, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
 
 const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
 const work = (name: string): string => join(cluster?.work ?? '', name)
@@ -110,6 +110,25 @@ describeCluster('host keys, credentials and remote shells', () => {
     expect(batch.code).toBe(2)
     expect(batch.stderr).toContain('--ask-password needs a terminal')
     expect(connectionCount(host('h1'))).toBe(before)
+  })
+
+  it('--env values and --setup lines never appear in a process\'s command line on the nodes (ps shows those to every user)', async () => {
+    const hostsFile = writeWork('hosts-ps', 'h1\nh2\n')
+    // The probe and the set-up step run while the secrets would be in the wrapper's arguments; the
+    // launcher (after exec) has them only in its environment, which only its user can read.
+    const job = startFanout(['-H', hostsFile, ...clusterArgs(), '--env', 'FO_TOKEN=hunter2-in-env', '--setup', 'echo "setting up with setup-secret-42" >&2; sleep 3', '--launcher', 'none', '--', 'sh', '-c', 'echo "token ok: ${#FO_TOKEN}"; sleep 2'])
+    await job.waitFor(/setting up with setup-secret-42\n[\s\S]*setting up with setup-secret-42\n/)
+    const seen = (): string => execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+    const during = seen()
+    expect(during).toContain('sleep 3') // the set-up step is running now
+    await job.waitFor(/token ok: 14\n[\s\S]*token ok: 14\n/)
+    const after = seen()
+    for (const snapshot of [during, after]) {
+      expect(snapshot).not.toContain('hunter2-in-env')
+      expect(snapshot).not.toContain('setup-secret-42')
+    }
+    const run = await job.done
+    expect(run.code, run.stderr).toBe(0)
   })
 
   it('a user whose login shell is dash runs a torchrun job, and Ctrl-C leaves nothing behind', async () => {

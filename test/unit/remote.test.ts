@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { jobCommand, jobCommandSize, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, readProbeLines, routeCommand, CONTROL, type JobSpec } from '../../src/remote.js'
+import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, CONTROL, type JobSpec, type ProbeSpec } from '../../src/remote.js'
 import { FanoutError } from '../../src/errors.js'
 import { parseProbe } from '../../src/plan.js'
 
@@ -59,6 +59,20 @@ function start(command: string, env: NodeJS.ProcessEnv = process.env): Started {
   const pid = child.pid
   if (pid === undefined) throw new Error('spawn failed')
   return { child, pid, stdout: () => Buffer.concat(out).toString('utf8'), stderr: () => Buffer.concat(err).toString('utf8'), done }
+}
+
+/** Starts the job wrapper as a transport would: the command, then its set-up lines and environment on stdin. */
+function startJob(spec: JobSpec, env?: NodeJS.ProcessEnv): Started {
+  const p = start(jobCommand(spec), env)
+  p.child.stdin.write(jobInput(spec))
+  return p
+}
+
+/** Starts the probe as fanout does: the command, its set-up lines on stdin, then end of input. */
+function startProbe(spec: ProbeSpec, env?: NodeJS.ProcessEnv): Started {
+  const p = start(probeCommand(spec), env)
+  p.child.stdin.end(probeInput(spec))
+  return p
 }
 
 /** Fails if the promise takes longer than `ms`. */
@@ -158,13 +172,11 @@ const job = (over: Partial<JobSpec>): JobSpec => ({ cwd: dir, env: {}, argv: ['t
 
 describe('jobCommand: real execution through /bin/sh', () => {
   it('enters the directory, exports the env and passes argv byte for byte', async () => {
-    const p = start(
-      jobCommand(
-        job({
-          env: { A: 'x y', B: "it's $HOME\n", C: '', D: 'a=b=c', E: '$(touch pwned)`id`' },
-          argv: ['/bin/sh', '-c', 'pwd; printf "%s|" "$A" "$B" "$C" "$D" "$E"; printf "%s\\0" "$@"', 'sh', 'a b', '$(x)', '', "'", '--', '~', 'é😀', 'tab\there', 'nl\n'],
-        }),
-      ),
+    const p = startJob(
+      job({
+        env: { A: 'x y', B: "it's $HOME\n", C: '', D: 'a=b=c', E: '$(touch pwned)`id`' },
+        argv: ['/bin/sh', '-c', 'pwd; printf "%s|" "$A" "$B" "$C" "$D" "$E"; printf "%s\\0" "$@"', 'sh', 'a b', '$(x)', '', "'", '--', '~', 'é😀', 'tab\there', 'nl\n'],
+      }),
     )
     const end = await within(p.done, 5000, 'job')
     expect(p.stderr()).toBe('')
@@ -178,14 +190,14 @@ describe('jobCommand: real execution through /bin/sh', () => {
   })
 
   it('the launcher keeps the wrapper pid and leads its process group', async () => {
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'echo "$$ $(ps -o pgid= -p $$ | tr -d " ")"'] })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'echo "$$ $(ps -o pgid= -p $$ | tr -d " ")"'] }))
     const end = await within(p.done, 5000, 'job')
     expect(end.code).toBe(0)
     expect(p.stdout()).toBe(`${p.pid} ${p.pid}\n`)
   })
 
   it('passes the job exit code through', async () => {
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 42'] })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 42'] }))
     const end = await within(p.done, 5000, 'job')
     expect(end).toMatchObject({ code: 42, signal: null })
     expect(p.stdout()).toBe('out\n')
@@ -197,7 +209,7 @@ describe('jobCommand: real execution through /bin/sh', () => {
     ['with shell characters', () => join(dir, 'missing $(id) `x`; *')],
   ])('a working directory that %s: exit 1, stderr names it', async (_name, cwdOf) => {
     const cwd = cwdOf()
-    const p = start(jobCommand(job({ cwd, argv: ['/bin/sh', '-c', 'echo should not run'] })))
+    const p = startJob(job({ cwd, argv: ['/bin/sh', '-c', 'echo should not run'] }))
     const end = await within(p.done, 5000, 'job')
     expect(end).toMatchObject({ code: 1, signal: null })
     expect(p.stdout()).toBe('')
@@ -208,7 +220,7 @@ describe('jobCommand: real execution through /bin/sh', () => {
   })
 
   it('a command that is not found exits 127', async () => {
-    const p = start(jobCommand(job({ argv: ['definitely-not-a-command-fanout', 'x'] })))
+    const p = startJob(job({ argv: ['definitely-not-a-command-fanout', 'x'] }))
     const end = await within(p.done, 5000, 'job')
     expect(end.code).toBe(127)
   })
@@ -216,7 +228,7 @@ describe('jobCommand: real execution through /bin/sh', () => {
 
 describe('jobCommand: the watchdog', () => {
   it('no heartbeat: the job is stopped after the heartbeat timeout', async () => {
-    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 })))
+    const p = startJob(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 }))
     await sleep(500)
     expect(watchdogsOf(p.pid)).toHaveLength(existsSync('/proc/self/cmdline') ? 1 : 0)
     const end = await within(p.done, 4000, 'job without heartbeats')
@@ -227,7 +239,7 @@ describe('jobCommand: the watchdog', () => {
   }, 10_000)
 
   it('heartbeats keep the job alive; when they stop, the job is stopped', async () => {
-    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 })))
+    const p = startJob(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 2, graceS: 1 }))
     const stop = heartbeat(p.child, 500)
     const early = await Promise.race([p.done, sleep(3500).then(() => 'running' as const)])
     expect(early).toBe('running')
@@ -239,7 +251,7 @@ describe('jobCommand: the watchdog', () => {
   }, 12_000)
 
   it('EOF on stdin (coordinator gone): the job is stopped at once', async () => {
-    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 10, graceS: 1 })))
+    const p = startJob(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 10, graceS: 1 }))
     await sleep(200)
     p.child.stdin.end()
     const end = await within(p.done, 2000, 'job after EOF')
@@ -250,7 +262,7 @@ describe('jobCommand: the watchdog', () => {
 
   it('the whole process group is stopped, not only the launcher', async () => {
     // The launcher forks workers (as torchrun does); none may survive it.
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'sleep 30 & sleep 30 & echo started; wait'], heartbeatTimeoutS: 10, graceS: 1 })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'sleep 30 & sleep 30 & echo started; wait'], heartbeatTimeoutS: 10, graceS: 1 }))
     await sleep(300)
     p.child.stdin.end()
     await within(p.done, 3000, 'job after EOF')
@@ -258,7 +270,7 @@ describe('jobCommand: the watchdog', () => {
   }, 10_000)
 
   it('I: the job gets SIGINT and may handle it (trap, exit 7)', async () => {
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'trap "echo got INT; exit 7" INT; echo ready; while :; do sleep 0.1; done'], heartbeatTimeoutS: 2, graceS: 1 })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'trap "echo got INT; exit 7" INT; echo ready; while :; do sleep 0.1; done'], heartbeatTimeoutS: 2, graceS: 1 }))
     heartbeat(p.child, 500)
     await sleep(1000)
     expect(p.stdout()).toBe('ready\n')
@@ -274,7 +286,7 @@ describe('jobCommand: the watchdog', () => {
     ['terminate', CONTROL.terminate, 'SIGTERM'],
     ['kill', CONTROL.kill, 'SIGKILL'],
   ])('control byte for %s (%j) → %s', async (_name, byte, signal) => {
-    const p = start(jobCommand(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 5, graceS: 1 })))
+    const p = startJob(job({ argv: ['sleep', '30'], heartbeatTimeoutS: 5, graceS: 1 }))
     heartbeat(p.child, 500)
     await sleep(300)
     p.child.stdin.write(byte)
@@ -284,7 +296,7 @@ describe('jobCommand: the watchdog', () => {
   }, 10_000)
 
   it('a job that ignores SIGTERM is killed after the grace period', async () => {
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'], heartbeatTimeoutS: 10, graceS: 1 })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done'], heartbeatTimeoutS: 10, graceS: 1 }))
     await sleep(300)
     p.child.stdin.end()
     const end = await within(p.done, 4000, 'job ignoring TERM')
@@ -294,7 +306,7 @@ describe('jobCommand: the watchdog', () => {
   }, 10_000)
 
   it('heartbeats do nothing to the job', async () => {
-    const p = start(jobCommand(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 })))
+    const p = startJob(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 }))
     heartbeat(p.child, 100)
     const end = await within(p.done, 4000, 'job')
     expect(end).toMatchObject({ code: 0, signal: null })
@@ -304,8 +316,7 @@ describe('jobCommand: the watchdog', () => {
 
 describe('probeCommand: pre-flight facts and set-up steps', () => {
   const run = async (spec: Parameters<typeof probeCommand>[0]): Promise<{ stdout: string; stderr: string }> => {
-    const p = start(probeCommand(spec))
-    p.child.stdin.end()
+    const p = startProbe(spec)
     await within(p.done, 8000, 'probe')
     return { stdout: p.stdout(), stderr: p.stderr() }
   }
@@ -351,8 +362,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
   }
 
   async function probe(python: string, wantPort: boolean, env: NodeJS.ProcessEnv, torch = true): Promise<string> {
-    const p = start(probeCommand({ python, wantPort, cwd: dir, torch }), env)
-    p.child.stdin.end()
+    const p = startProbe({ python, wantPort, cwd: dir, torch }, env)
     const end = await within(p.done, 8000, 'probe')
     expect(end).toMatchObject({ code: 0, signal: null })
     return p.stdout()
@@ -373,8 +383,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
 
   it('names the route to the expected master when asked (routeTo), and only then', async () => {
     const run = async (routeTo?: string): Promise<string> => {
-      const p = start(probeCommand({ python: join(bin, "py'thon"), wantPort: false, cwd: dir, torch: false, ...(routeTo ? { routeTo } : {}) }), baseEnv())
-      p.child.stdin.end()
+      const p = startProbe({ python: join(bin, "py'thon"), wantPort: false, cwd: dir, torch: false, ...(routeTo ? { routeTo } : {}) }, baseEnv())
       expect(await within(p.done, 8000, 'probe')).toMatchObject({ code: 0 })
       return p.stdout()
     }
@@ -455,7 +464,7 @@ describe('jobCommand: what the user gives cannot reach the wrapper itself', () =
   // Prints the named variables and argv as one JSON line.
   const SHOW = ['python3', '-c', 'import json, os, sys; print(json.dumps([{k: os.environ.get(k) for k in sys.argv[1].split()}, sys.argv[2:]]))']
   async function runJob(spec: Partial<JobSpec>, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number | null }> {
-    const p = start(jobCommand(job(spec)), env)
+    const p = startJob(job(spec), env)
     const stop = heartbeat(p.child)
     const end = await within(p.done, 5000, 'job')
     stop()
@@ -472,6 +481,33 @@ describe('jobCommand: what the user gives cannot reach the wrapper itself', () =
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual([{ ...env, SET_UP: 'yes' }, ['a b', '--', "'"]])
   }, 10_000)
+
+  it('--env values and set-up lines travel on stdin, not on the command line (ps shows that to every user), and arrive byte for byte', async () => {
+    const env = {
+      SECRET: 'hunter2-on-stdin',
+      BACKSLASHES: 'a\\b\\\\c \\n \\c \\0101 %s %b \\',
+      LINES: '\nfirst\n\nlast\n\n',
+      SPACES: '  both ends \t',
+      CR: 'dos\r\n',
+      _fanout_w: 'a user variable named like the reader\'s own',
+    }
+    const setup = ['export FROM_SETUP="setup-secret"', 'printf "%s" "line\\with\\backslash" >/dev/null']
+    const spec = job({ env, setup, argv: [...SHOW, `${Object.keys(env).join(' ')} FROM_SETUP`] })
+    const command = jobCommand(spec)
+    for (const secret of ['hunter2-on-stdin', 'setup-secret', 'first']) expect(command).not.toContain(secret)
+    const r = await runJob(spec)
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toEqual([{ ...env, FROM_SETUP: 'setup-secret' }, []])
+  }, 10_000)
+
+  it('input that breaks off before the job\'s environment is complete runs nothing', async () => {
+    const marker = join(dir, 'ran')
+    const spec = job({ env: { A: '1', B: '2' }, argv: ['touch', marker] })
+    const p = start(jobCommand(spec))
+    p.child.stdin.end(jobInput(spec).slice(0, -4)) // the last word cut short
+    expect((await within(p.done, 5000, 'job')).code).toBe(1)
+    expect(existsSync(marker)).toBe(false)
+  })
 
   it('set-up steps may use any variable and positional parameter (for i in …, m=, step=, shift, set --), or alias exec', async () => {
     const setup = ['for i in a b c; do :; done', 'm=0 n=0 step=x _fanout=y', 'shift; shift; set -- clobbered', 'export SEEN_I="$i" SEEN_ARGS="$*"', "alias exec='echo aliased' shift=true"]
@@ -514,8 +550,7 @@ describe('probeCommand: set-up steps as the job runs them', () => {
     writeFileSync(join(dir, 'train.py'), '')
     mkdirSync(join(dir, 'venv', 'bin'), { recursive: true })
     writeFileSync(join(dir, 'venv', 'bin', 'activate'), 'export FANOUT_RELATIVE_VENV=yes\n')
-    const p = start(probeCommand({ python: 'python3', wantPort: true, cwd: dir, script: 'train.py', setup: ['. venv/bin/activate', 'echo "venv: $FANOUT_RELATIVE_VENV"', 'py=no-python want_port=0 script=missing.py port=1 dir=/nowhere; shift; set -- x', 'alias shift=true'] }))
-    p.child.stdin.end()
+    const p = startProbe({ python: 'python3', wantPort: true, cwd: dir, script: 'train.py', setup: ['. venv/bin/activate', 'echo "venv: $FANOUT_RELATIVE_VENV"', 'py=no-python want_port=0 script=missing.py port=1 dir=/nowhere; shift; set -- x', 'alias shift=true'] })
     await within(p.done, 8000, 'probe')
     expect(p.stderr()).toContain('venv: yes')
     const facts = parseProbe(p.stdout(), false)
@@ -542,6 +577,7 @@ describe('command size: Linux MAX_ARG_STRLEN', () => {
     const command = jobCommand(job({ argv: [...SH, 'x'.repeat(fill)] }))
     expect(Buffer.byteLength(command)).toBe(MAX_COMMAND_BYTES)
     const p = start(command)
+    p.child.stdin.write(jobInput(job({ argv: [...SH, 'x'.repeat(fill)] })))
     await within(p.done, 5000, 'job')
     p.child.stdin.end()
     expect(p.stdout()).toBe(String(fill))
