@@ -3,7 +3,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, connectionCount, describeCluster, fanoutEnv, host, runFanout, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, connectionCount, describeCluster, fanoutEnv, host, runFanout, startFanout, survivors, waitNoSurvivors, writeWork } from './cluster.js'
 
 const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
 const work = (name: string): string => join(cluster?.work ?? '', name)
@@ -118,7 +118,8 @@ describeCluster('host keys, credentials and remote shells', () => {
     // launcher (after exec) has them only in its environment, which only its user can read.
     const job = startFanout(['-H', hostsFile, ...clusterArgs(), '--env', 'FO_TOKEN=hunter2-in-env', '--setup', 'echo "setting up with setup-secret-42" >&2; sleep 3', '--launcher', 'none', '--', 'sh', '-c', 'echo "token ok: ${#FO_TOKEN}"; sleep 2'])
     await job.waitFor(/setting up with setup-secret-42\n[\s\S]*setting up with setup-secret-42\n/)
-    const seen = (): string => execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+    // What `ps` shows of the nodes' processes: their command lines (fanout's own, here, holds the flags).
+    const seen = (): string => ['h1', 'h2'].flatMap((h) => survivors(host(h))).join('\n')
     const during = seen()
     expect(during).toContain('sleep 3') // the set-up step is running now
     await job.waitFor(/token ok: 14\n[\s\S]*token ok: 14\n/)
