@@ -23,7 +23,5 @@ await build({
   target: 'node20',
   external: ['ssh2'],
   sourcemap: 'linked',
-  // A CommonJS dependency's require() of a Node module needs a real require in an ES module bundle.
-  banner: { js: "import { createRequire as __fanoutRequire } from 'node:module'; const require = __fanoutRequire(import.meta.url);" },
   logLevel: 'warning',
 })

@@ -167,27 +167,34 @@ export function commandTooLong(size: CommandSize, atLeast = false): FanoutError 
 }
 
 const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
+const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv])
 
 /**
- * The size of the job's command, by part, without the limit check. The environment and the set-up
- * lines travel on stdin, but end up in the launcher's environment and the node's shell: they count,
- * as quoted for the shell, toward the same bound, which keeps every part within what exec takes.
+ * A command's size by part: `command` as sent, and the words sent with it on stdin (env, setup),
+ * which end up in the launcher's environment and the node's shell: they count, as quoted for the
+ * shell, toward the same bound, which keeps every part within what exec takes.
  */
-export function jobCommandSize(job: JobSpec): CommandSize {
-  const command = Buffer.byteLength(sh(JOB, 'fanout-job', jobArgs(job)))
-  const argv = quotedBytes(job.argv)
-  const env = quotedBytes(envWords(job))
-  const setup = quotedBytes(job.setup ?? [])
-  return { total: command + env + setup, argv, env, setup, fixed: command - argv }
+function sized(command: string, argv: readonly string[], env: readonly string[], setup: readonly string[]): CommandSize {
+  const bytes = Buffer.byteLength(command)
+  const [a, e, s] = [quotedBytes(argv), quotedBytes(env), quotedBytes(setup)]
+  return { total: bytes + e + s, argv: a, env: e, setup: s, fixed: bytes - a }
 }
+
+/** The command as sent, after the limit check: a USAGE error when it exceeds MAX_COMMAND_BYTES, or a word holds a NUL byte. */
+function checked(command: string, size: CommandSize): string {
+  if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
+  return command
+}
+
+const jobSize = (job: JobSpec, command: string): CommandSize => sized(command, job.argv, envWords(job), job.setup ?? [])
+
+/** The size of the job's command, by part (see sized), without the limit check. */
+export const jobCommandSize = (job: JobSpec): CommandSize => jobSize(job, jobText(job))
 
 /** The command that runs the job on a node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES, or a word holds a NUL byte. */
 export function jobCommand(job: JobSpec): string {
-  const command = sh(JOB, 'fanout-job', jobArgs(job))
-  const size = jobCommandSize(job)
-  if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
-  return command
+  const command = jobText(job)
+  return checked(command, jobSize(job, command))
 }
 
 /** What the job's stdin must start with, before the first control byte: its set-up lines and environment. */
@@ -244,12 +251,13 @@ ${IFACE}
 echo "fanout.ssh_connection=$SSH_CONNECTION"
 if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
 shift
+# Before the set-up, which could change what ip or getent means (as the separate route command runs).
+[ -n "$6" ] && fanout_iface "$6"
 ${READ_WORDS}
 set -- "$_fanout_n" "$@"
 exec 4>&1
 fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
-fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5 route=$6
-[ -n "$route" ] && fanout_iface "$route"
+fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5
 echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
 echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
 echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
@@ -295,24 +303,18 @@ export interface ProbeSpec {
   routeTo?: string
 }
 
-const probeArgs = (p: ProbeSpec): string[] => {
-  return [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
-}
+const probeText = (p: ProbeSpec): string =>
+  sh(PROBE, 'fanout-probe', [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? ''])
+
+const probeSize = (p: ProbeSpec, command: string): CommandSize => sized(command, [p.python, p.script ?? ''], [], p.setup ?? [])
 
 /** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */
-export function probeCommandSize(p: ProbeSpec): CommandSize {
-  const command = Buffer.byteLength(sh(PROBE, 'fanout-probe', probeArgs(p)))
-  const argv = quotedBytes([p.python, p.script ?? ''])
-  const setup = quotedBytes(p.setup ?? [])
-  return { total: command + setup, argv, env: 0, setup, fixed: command - argv }
-}
+export const probeCommandSize = (p: ProbeSpec): CommandSize => probeSize(p, probeText(p))
 
 /** The probe of one node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES (the set-up lines count), or a word holds a NUL byte. */
 export function probeCommand(p: ProbeSpec): string {
-  const command = sh(PROBE, 'fanout-probe', probeArgs(p))
-  const size = probeCommandSize(p)
-  if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
-  return command
+  const command = probeText(p)
+  return checked(command, probeSize(p, command))
 }
 
 /** What the probe's stdin must hold: its set-up lines. */

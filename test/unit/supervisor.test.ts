@@ -77,29 +77,29 @@ describe('Supervisor: the root cause of a failed job', () => {
     expect(root?.lastLines).not.toContain('SignalException: Process 7 got signal: 15')
   })
 
-  it('a node that said nothing beats one that only lost its peers (a machine gone quiet is the likelier cause)', async () => {
+  /** Node a prints `aSays` on stderr and exits 1; node b reacts to fanout's stop with `bOnStop`. */
+  async function rootCauseOf(aSays: string, bOnStop: (b: FakeLauncher) => void): Promise<Supervisor['firstFailure']> {
     const [a, b] = [new FakeLauncher(), new FakeLauncher()]
     const { supervisor } = supervise([a, b])
-    b.onControl = () => b.exit(143)
-    a.stderr.write('RuntimeError: Connection reset by peer\n')
+    b.onControl = () => bOnStop(b)
+    a.stderr.write(aSays)
     await tick()
     a.exit(1)
     await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 1, what: 'exit 143 (terminated (SIGTERM))' })
+    return supervisor.firstFailure
+  }
+
+  it('a node that said nothing beats one that only lost its peers (a machine gone quiet is the likelier cause)', async () => {
+    const root = await rootCauseOf('RuntimeError: Connection reset by peer\n', (b) => b.exit(143))
+    expect(root).toMatchObject({ rank: 1, what: 'exit 143 (terminated (SIGTERM))' })
   })
 
   it('an exception raised after fanout began stopping counts as no more than that', async () => {
-    const [a, b] = [new FakeLauncher(), new FakeLauncher()]
-    const { supervisor } = supervise([a, b])
-    b.onControl = () => {
+    const root = await rootCauseOf('ValueError: bad shape\n', (b) => {
       b.stderr.write('ValueError: cleanup went wrong\n')
       setTimeout(() => b.exit(1), 5)
-    }
-    a.stderr.write('ValueError: bad shape\n')
-    await tick()
-    a.exit(1)
-    await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 0, what: 'exit 1 (error) after its output showed ValueError: bad shape' })
+    })
+    expect(root).toMatchObject({ rank: 0, what: 'exit 1 (error) after its output showed ValueError: bad shape' })
   })
 
   it('torchrun\'s own report of the worker wins over the exit that follows it', async () => {
