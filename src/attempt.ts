@@ -4,11 +4,11 @@ import type { JsonEvents } from './output/json.js'
 import type { JobOutput } from './output/job-output.js'
 import type { RunLog } from './output/logdir.js'
 import type { LaunchPlan } from './plan.js'
-import { jobCommand, jobInput, type JobSpec } from './remote.js'
+import { heldJobInput, jobCommand, jobInput, type JobSpec } from './remote.js'
 import type { NodeSpec } from './nodes.js'
 import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from './summary.js'
 import { Supervisor, type Failure, type Job } from './supervisor.js'
-import type { Transport } from './transport/types.js'
+import type { RemoteProcess, Transport } from './transport/types.js'
 import type { RunIo } from './run.js'
 
 export interface AttemptOutcome {
@@ -31,8 +31,11 @@ export interface JobReport {
 
 const STATUS_MS = 250
 
-/** Launches one attempt of the job on every node, supervises it to its end, and prints its summary. */
-export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number): Promise<AttemptOutcome> {
+/**
+ * Launches one attempt of the job on every node, supervises it to its end, and prints its summary. A
+ * node with a `held` shell (its probe's, waiting) is started through it, and its entry taken (cleared).
+ */
+export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number, held?: (RemoteProcess | undefined)[]): Promise<AttemptOutcome> {
   report.log?.startAttempt(attempt)
   // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
   const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) }))
@@ -41,6 +44,12 @@ export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports
     label: `n${n.rank} ${n.host}`,
     node: { rank: n.rank, host: n.host },
     run: async () => {
+      const waiting = held?.[i]
+      if (waiting && held) {
+        held[i] = undefined
+        waiting.write(heldJobInput(specs[i] as JobSpec))
+        return waiting
+      }
       const proc = await (transports[i] as Transport).exec(commands[i] as string)
       // The environment and the set-up lines, before any heartbeat: never on the node's command line.
       proc.write(jobInput(specs[i] as JobSpec))

@@ -167,7 +167,8 @@ export function commandTooLong(size: CommandSize, atLeast = false): FanoutError 
 }
 
 const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv])
+const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
+const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
 
 /**
  * A command's size by part: `command` as sent, and the words sent with it on stdin (env, setup),
@@ -303,8 +304,9 @@ export interface ProbeSpec {
   routeTo?: string
 }
 
-const probeText = (p: ProbeSpec): string =>
-  sh(PROBE, 'fanout-probe', [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? ''])
+const probeArgs = (p: ProbeSpec): string[] =>
+  [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
+const probeText = (p: ProbeSpec): string => sh(PROBE, 'fanout-probe', probeArgs(p))
 
 const probeSize = (p: ProbeSpec, command: string): CommandSize => sized(command, [p.python, p.script ?? ''], [], p.setup ?? [])
 
@@ -319,6 +321,39 @@ export function probeCommand(p: ProbeSpec): string {
 
 /** What the probe's stdin must hold: its set-up lines. */
 export const probeInput = (p: ProbeSpec): string => wordsBlock(p.setup ?? [])
+
+/** The line that ends a held probe's output, on stdout and on stderr: what follows is the job's. */
+export const PROBE_END = 'fanout.probe_end'
+
+// The probe and the job as one command: a launch then costs each node one session, not two (a channel,
+// sshd's fork and a login shell fewer each). The probe runs in a subshell, so that what its set-up
+// steps export or define stays there (the job runs them again, once); it reads its set-up words from
+// the shared stdin and no more (sh reads a pipe a byte at a time). Its end is marked on both streams,
+// and the shell then waits for the plan on stdin: the job wrapper's arguments (heartbeat timeout,
+// grace, directory, argv) as one block, then the job's own input. It execs the wrapper with them,
+// which keeps this pid (the session and group leader sshd made). Input that breaks off (fanout gone,
+// or the launch called off after the probe) runs nothing. Args: the probe's.
+const HELD = `(
+${PROBE}
+)
+echo ${PROBE_END}
+echo ${PROBE_END} >&2
+set --
+${READ_WORDS}
+exec /bin/sh -c ${shellQuote(JOB)} fanout-job "$@"
+`
+
+/**
+ * The probe of one node, held: after it, the node's shell waits for the job (heldJobInput). Checked
+ * as probeCommand is; the job's own check (jobCommand) still applies to what it is sent later.
+ */
+export function heldProbeCommand(p: ProbeSpec): string {
+  const command = sh(HELD, 'fanout-held', probeArgs(p))
+  return checked(command, probeSize(p, command))
+}
+
+/** What a held probe's shell is sent to start the job: the wrapper's arguments, then jobInput. */
+export const heldJobInput = (job: JobSpec): string => wordsBlock(jobArgs(job)) + jobInput(job)
 
 const ROUTE = `${IFACE}
 fanout_iface "$1"

@@ -4,13 +4,14 @@ import { checkGpuSelection, loadJobEnv } from './env.js'
 import { checkCommandFits } from './launcher.js'
 import { FanoutError } from './errors.js'
 import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
-import { probeCommand, probeInput, readProbeLines, routeCommand, type ProbeSpec } from './remote.js'
+import { heldProbeCommand, probeCommand, probeInput, readProbeLines, routeCommand, type ProbeSpec } from './remote.js'
+import { holdProbe } from './held.js'
 import { resolveHostList, type SourceIo } from './hostsource.js'
 import { resolveNodes, type NodeSpec } from './nodes.js'
 import { runAttempt, type AttemptOutcome } from './attempt.js'
 import { formatAttempts, stopCode } from './summary.js'
 import type { StopReason } from './supervisor.js'
-import { capture, type Transport } from './transport/types.js'
+import { capture, type RemoteProcess, type Transport } from './transport/types.js'
 import { reportingUi, type Ui } from './ui.js'
 import type { LiveRegion } from './output/live.js'
 import type { AskSecret } from './ssh/credentials.js'
@@ -82,7 +83,11 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
 /** Runs the probe on a node (its set-up lines on stdin) and collects what it printed. */
 const probe = (t: Transport, spec: ProbeSpec): ReturnType<typeof capture> => capture(t, probeCommand(spec), probeInput(spec))
 
-async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo): Promise<PlanNode[]> {
+/**
+ * Probes every node. With `held`, each probe is the start of the node's job command (heldProbeCommand):
+ * the shells left waiting for the job are put in `held`, by node, for the first attempt to start.
+ */
+async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, held?: (RemoteProcess | undefined)[]): Promise<PlanNode[]> {
   const { launcher } = options
   const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
   // Where the master will be, if that can be told before node 0's probe: --master-addr, or the address
@@ -94,11 +99,13 @@ async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: O
     node: { rank: n.rank, host: n.entry.host },
     run: async () => {
       const t = transports[i] as Transport
-      const { stdout, stderr } = await probe(t, {
+      const spec: ProbeSpec = {
         python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup, torch: launcher.kind !== 'none',
         ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
         ...(expectedMaster === undefined ? {} : { routeTo: expectedMaster }),
-      })
+      }
+      const { stdout, stderr, proc } = held ? await holdProbe(t, heldProbeCommand(spec), probeInput(spec)) : { ...(await probe(t, spec)), proc: undefined }
+      if (held) held[i] = proc
       return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
     },
   })), 'probed')
@@ -214,9 +221,11 @@ interface RunContext {
 
 async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: RunContext): Promise<number> {
   const transports = await connectNodes(nodes, options, io)
+  // The first attempt's job is started by the probe's own command (held), unless no job follows the probe.
+  const held = options.checkOnly || options.dryRun ? undefined : new Array<RemoteProcess | undefined>(nodes.length)
   try {
     if (ctx.tree) await syncNodes(ctx.tree, nodes, transports, options, io)
-    const planNodes = await probeNodes(nodes, transports, options, io)
+    const planNodes = await probeNodes(nodes, transports, options, io, held)
     if (options.checkOnly) return 0
     // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
     const masterPort = options.masterPort ?? (planNodes[0]?.facts.freePort === undefined && options.launcher.kind === 'none' ? 29500 : undefined)
@@ -243,7 +252,7 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
     for (let attempt = 1; ; attempt++) {
       // FANOUT_ATTEMPT only with --restarts: without them there is nothing to count.
       if (restarts > 0) for (const n of plan.nodes) n.env.FANOUT_ATTEMPT = String(attempt)
-      const outcome = await runAttempt(plan, nodes, transports, options, io, report, attempt, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
+      const outcome = await runAttempt(plan, nodes, transports, options, io, report, attempt, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()), attempt === 1 ? held : undefined)
       outcomes.push(outcome)
       exitCode = outcome.exitCode
       await writeResults(ctx, outcomes, exitCode)
@@ -265,6 +274,8 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
     if (restarts > 0) io.stderr.write(formatAttempts(outcomes))
     return exitCode
   } finally {
+    // A held shell no attempt took (the launch was called off) gets EOF, on which it runs nothing.
+    for (const proc of held ?? []) proc?.end()
     for (const t of transports) t.close()
   }
 }

@@ -141,6 +141,8 @@ export class NodeOutput {
       source.once('end', finish)
       source.once('close', finish)
       source.once('error', finish)
+      // A held probe's shell hands its streams over paused (held.ts): 'data' alone does not restart them.
+      if (this.waiting === 0) source.resume()
     })
   }
 

@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, sshdLogCount, waitNoSurvivors, writeWork } from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
 const hostfile = (name: string, lines: string[]): string => writeWork(name, lines.join('\n') + '\n')
@@ -28,6 +28,8 @@ afterEach(async () => {
 describeCluster('fanout against a 3-host sshd cluster', () => {
   it('runs a gloo all_reduce over 3 hosts × 2 processes: every rank gets the right sum', async () => {
     writeWork('allreduce.py', ALLREDUCE)
+    const sessions = (): number[] => NODES.map((h) => sshdLogCount(h, /Starting session: command /g))
+    const before = sessions()
     const run = await runFanout(['--hostfile', hostfile('hosts3', ['h1', 'h2', 'h3']), ...clusterArgs(), 'allreduce.py'])
     expect(run.stderr).toContain('6 process(es): 2 + 2 + 2')
     expect(run.code, run.stderr).toBe(0)
@@ -42,6 +44,8 @@ describeCluster('fanout against a 3-host sshd cluster', () => {
     // Node 0's address was known from fanout's own connection: each probe found the route to it, and
     // no route phase (a round trip per node) followed.
     expect(run.stderr).not.toMatch(/^fanout: route:/m)
+    // The probe and the job ran as one command: one session per node, where each used to cost two.
+    expect(sessions().map((n, i) => n - (before[i] ?? 0))).toEqual([1, 1, 1])
   })
 
   it('names the failing node and exits non-zero when one node\'s script exits 3, stopping the others', async () => {

@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, CONTROL, type JobSpec, type ProbeSpec } from '../../src/remote.js'
+import { heldJobInput, heldProbeCommand, PROBE_END, jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, CONTROL, type JobSpec, type ProbeSpec } from '../../src/remote.js'
 import { FanoutError } from '../../src/errors.js'
 import { parseProbe } from '../../src/plan.js'
 
@@ -435,6 +435,71 @@ describe('probeCommand: real execution through /bin/sh', () => {
     },
     15_000,
   )
+})
+
+describe('heldProbeCommand: the probe, then the job it is sent on stdin, in one session', () => {
+  const END = `${PROBE_END}\n`
+  /** Starts a held probe as fanout does (its set-up lines on stdin) and waits until both streams end with the marker. */
+  async function startHeld(spec: ProbeSpec): Promise<Started> {
+    const p = start(heldProbeCommand(spec))
+    p.child.stdin.write(probeInput(spec))
+    await within((async () => { while (!p.stdout().endsWith(END) || !p.stderr().endsWith(END)) await sleep(20) })(), 8000, 'held probe')
+    return p
+  }
+  const probeSpec = (over: Partial<ProbeSpec> = {}): ProbeSpec => ({ python: 'python3', wantPort: true, cwd: dir, torch: false, ...over })
+
+  it('prints what the plain probe prints, marks its end on stdout and stderr, and waits', async () => {
+    const spec = probeSpec({ setup: ['echo "set-up output" >&2'] })
+    const plain = startProbe(spec)
+    await within(plain.done, 8000, 'probe')
+    const p = await startHeld(spec)
+    const facts = (out: string): Record<string, string> => {
+      const all = Object.fromEntries(readProbeLines(out))
+      delete all.free_port // a fresh port each time
+      return all
+    }
+    expect(facts(p.stdout())).toEqual(facts(plain.stdout()))
+    expect(readProbeLines(p.stdout()).get('free_port')).toMatch(/^\d+$/)
+    expect(p.stderr()).toBe(`set-up output\n${END}`)
+    await sleep(300)
+    expect(p.child.exitCode).toBeNull() // still waiting for the job
+  }, 15_000)
+
+  it('runs the job it is sent as the wrapper would: argv and env byte for byte, set-up steps once, the same pid leading its group', async () => {
+    const setup = ['export COUNT=$((COUNT + 1))', 'alias exec=false']
+    const p = await startHeld(probeSpec({ setup }))
+    const argv = ['/bin/sh', '-c', 'echo "$$ $(ps -o pgid= -p $$ | tr -d " ") $COUNT|$A|$(pwd)"; printf "%s\\0" "$@"', 'sh', 'a b', '$(x)', '', "'", 'nl\n', '--']
+    p.child.stdin.write(heldJobInput(job({ env: { A: "it's\n$HOME" }, setup, argv })))
+    const stop = heartbeat(p.child)
+    expect(await within(p.done, 5000, 'job')).toMatchObject({ code: 0, signal: null })
+    stop()
+    expect(p.stdout().slice(p.stdout().indexOf(END) + END.length)).toBe(`${p.pid} ${p.pid} 1|it's\n$HOME|${dir}\na b\0$(x)\0\0'\0nl\n\0--\0`)
+    expect(p.stderr()).toBe(END)
+    p.child.stdin.end()
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 15_000)
+
+  it('the job it starts has the watchdog: EOF on stdin stops the whole group at once', async () => {
+    const p = await startHeld(probeSpec())
+    p.child.stdin.write(heldJobInput(job({ argv: ['/bin/sh', '-c', 'sleep 30 & sleep 30'] })))
+    await sleep(500)
+    expect(groupAlive(p.pid)).toBe(true)
+    p.child.stdin.end()
+    expect(await groupGone(p.pid, 3000)).toBe(true)
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 15_000)
+
+  it.each([
+    ['no plan at all (the launch was called off)', ''],
+    ['a plan cut short', 'cut'],
+  ])('%s: runs nothing and exits 1', async (_name, how) => {
+    const marker = join(dir, 'held-ran')
+    const p = await startHeld(probeSpec())
+    const input = heldJobInput(job({ argv: ['touch', marker] }))
+    p.child.stdin.end(how === 'cut' ? input.slice(0, input.indexOf(marker)) : '')
+    expect((await within(p.done, 5000, 'held')).code).toBe(1)
+    expect(existsSync(marker)).toBe(false)
+  }, 15_000)
 })
 
 describe('routeCommand', () => {
