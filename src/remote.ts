@@ -263,7 +263,13 @@ echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
 echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
 echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
 if command -v nvidia-smi >/dev/null 2>&1; then
-  echo "fanout.gpus=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ')"
+  # The "GPU n: …" lines, counted by the shell: a grep is one more process on every node of every launch.
+  _fanout_l=$(timeout 20 nvidia-smi -L 2>/dev/null) _fanout_g=0 _fanout_nl='\n'
+  while [ -n "$_fanout_l" ]; do
+    case $_fanout_l in "GPU "*) _fanout_g=$((_fanout_g + 1)) ;; esac
+    case $_fanout_l in *"$_fanout_nl"*) _fanout_l=\${_fanout_l#*"$_fanout_nl"} ;; *) _fanout_l= ;; esac
+  done
+  echo "fanout.gpus=$_fanout_g"
 fi
 if [ -n "$script" ]; then
   if [ -e "$script" ]; then echo "fanout.script=ok"; else echo "fanout.script=missing"; fi

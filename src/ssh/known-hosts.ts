@@ -89,37 +89,49 @@ function hostMatches(field: string, name: string): boolean {
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 
-// Every valid, non-CA line whose host patterns match. Anything we cannot parse is skipped,
-// as ssh does, so one bad line never locks the user out of every host.
+interface Line extends Entry {
+  hosts: string
+}
+
+// The valid lines of a file, parsed once per text: every connection of a launch looks its node up in
+// the same files (128 nodes × a 140-line file, parsed per lookup, cost 150 ms of CPU). Only each path's
+// latest text is kept: a file that changes (--accept-new appends to it) is parsed again.
+const parsed = new Map<string, { text: string; lines: Line[] }>()
+
+function linesOf(file: KnownHostsFile): Line[] {
+  const cached = parsed.get(file.path)
+  if (cached?.text === file.text) return cached.lines
+  const lines: Line[] = []
+  file.text.split(/\r?\n/).forEach((line, i) => {
+    const fields = line.trim().split(/\s+/)
+    if (!fields[0] || fields[0].startsWith('#')) return
+    let revoked = false
+    let certAuthority = false
+    if (fields[0].startsWith('@')) {
+      // @cert-authority lines are kept only to say why a host is unknown; other markers are invalid.
+      if (fields[0] !== '@revoked' && fields[0] !== '@cert-authority') return
+      revoked = fields[0] === '@revoked'
+      certAuthority = !revoked
+      fields.shift()
+    }
+    const [hosts, keyType, b64] = fields
+    if (!hosts || !keyType || !b64 || !BASE64.test(b64)) return
+    const blob = Buffer.from(b64, 'base64')
+    // ssh rejects lines whose declared type disagrees with the blob (SSH_ERR_KEY_TYPE_MISMATCH).
+    if (blobKeyType(blob) !== keyType) return
+    lines.push({ hosts, revoked, certAuthority, keyType, blob, where: `${file.path}:${i + 1}` })
+  })
+  parsed.set(file.path, { text: file.text, lines })
+  return lines
+}
+
+// Every valid line whose host patterns match. Anything we cannot parse is skipped, as ssh does, so
+// one bad line never locks the user out of every host.
 function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[] {
   // ssh lowercases the host before lookup and before hashing.
   const h = host.toLowerCase()
   const name = port === 22 ? h : `[${h}]:${port}`
-  const out: Entry[] = []
-  for (const file of files) {
-    const lines = file.text.split(/\r?\n/)
-    lines.forEach((line, i) => {
-      const fields = line.trim().split(/\s+/)
-      if (!fields[0] || fields[0].startsWith('#')) return
-      let revoked = false
-      let certAuthority = false
-      if (fields[0].startsWith('@')) {
-        // @cert-authority lines are kept only to say why a host is unknown; other markers are invalid.
-        if (fields[0] !== '@revoked' && fields[0] !== '@cert-authority') return
-        revoked = fields[0] === '@revoked'
-        certAuthority = !revoked
-        fields.shift()
-      }
-      const [hosts, keyType, b64] = fields
-      if (!hosts || !keyType || !b64 || !BASE64.test(b64)) return
-      const blob = Buffer.from(b64, 'base64')
-      // ssh rejects lines whose declared type disagrees with the blob (SSH_ERR_KEY_TYPE_MISMATCH).
-      if (blobKeyType(blob) !== keyType) return
-      if (!hostMatches(hosts, name)) return
-      out.push({ revoked, certAuthority, keyType, blob, where: `${file.path}:${i + 1}` })
-    })
-  }
-  return out
+  return files.flatMap((file) => linesOf(file).filter((line) => hostMatches(line.hosts, name)))
 }
 
 export function checkHostKey(files: KnownHostsFile[], host: string, port: number, key: Buffer): HostKeyVerdict {

@@ -162,6 +162,14 @@ describe('checkHostKey verdicts', () => {
     })
   })
 
+  it('a file is read as its text is now: parsed once per text, again when it changes (--accept-new appends, a user edits)', () => {
+    const path = '/home/u/.ssh/known_hosts.changing'
+    expect(checkHostKey([file(`other ${ed.pub}`, path)], 'h', 22, ed.blob)).toMatchObject({ kind: 'unknown' })
+    expect(checkHostKey([file(`other ${ed.pub}\nh ${ed.pub}`, path)], 'h', 22, ed.blob)).toEqual({ kind: 'match' })
+    expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'h', 22, ed.blob)).toMatchObject({ kind: 'changed', where: `${path}:2` })
+    expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'other', 22, ed.blob)).toEqual({ kind: 'match' })
+  })
+
   it('a matching line wins over a stale same-type line', () => {
     const files = [file(`h ${ed2.pub}\nh ${ed.pub}`)]
     expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'match' })

@@ -415,6 +415,21 @@ describe('probeCommand: real execution through /bin/sh', () => {
     expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, cwd: true, presetIfnames: {} })
   }, 10_000)
 
+  it.each<[string, string, number]>([
+    ['MIG devices under a GPU, a blank line, no newline at the end', 'GPU 0: A (UUID: GPU-0)\n  MIG 1g.10gb Device 0: (UUID: MIG-0)\n\nGPU 1: B (UUID: GPU-1)', 2],
+    ['an error instead of a list', 'No devices were found\n', 0],
+    ['nothing at all', '', 0],
+    ['"GPU " only at the start of a line counts', 'xGPU 0\n GPU 1\nGPU 2: C\n', 1],
+  ])('counts the GPUs nvidia-smi -L lists: %s', async (_name, listing, gpus) => {
+    const odd = join(dir, `odd nvidia ${gpus} ${listing.length}`)
+    mkdirSync(odd, { recursive: true })
+    writeFileSync(join(odd, 'listing'), listing)
+    writeFileSync(join(odd, 'nvidia-smi'), `#!/bin/sh\ncat "${join(odd, 'listing')}"\n`)
+    chmodSync(join(odd, 'nvidia-smi'), 0o755)
+    const stdout = await probe('no-such-python-fanout', false, { ...baseEnv(), PATH: `${odd}:${process.env.PATH ?? '/usr/bin:/bin'}` })
+    expect(readProbeLines(stdout).get('gpus')).toBe(String(gpus))
+  }, 10_000)
+
   it('no free port is asked for unless wanted; CUDA_VISIBLE_DEVICES="" hides every GPU', async () => {
     const stdout = await probe(join(bin, "py'thon"), false, { ...baseEnv(), FAKE_GPUS: '8', CUDA_VISIBLE_DEVICES: '' })
     const facts = parseProbe(stdout, false)
