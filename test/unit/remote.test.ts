@@ -349,7 +349,8 @@ describe('probeCommand: real execution through /bin/sh', () => {
     writeFileSync(join(bin, 'nvidia-smi'), '#!/bin/sh\ni=0\nwhile [ "$i" -lt "${FAKE_GPUS:-0}" ]; do echo "GPU $i: Fake (UUID: GPU-$i)"; i=$((i + 1)); done\n')
     writeFileSync(
       join(bin, "py'thon"),
-      '#!/bin/sh\ncase "$2" in *find_spec*) echo fanout.torch=yes ;; *socket*) echo fanout.free_port=12345 ;; esac\n',
+      // Called as PYTHON [-S] -c PROGRAM TORCH WANT_PORT PORT (see PYTHON_PROBE); -S only without the torch lookup.
+      '#!/bin/sh\n[ "$1" = -S ] && { echo no-site >&2; shift; }\nshift 2\n[ "$1" = 1 ] && echo fanout.torch=yes\n[ "$2" = 1 ] && echo fanout.free_port=12345\nexit 0\n',
     )
     chmodSync(join(bin, 'nvidia-smi'), 0o755)
     chmodSync(join(bin, "py'thon"), 0o755)
@@ -379,6 +380,20 @@ describe('probeCommand: real execution through /bin/sh', () => {
     expect(facts).toMatchObject(expected)
     if (!torch) expect(facts.torch).toBeUndefined()
     if (!wantPort) expect(facts.freePort).toBeUndefined()
+  })
+
+  it.each<[string, Partial<ProbeSpec>, string[]]>([
+    ['torch, a free port and a port to check: one start, with site-packages', { torch: true, wantPort: true, port: 29500 }, ['-c 1 1 29500']],
+    ['--launcher none, node 0: one start without site (-S)', { torch: false, wantPort: true }, ['-S -c 0 1 ']],
+    ['--launcher none, other nodes: none', { torch: false, wantPort: false }, []],
+  ])('starts Python at most once: %s', async (_name, over, calls) => {
+    const log = join(dir, `python calls ${calls.length} ${Object.keys(over).join('')}`)
+    const python = join(bin, 'counting-python')
+    writeFileSync(python, `#!/bin/sh\n[ "$1" = -S ] && { s='-S '; shift; }\nshift\nprintf '%s-c %s %s %s\\n' "$s" "$2" "$3" "$4" >>"$FANOUT_PY_LOG"\n`)
+    chmodSync(python, 0o755)
+    const p = startProbe({ python, wantPort: false, cwd: dir, ...over }, { ...baseEnv(), FANOUT_PY_LOG: log })
+    expect(await within(p.done, 8000, 'probe')).toMatchObject({ code: 0 })
+    expect(existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []).toEqual(calls)
   })
 
   it('names the route to the expected master when asked (routeTo), and only then', async () => {
