@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { PROBE_END } from './remote.js'
+import { PROBE_END } from './remote-probe.js'
 import type { ExitStatus, RemoteProcess, Transport } from './transport/types.js'
 
 /** A node's probe run as the start of its job (heldProbeCommand): what it printed, and the shell now waiting for the job. */

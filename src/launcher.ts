@@ -3,7 +3,8 @@ import { usageError } from './errors.js'
 import { int, text } from './flags.js'
 import { taggedWorkerArgv, type WorkerSpec } from './output/rank-tag.js'
 import type { JobEnv } from './env.js'
-import { commandTooLong, jobCommandSize, MAX_COMMAND_BYTES, probeCommandSize, type CommandSize } from './remote.js'
+import { commandTooLong, jobCommandSize, MAX_COMMAND_BYTES, type CommandSize } from './remote.js'
+import { probeCommandSize } from './remote-probe.js'
 
 /**
  * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy

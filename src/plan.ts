@@ -1,5 +1,5 @@
 import { FanoutError } from './errors.js'
-import { readProbeLines } from './remote.js'
+import { readProbeLines } from './remote-probe.js'
 import { shellJoin, shellQuote } from './quote.js'
 import { launcherCommand, type LauncherOptions } from './launcher.js'
 import { RANK_TAGGER } from './output/rank-tag.js'

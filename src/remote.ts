@@ -2,9 +2,11 @@ import { FanoutError, usageError } from './errors.js'
 import { shellJoin, shellQuote } from './quote.js'
 
 /**
- * The shell programs fanout runs on a node. They are written for /bin/sh (POSIX, dash-safe) and
- * receive every variable part as a positional argument, so no user text is ever spliced into code.
- * Each is started as `exec /bin/sh -c PROGRAM NAME ARGS...` whatever the user's login shell is.
+ * The shell programs fanout runs on a node: the job's wrapper and its watchdog here, the probe in
+ * remote-probe.ts (which shares the exported helpers and program parts). They are written for /bin/sh
+ * (POSIX, dash-safe) and receive every variable part as a positional argument, so no user text is
+ * ever spliced into code. Each is started as `exec /bin/sh -c PROGRAM NAME ARGS...` whatever the
+ * user's login shell is.
  */
 
 /** Bytes the coordinator writes to a job's stdin: a heartbeat, or an order to signal the job. */
@@ -54,7 +56,7 @@ done
 // the EXIT trap before it exits); a step that runs `exit` ends the shell, and the EXIT trap still
 // reports which step did it. `source` is a bash word: sh spells it `.` (which takes no arguments;
 // the shim passes them as the positional parameters, as bash's source does).
-const FUNCTIONS = `fanout_cd() {
+export const FUNCTIONS = `fanout_cd() {
   case $1 in
     "~") cd "$HOME" ;;
     "~/"*) cd "$HOME/\${1#"~/"}" ;;
@@ -80,7 +82,7 @@ fanout_setup() {
 // newline, last word first: this puts them, in their order, before "$@" (a function has an "$@" of its
 // own, so this is text for the script itself). printf %b decodes; the x keeps a trailing newline
 // from $(…). Input that breaks off (fanout gone) ends the script before anything ran.
-const READ_WORDS = `IFS= read -r _fanout_n && case $_fanout_n in '' | *[!0-9]*) false ;; esac || exit 1
+export const READ_WORDS = `IFS= read -r _fanout_n && case $_fanout_n in '' | *[!0-9]*) false ;; esac || exit 1
 _fanout_i=$_fanout_n
 while [ "$_fanout_i" -gt 0 ]; do
   IFS= read -r _fanout_w || exit 1
@@ -90,7 +92,7 @@ while [ "$_fanout_i" -gt 0 ]; do
 done`
 
 /** The stdin block READ_WORDS reads: `words` in their order. */
-const wordsBlock = (words: readonly string[]): string =>
+export const wordsBlock = (words: readonly string[]): string =>
   `${words.length}\n${[...words].reverse().map((w) => `${w.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('')}`
 
 // The job wrapper. sshd (or the local transport) starts it as a session and process-group leader;
@@ -104,7 +106,7 @@ const wordsBlock = (words: readonly string[]): string =>
 // word is `--`: it contains a =), the count of set-up steps, those steps, then argv. The last line is
 // parsed before the set-up runs, as sh parses one line at a time: an alias a step defines (alias
 // exec=…) cannot change it.
-const JOB = `
+export const JOB = `
 ${FUNCTIONS}
 fanout_cd "$3" || { echo "fanout: working directory $3 does not exist on this node" >&2; exit 1; }
 _fanout_hb=$1 _fanout_grace=$2
@@ -131,7 +133,7 @@ export interface JobSpec {
   graceS: number
 }
 
-const sh = (program: string, name: string, args: readonly string[]): string =>
+export const sh = (program: string, name: string, args: readonly string[]): string =>
   `exec /bin/sh -c ${shellQuote(program)} ${shellJoin([name, ...args])}`
 
 /**
@@ -167,7 +169,7 @@ export function commandTooLong(size: CommandSize, atLeast = false): FanoutError 
 }
 
 const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
+export const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
 const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
 
 /**
@@ -175,14 +177,14 @@ const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
  * which end up in the launcher's environment and the node's shell: they count, as quoted for the
  * shell, toward the same bound, which keeps every part within what exec takes.
  */
-function sized(command: string, argv: readonly string[], env: readonly string[], setup: readonly string[]): CommandSize {
+export function sized(command: string, argv: readonly string[], env: readonly string[], setup: readonly string[]): CommandSize {
   const bytes = Buffer.byteLength(command)
   const [a, e, s] = [quotedBytes(argv), quotedBytes(env), quotedBytes(setup)]
   return { total: bytes + e + s, argv: a, env: e, setup: s, fixed: bytes - a }
 }
 
 /** The command as sent, after the limit check: a USAGE error when it exceeds MAX_COMMAND_BYTES, or a word holds a NUL byte. */
-function checked(command: string, size: CommandSize): string {
+export function checked(command: string, size: CommandSize): string {
   if (size.total > MAX_COMMAND_BYTES) throw commandTooLong(size)
   return command
 }
@@ -201,202 +203,8 @@ export function jobCommand(job: JobSpec): string {
 /** What the job's stdin must start with, before the first control byte: its set-up lines and environment. */
 export const jobInput = (job: JobSpec): string => wordsBlock(job.setup ?? []) + wordsBlock(envWords(job))
 
-// The interface that carries traffic to the master: what `ip route get` names, except on the master
-// itself, where the route is `lo` and the interface is the one holding the address. Args: $1 address.
-// Read word by word in the shell: every process it starts is paid by every node of a launch.
-const IFACE = `fanout_iface() {
-  _fanout_a=$1 dev=
-  while :; do
-    _fanout_w=
-    for _fanout_x in $(ip route get "$_fanout_a" 2>/dev/null); do
-      [ "$_fanout_w" = dev ] && { dev=$_fanout_x; break; }
-      _fanout_w=$_fanout_x
-    done
-    # ip takes no host names (--master-addr gpu01): the node's resolver gives the address, once.
-    [ -z "$dev" ] && [ "$_fanout_a" = "$1" ] && _fanout_a=$(getent hosts "$1" 2>/dev/null) && _fanout_a=\${_fanout_a%% *} && [ "$_fanout_a" != "$1" ] || break
-  done
-  if [ "$dev" = lo ]; then
-    own=$(ip -o addr show 2>/dev/null | awk -v a="$_fanout_a" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }')
-    [ -n "$own" ] && dev=$own
-  fi
-  echo "fanout.iface=$dev"
-}`
-
-// What the probe asks Python, in one start (on a loaded node, Python's start-up is the slowest step of
-// the probe): argv is "1" to look for torch, "1" to find a free port, and a port that must be free ("").
-// torch is found, and its version.py read, without importing it (an import takes seconds). The port
-// check sets SO_REUSEADDR as torch's TCPStore does: connections of the last run in TIME_WAIT do not count.
-const PYTHON_PROBE = `
-import sys
-torch, want_port, port = sys.argv[1:4]
-if want_port == "1" or port:
-    import socket
-    if want_port == "1":
-        s = socket.socket()
-        s.bind(("", 0))
-        print("fanout.free_port=%d" % s.getsockname()[1])
-        s.close()
-    if port:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("", int(port)))
-            print("fanout.port_free=yes")
-        except Exception:
-            print("fanout.port_free=no")
-        s.close()
-    sys.stdout.flush()
-if torch == "1":
-    import importlib.util, os, re
-    spec = importlib.util.find_spec("torch")
-    print("fanout.torch=" + ("yes" if spec else "no"))
-    print("fanout.python_version=%d.%d.%d" % sys.version_info[:3])
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        try:
-            m = re.search(r"__version__\\s*=\\s*['\\"]([^'\\"]+)", open(os.path.join(folder, "version.py")).read())
-            print("fanout.torch_version=" + (m.group(1) if m else ""))
-            break
-        except OSError:
-            pass
-`
-
-// Facts about a node, printed as `fanout.KEY=VALUE` lines so that noise from the user's shell start-up
-// files cannot be mistaken for them. It enters the working directory and runs the set-up steps first,
-// as the job does (a venv changes which python is found, and may be given relative to the directory),
-// with their output on stderr. Args: $1 working directory, then python, "1" to find a free port, the
-// script to look for ("" for none), a port that must be free ("" for none), "1" to look for torch,
-// the master's address to name the route to ("" for none); the set-up steps come on stdin (see
-// probeInput) and are read in front of them. Variables are set only after the set-up, which cannot
-// change them (that line is parsed before the set-up runs, out of reach of its aliases; so are the
-// functions).
-const PROBE = `
-${FUNCTIONS}
-${IFACE}
-echo "fanout.ssh_connection=$SSH_CONNECTION"
-if fanout_cd "$1"; then echo "fanout.cwd=ok"; else echo "fanout.cwd=missing"; fi
-shift
-# Before the set-up, which could change what ip or getent means (as the separate route command runs).
-[ -n "$6" ] && fanout_iface "$6"
-${READ_WORDS}
-set -- "$_fanout_n" "$@"
-exec 4>&1
-fanout_setup_failed() { trap - EXIT; echo "fanout.setup_failed=$2 $1" >&4; exit 0; }
-fanout_setup "$@" >&2; shift $(($1 + 1)); py=$1 want_port=$2 script=$3 port=$4 torch=$5
-echo "fanout.cuda_visible_devices=\${CUDA_VISIBLE_DEVICES-<unset>}"
-echo "fanout.gloo_socket_ifname=\${GLOO_SOCKET_IFNAME-}"
-echo "fanout.nccl_socket_ifname=\${NCCL_SOCKET_IFNAME-}"
-if command -v nvidia-smi >/dev/null 2>&1; then
-  # The "GPU n: …" lines, counted by the shell: a grep is one more process on every node of every launch.
-  _fanout_l=$(timeout 20 nvidia-smi -L 2>/dev/null) _fanout_g=0 _fanout_nl='\n'
-  while [ -n "$_fanout_l" ]; do
-    case $_fanout_l in "GPU "*) _fanout_g=$((_fanout_g + 1)) ;; esac
-    case $_fanout_l in *"$_fanout_nl"*) _fanout_l=\${_fanout_l#*"$_fanout_nl"} ;; *) _fanout_l= ;; esac
-  done
-  echo "fanout.gpus=$_fanout_g"
-fi
-if [ -n "$script" ]; then
-  if [ -e "$script" ]; then echo "fanout.script=ok"; else echo "fanout.script=missing"; fi
-fi
-if p=$(command -v "$py" 2>/dev/null); then
-  echo "fanout.python=$p"
-  # Without the torch lookup, -S: a port needs nothing of site-packages, whose start-up is a third of Python's.
-  if [ "$torch" = 1 ]; then "$py" -c ${shellQuote(PYTHON_PROBE)} 1 "$want_port" "$port" 2>/dev/null
-  elif [ "$want_port" = 1 ] || [ -n "$port" ]; then "$py" -S -c ${shellQuote(PYTHON_PROBE)} 0 "$want_port" "$port" 2>/dev/null
-  fi
-fi
-`
-
-export interface ProbeSpec {
-  python: string
-  /** Find a free port (node 0, no --master-port). */
-  wantPort: boolean
-  cwd: string
-  /** A script to look for in cwd; undefined when there is no file to check. */
-  script?: string
-  /** A port that must be free (node 0 with --master-port). */
-  port?: number
-  setup?: readonly string[]
-  /**
-   * Look for torch and read the Python version (a Python start on every node): not for --launcher
-   * none, which needs neither — on a 2-core box 32 Python starts were a second of the launch.
-   */
-  torch?: boolean
-  /**
-   * The address the master is expected at, when known before node 0's probe: the probe then also
-   * names the interface that routes to it (`fanout.iface`), which saves a round trip per node.
-   */
-  routeTo?: string
-}
-
-const probeArgs = (p: ProbeSpec): string[] =>
-  [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '']
-const probeText = (p: ProbeSpec): string => sh(PROBE, 'fanout-probe', probeArgs(p))
-
-const probeSize = (p: ProbeSpec, command: string): CommandSize => sized(command, [p.python, p.script ?? ''], [], p.setup ?? [])
-
-/** The size of probeCommand(p), by part (argv: the interpreter and the script's name), without the limit check. */
-export const probeCommandSize = (p: ProbeSpec): CommandSize => probeSize(p, probeText(p))
-
-/** The probe of one node. Throws a USAGE error when it exceeds MAX_COMMAND_BYTES (the set-up lines count), or a word holds a NUL byte. */
-export function probeCommand(p: ProbeSpec): string {
-  const command = probeText(p)
-  return checked(command, probeSize(p, command))
-}
-
-/** What the probe's stdin must hold: its set-up lines. */
-export const probeInput = (p: ProbeSpec): string => wordsBlock(p.setup ?? [])
-
-/** The line that ends a held probe's output, on stdout and on stderr: what follows is the job's. */
-export const PROBE_END = 'fanout.probe_end'
-
-// The probe and the job as one command: a launch then costs each node one session, not two (a channel,
-// sshd's fork and a login shell fewer each). The probe runs in a subshell, so that what its set-up
-// steps export or define stays there (the job runs them again, once); it reads its set-up words from
-// the shared stdin and no more (sh reads a pipe a byte at a time). Its end is marked on both streams,
-// and the shell then waits for the plan on stdin: the job wrapper's arguments (heartbeat timeout,
-// grace, directory, argv) as one block, then the job's own input. It execs the wrapper with them,
-// which keeps this pid (the session and group leader sshd made). Input that breaks off (fanout gone,
-// or the launch called off after the probe) runs nothing. Args: the probe's.
-const HELD = `(
-${PROBE}
-)
-echo ${PROBE_END}
-echo ${PROBE_END} >&2
-set --
-${READ_WORDS}
-exec /bin/sh -c ${shellQuote(JOB)} fanout-job "$@"
-`
-
-/**
- * The probe of one node, held: after it, the node's shell waits for the job (heldJobInput). Checked
- * as probeCommand is; the job's own check (jobCommand) still applies to what it is sent later.
- */
-export function heldProbeCommand(p: ProbeSpec): string {
-  const command = sh(HELD, 'fanout-held', probeArgs(p))
-  return checked(command, probeSize(p, command))
-}
-
-/** What a held probe's shell is sent to start the job: the wrapper's arguments, then jobInput. */
-export const heldJobInput = (job: JobSpec): string => wordsBlock(jobArgs(job)) + jobInput(job)
-
-const ROUTE = `${IFACE}
-fanout_iface "$1"
-`
-
-export const routeCommand = (masterAddr: string): string => sh(ROUTE, 'fanout-route', [masterAddr])
-
 // Hashes the files named on stdin (NUL-separated, relative to $1) on the node itself, for --sync:
 // sha256sum -z neither escapes names nor splits on newlines, so any name comes back as it went.
 const HASH = 'cd "$1" || exit 3; exec xargs -0 -r sha256sum -z --'
 
 export const hashCommand = (root: string): string => sh(HASH, 'fanout-hash', [root])
-
-/** Reads the `fanout.KEY=VALUE` lines of a probe's stdout, ignoring everything else. */
-export function readProbeLines(stdout: string): Map<string, string> {
-  const facts = new Map<string, string>()
-  for (const line of stdout.split('\n')) {
-    const m = /^fanout\.([a-z_]+)=(.*)$/.exec(line.replace(/\r$/, ''))
-    if (m && m[1] !== undefined && m[2] !== undefined) facts.set(m[1], m[2])
-  }
-  return facts
-}

@@ -5,7 +5,8 @@ import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, readLaun
 import { RANK_TAGGER } from '../../src/output/rank-tag.js'
 import type { JobEnv } from '../../src/env.js'
 import { planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan.js'
-import { jobCommandSize, MAX_COMMAND_BYTES, probeCommandSize } from '../../src/remote.js'
+import { jobCommandSize, MAX_COMMAND_BYTES } from '../../src/remote.js'
+import { probeCommandSize } from '../../src/remote-probe.js'
 import { mulberry32 } from './prng.js'
 
 const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }
@@ -149,17 +150,23 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
     // The environment and the set-up lines count too.
     expect(() => checkCommandFits(input(), { forwarded: {}, explicit: { BIG: 'x'.repeat(MAX_COMMAND_BYTES) } })).toThrow(/the environment 131095,/) // and PYTHONUNBUFFERED=1
     expect(() => checkCommandFits(input({ setup: ['x'.repeat(70_000), 'y'.repeat(70_000)] }), noEnv)).toThrow(/the set-up lines 140002/)
-    // Up to the limit, it passes (and jobCommand decides on the real one).
-    const base = commandFloor(input({ scriptArgs: [] }), noEnv).total
-    expect(() => checkCommandFits(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base - 1)] }), noEnv)).not.toThrow()
-    expect(commandFloor(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base - 1)] }), noEnv).total).toBe(MAX_COMMAND_BYTES)
-    expect(() => checkCommandFits(input({ scriptArgs: ['x'.repeat(MAX_COMMAND_BYTES - base)] }), noEnv)).toThrow(/at least 131072 bytes/)
+    // Up to the limit, it passes (and jobCommand decides on the real one). With a 10 kB argument the
+    // job's command is the larger (the probe, which holds the job's wrapper, is about 7.4 kB).
+    const withArg = (n: number): CommandFitInput => input({ scriptArgs: ['x'.repeat(n)] })
+    const base = commandFloor(withArg(10_000), noEnv).total - 10_000
+    expect(() => checkCommandFits(withArg(MAX_COMMAND_BYTES - base), noEnv)).not.toThrow()
+    expect(commandFloor(withArg(MAX_COMMAND_BYTES - base), noEnv).total).toBe(MAX_COMMAND_BYTES)
+    expect(() => checkCommandFits(withArg(MAX_COMMAND_BYTES - base + 1), noEnv)).toThrow(/at least 131072 bytes/)
   })
 
   it('with --launcher none there is no tagger, and the probe (larger with set-up lines alone) is checked too', () => {
-    const none = input({ launcher: { ...TORCHRUN, kind: 'none' } })
-    expect(commandFloor(input(), noEnv).argv).toBeGreaterThan(RANK_TAGGER.length)
-    expect(commandFloor(input(), noEnv).total).toBeGreaterThan(commandFloor(none, noEnv).total)
+    // A 10 kB argument makes the job's command the larger of the two, as above.
+    const arg = { scriptArgs: ['x'.repeat(10_000)] }
+    const none = input({ launcher: { ...TORCHRUN, kind: 'none' }, ...arg })
+    expect(commandFloor(input(arg), noEnv).argv).toBeGreaterThan(RANK_TAGGER.length + 10_000)
+    expect(commandFloor(input(arg), noEnv).total).toBeGreaterThan(commandFloor(none, noEnv).total)
+    // Without it, the probe is: the one a launch sends, which also holds the job's wrapper.
+    expect(commandFloor(input(), noEnv)).toEqual(probeCommandSize({ python: input().python, wantPort: false, cwd: input().chdir, setup: [], script: input().script }))
     const setupOnly = input({ launcher: { ...TORCHRUN, kind: 'none' }, script: 'x', scriptArgs: [], setup: ['s'.repeat(MAX_COMMAND_BYTES - 2000)] })
     const floor = commandFloor(setupOnly, noEnv)
     expect(floor.env).toBe(0) // the probe's size: it carries no environment

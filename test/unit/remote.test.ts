@@ -3,7 +3,8 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { heldJobInput, heldProbeCommand, PROBE_END, jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, CONTROL, type JobSpec, type ProbeSpec } from '../../src/remote.js'
+import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, CONTROL, type JobSpec } from '../../src/remote.js'
+import { heldJobInput, heldProbeCommand, PROBE_END, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../../src/remote-probe.js'
 import { FanoutError } from '../../src/errors.js'
 import { parseProbe } from '../../src/plan.js'
 
