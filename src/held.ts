@@ -12,42 +12,47 @@ export interface HeldProbe {
 }
 
 const MARK = Buffer.from(`${PROBE_END}\n`)
-
-/** Where the marker line starts in `data` (a line of its own), searching from `from`; -1 when it is not there. */
-function markAt(data: Buffer, from: number): number {
-  for (let at = data.indexOf(MARK, from); at >= 0; at = data.indexOf(MARK, at + 1)) {
-    if (at === 0 || data[at - 1] === 0x0a) return at
-  }
-  return -1
-}
+// The marker as a line of its own: the newline before it is part of what is searched for.
+const LINE_MARK = Buffer.from(`\n${PROBE_END}\n`)
 
 /**
  * Reads `stream` up to the marker line, then leaves it paused with anything after the marker put back,
  * for the job's output to read from there (NodeOutput.pipe resumes it). Ends without the marker when
- * the stream ends first.
+ * the stream ends first. Each chunk is searched once, with the few bytes before it in which a marker
+ * could begin (the set-up steps may print megabytes here).
  */
 function readToMark(stream: Readable): Promise<{ text: string; marked: boolean }> {
   return new Promise((resolve) => {
-    let data = Buffer.alloc(0)
+    const chunks: Buffer[] = []
+    // The bytes before the next chunk, and where they begin in the stream: at first a newline at -1,
+    // as the stream's first byte starts a line too.
+    let before = Buffer.from('\n')
+    let beforeAt = -1
     const stop = (): void => {
       stream.off('data', onData)
       stream.off('end', onEnd)
       stream.off('close', onEnd)
     }
     const onData = (chunk: Buffer): void => {
-      const searched = Math.max(0, data.length - MARK.length)
-      data = Buffer.concat([data, chunk])
-      const at = markAt(data, searched)
-      if (at < 0) return
+      chunks.push(chunk)
+      const window = Buffer.concat([before, chunk])
+      const at = window.indexOf(LINE_MARK)
+      if (at < 0) {
+        before = window.subarray(Math.max(0, window.length - (LINE_MARK.length - 1)))
+        beforeAt += window.length - before.length
+        return
+      }
       stop()
       stream.pause()
-      const rest = data.subarray(at + MARK.length)
+      const data = Buffer.concat(chunks)
+      const markAt = beforeAt + at + 1
+      const rest = data.subarray(markAt + MARK.length)
       if (rest.length > 0) stream.unshift(rest)
-      resolve({ text: data.subarray(0, at).toString('utf8'), marked: true })
+      resolve({ text: data.subarray(0, markAt).toString('utf8'), marked: true })
     }
     const onEnd = (): void => {
       stop()
-      resolve({ text: data.toString('utf8'), marked: false })
+      resolve({ text: Buffer.concat(chunks).toString('utf8'), marked: false })
     }
     stream.on('data', onData)
     stream.on('end', onEnd)
