@@ -66,41 +66,56 @@ function globMatch(text: string, pattern: string): boolean {
 }
 
 // Mirrors match_hostname(): any negated match vetoes the line, otherwise one positive match suffices.
-// A hashed field ("|1|salt|hash") is a single name, never a list, as in OpenSSH's hostfile.c.
-function hostMatches(field: string, name: string): boolean {
+// A hashed field ("|1|salt|hash") is a single name, never a list, as in OpenSSH's hostfile.c. The field
+// is read once (a hashed one's salt and hash decoded), and the matcher then used for every name.
+function hostMatcher(field: string): (name: string) => boolean {
   if (field.startsWith('|')) {
     const parts = field.split('|')
-    if (parts.length !== 4 || parts[1] !== '1' || !parts[2] || !parts[3]) return false
+    if (parts.length !== 4 || parts[1] !== '1' || !parts[2] || !parts[3]) return () => false
     const salt = Buffer.from(parts[2], 'base64')
     const want = Buffer.from(parts[3], 'base64')
-    const got = createHmac('sha1', salt).update(name).digest()
-    return want.length === got.length && timingSafeEqual(want, got)
+    return (name) => {
+      const got = createHmac('sha1', salt).update(name).digest()
+      return want.length === got.length && timingSafeEqual(want, got)
+    }
   }
-  let positive = false
-  for (const raw of field.split(',')) {
+  const patterns = field.split(',').map((raw) => {
     const negated = raw.startsWith('!')
-    const pattern = (negated ? raw.slice(1) : raw).toLowerCase()
-    if (pattern === '' || !globMatch(name, pattern)) continue
-    if (negated) return false
-    positive = true
+    return { negated, pattern: (negated ? raw.slice(1) : raw).toLowerCase() }
+  })
+  return (name) => {
+    let positive = false
+    for (const { negated, pattern } of patterns) {
+      if (pattern === '' || !globMatch(name, pattern)) continue
+      if (negated) return false
+      positive = true
+    }
+    return positive
   }
-  return positive
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 
 interface Line extends Entry {
-  hosts: string
+  matches: (name: string) => boolean
+}
+
+interface ParsedFile {
+  text: string
+  lines: Line[]
+  /** The lines found for each name so far: a connection looks its host up twice (key types, then the key). */
+  found: Map<string, Line[]>
 }
 
 // The valid lines of a file, parsed once per text: every connection of a launch looks its node up in
-// the same files (128 nodes × a 140-line file, parsed per lookup, cost 150 ms of CPU). Only each path's
-// latest text is kept: a file that changes (--accept-new appends to it) is parsed again.
-const parsed = new Map<string, { text: string; lines: Line[] }>()
+// the same files (128 nodes × a 140-line file, parsed per lookup, cost 150 ms of CPU; hashed, the HMAC
+// of every line for every lookup, 310 ms). Only each path's latest text is kept: a file that changes
+// (--accept-new appends to it) is parsed again.
+const parsed = new Map<string, ParsedFile>()
 
-function linesOf(file: KnownHostsFile): Line[] {
+function parse(file: KnownHostsFile): ParsedFile {
   const cached = parsed.get(file.path)
-  if (cached?.text === file.text) return cached.lines
+  if (cached?.text === file.text) return cached
   const lines: Line[] = []
   file.text.split(/\r?\n/).forEach((line, i) => {
     const fields = line.trim().split(/\s+/)
@@ -119,10 +134,11 @@ function linesOf(file: KnownHostsFile): Line[] {
     const blob = Buffer.from(b64, 'base64')
     // ssh rejects lines whose declared type disagrees with the blob (SSH_ERR_KEY_TYPE_MISMATCH).
     if (blobKeyType(blob) !== keyType) return
-    lines.push({ hosts, revoked, certAuthority, keyType, blob, where: `${file.path}:${i + 1}` })
+    lines.push({ matches: hostMatcher(hosts), revoked, certAuthority, keyType, blob, where: `${file.path}:${i + 1}` })
   })
-  parsed.set(file.path, { text: file.text, lines })
-  return lines
+  const result = { text: file.text, lines, found: new Map<string, Line[]>() }
+  parsed.set(file.path, result)
+  return result
 }
 
 // Every valid line whose host patterns match. Anything we cannot parse is skipped, as ssh does, so
@@ -131,7 +147,12 @@ function entriesFor(files: KnownHostsFile[], host: string, port: number): Entry[
   // ssh lowercases the host before lookup and before hashing.
   const h = host.toLowerCase()
   const name = port === 22 ? h : `[${h}]:${port}`
-  return files.flatMap((file) => linesOf(file).filter((line) => hostMatches(line.hosts, name)))
+  return files.flatMap((file) => {
+    const { lines, found } = parse(file)
+    let matching = found.get(name)
+    if (matching === undefined) found.set(name, (matching = lines.filter((line) => line.matches(name))))
+    return matching
+  })
 }
 
 export function checkHostKey(files: KnownHostsFile[], host: string, port: number, key: Buffer): HostKeyVerdict {

@@ -170,6 +170,15 @@ describe('checkHostKey verdicts', () => {
     expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'other', 22, ed.blob)).toEqual({ kind: 'match' })
   })
 
+  it('the lines found for a name are kept per file text, not per key: the same file and name, another key, another verdict', () => {
+    const files = [file(`${hashedName('h')} ${ed.pub}\nother ${ec.pub}`, '/home/u/.ssh/known_hosts.hashed')]
+    expect(knownKeyTypes(files, 'h', 22)).toEqual(['ssh-ed25519'])
+    expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'match' })
+    expect(checkHostKey(files, 'h', 22, ed2.blob)).toMatchObject({ kind: 'changed', where: '/home/u/.ssh/known_hosts.hashed:1' })
+    expect(checkHostKey(files, 'other', 22, ed.blob)).toMatchObject({ kind: 'unknown' })
+    expect(checkHostKey(files, 'H', 2222, ed.blob)).toMatchObject({ kind: 'unknown' })
+  })
+
   it('a matching line wins over a stale same-type line', () => {
     const files = [file(`h ${ed2.pub}\nh ${ed.pub}`)]
     expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'match' })
