@@ -16,19 +16,29 @@ export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: '
 // bytes. It stops the job's process group when the channel closes (EOF: coordinator killed, laptop
 // closed) or when no byte came for $2 seconds (link cut: no EOF ever arrives), and it exits as soon
 // as the group is empty. `timeout ... dd` is how plain sh reads one byte with a time limit.
+// A group holding only zombies counts as empty: kill -0 finds a process that has exited until its
+// parent collects it, and an orphan's parent is init, which on some machines collects late (the rank
+// tagger's sidecar is such an orphan). So once the group's leader (the launcher) is gone, ps says
+// which members are zombies; a ps that lists nothing (none, or one without these options) leaves
+// kill's answer. The loop's cheap check (once per heartbeat) may count a zombie: the channel's EOF,
+// at the job's end, still ends it through reap.
 // Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s).
 const WATCHDOG = `
 pg=$1 hb=$2 grace=$3
 trap '' HUP INT
+running() {
+  kill -0 -"$pg" 2>/dev/null || return 1
+  kill -0 "$pg" 2>/dev/null && return 0
+  ps -A -o pgid= -o stat= 2>/dev/null | awk -v g="$pg" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !(f || !NR) }'
+}
 reap() {
   kill -TERM -"$pg" 2>/dev/null || exit 0
-  n=$((grace * 5))
-  while [ "$n" -gt 0 ]; do
-    sleep 0.2
-    kill -0 -"$pg" 2>/dev/null || exit 0
+  n=$((grace * 10))
+  while running; do
+    [ "$n" -gt 0 ] || { kill -KILL -"$pg" 2>/dev/null; exit 0; }
+    sleep 0.1
     n=$((n - 1))
   done
-  kill -KILL -"$pg" 2>/dev/null
   exit 0
 }
 while kill -0 -"$pg" 2>/dev/null; do

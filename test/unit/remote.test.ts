@@ -306,6 +306,33 @@ describe('jobCommand: the watchdog', () => {
     expect(await groupGone(p.pid)).toBe(true)
   }, 10_000)
 
+  it('a group left with only a zombie (an orphan init has not collected yet) counts as empty: the watchdog goes at once', async () => {
+    // The zombie's parent leaves the group and never collects it, as a late init would not; kill -0
+    // still finds the group, so a watchdog trusting it alone would wait out the whole grace.
+    const pidFile = join(dir, 'zombie-parent.pid')
+    const holder = 'import os, time\nif os.fork() == 0:\n    os._exit(0)\nos.setpgid(0, 0)\nopen(os.environ["PIDFILE"], "w").write(str(os.getpid()))\ntime.sleep(30)\n'
+    const p = startJob(job({ env: { PIDFILE: pidFile }, argv: ['/bin/sh', '-c', 'python3 -c "$0" >/dev/null 2>&1 & sleep 0.5', holder], heartbeatTimeoutS: 10, graceS: 5 }))
+    await within(p.done, 3000, 'job')
+    const parent = Number(readFileSync(pidFile, 'utf8'))
+    try {
+      expect(groupAlive(p.pid)).toBe(true)
+      p.child.stdin.end()
+      expect(await watchdogsGone(p.pid, 1500)).toBe(true)
+    } finally {
+      process.kill(parent, 'SIGKILL')
+    }
+  }, 10_000)
+
+  it('a member left running after the launcher ended is still stopped, and killed after the grace', async () => {
+    const p = startJob(job({ argv: ['/bin/sh', '-c', '(trap "" TERM; while :; do sleep 0.1; done) >/dev/null 2>&1 & exit 0'], heartbeatTimeoutS: 10, graceS: 1 }))
+    await within(p.done, 3000, 'job')
+    p.child.stdin.end()
+    await sleep(600)
+    expect(groupAlive(p.pid)).toBe(true)
+    expect(await groupGone(p.pid, 3000)).toBe(true)
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 10_000)
+
   it('heartbeats do nothing to the job', async () => {
     const p = startJob(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 }))
     heartbeat(p.child, 100)
