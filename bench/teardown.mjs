@@ -23,6 +23,8 @@ if (process.getuid?.() !== 0) {
   process.exit(2)
 }
 
+// As every tool of the benchmark runs (bench/lib/measure.mjs): without NODE_EXTRA_CA_CERTS.
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const cluster = (cmd) => execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
 
@@ -50,7 +52,7 @@ async function goneAfter(since, hosts = HOSTS, limitMs = 60_000) {
 
 let port = 29700
 function start(extra, scriptArgs = []) {
-  const child = spawn(process.execPath, ['--', join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', '--nproc-per-node', String(PROCS), ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  const child = spawn(process.execPath, ['--', join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', '--nproc-per-node', String(PROCS), ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...ENV, NO_COLOR: '1' } })
   let out = ''
   const seen = new Map()
   const onData = (b) => {

@@ -3,15 +3,15 @@ import type { Options } from './args.js'
 import { checkGpuSelection, loadJobEnv } from './env.js'
 import { checkCommandFits } from './launcher.js'
 import { FanoutError } from './errors.js'
-import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode } from './plan.js'
-import { heldProbeCommand, probeCommand, probeInput, readProbeLines, routeCommand, type ProbeSpec } from './remote-probe.js'
-import { holdProbe } from './held.js'
+import { describeCommand, parseProbe, planLaunch } from './plan.js'
+import { failPhase, label } from './phase.js'
+import { probe, probeNodes } from './probe-nodes.js'
 import { resolveHostList, type SourceIo } from './hostsource.js'
 import { resolveNodes, type NodeSpec } from './nodes.js'
 import { runAttempt, type AttemptOutcome } from './attempt.js'
 import { formatAttempts, stopCode } from './summary.js'
 import type { StopReason } from './supervisor.js'
-import { capture, type RemoteProcess, type Transport } from './transport/types.js'
+import type { RemoteProcess, Transport } from './transport/types.js'
 import { reportingUi, type Ui } from './ui.js'
 import type { LiveRegion } from './output/live.js'
 import type { AskSecret } from './ssh/credentials.js'
@@ -31,19 +31,6 @@ export interface RunIo extends SourceIo {
   live?: LiveRegion
   /** Subscribes to the user's stop requests (Ctrl-C, SIGTERM, SIGHUP); returns the unsubscribe. */
   onStop: (handler: (reason: StopReason) => void) => () => void
-}
-
-const label = (n: NodeSpec): string => `n${n.rank} ${n.entry.host}`
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-
-/** Fails the launch with every node's error listed, after closing what was opened. */
-function failPhase(results: PromiseSettledResult<unknown>[], nodes: NodeSpec[], transports: Transport[]): void {
-  const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], error: r.reason as unknown }] : []))
-  if (errors.length === 0) return
-  for (const t of transports) t.close()
-  const first = errors[0]?.error
-  const text = errors.map(({ node, error }) => `${node ? `node ${node.rank}: ` : ''}${message(error)}`).join('\n')
-  throw new FanoutError(text, first instanceof FanoutError ? first.code : 'CONNECT')
 }
 
 async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Promise<Transport[]> {
@@ -78,62 +65,6 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
   const transports = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   failPhase(results, nodes, transports)
   return transports
-}
-
-/** Runs the probe on a node (its set-up lines on stdin) and collects what it printed. */
-const probe = (t: Transport, spec: ProbeSpec): ReturnType<typeof capture> => capture(t, probeCommand(spec), probeInput(spec))
-
-/**
- * Probes every node. With `held`, each probe is the start of the node's job command (heldProbeCommand):
- * the shells left waiting for the job are put in `held`, by node, for the first attempt to start.
- */
-async function probeNodes(nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, held?: (RemoteProcess | undefined)[]): Promise<PlanNode[]> {
-  const { launcher } = options
-  const scriptIsFile = options.script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
-  // Where the master will be, if that can be told before node 0's probe: --master-addr, or the address
-  // fanout's connection to node 0 reached (its sshd reports the same one unless NAT sits between). The
-  // probes then also find each node's route to it; a guess that turns out wrong costs the route phase.
-  const expectedMaster = options.masterAddr ?? transports[0]?.peerAddress
-  const probes = await io.ui.phase('probe', nodes.map((n, i) => ({
-    label: label(n),
-    node: { rank: n.rank, host: n.entry.host },
-    run: async () => {
-      const t = transports[i] as Transport
-      const spec: ProbeSpec = {
-        python: options.python, wantPort: i === 0 && options.masterPort === undefined, cwd: options.chdir, setup: options.setup, torch: launcher.kind !== 'none',
-        ...(scriptIsFile ? { script: options.script } : {}), ...(i === 0 && options.masterPort !== undefined ? { port: options.masterPort } : {}),
-        ...(expectedMaster === undefined ? {} : { routeTo: expectedMaster }),
-      }
-      const { stdout, stderr, proc } = held ? await holdProbe(t, heldProbeCommand(spec), probeInput(spec)) : { ...(await probe(t, spec)), proc: undefined }
-      if (held) held[i] = proc
-      return { rank: n.rank, host: n.entry.host, facts: parseProbe(stdout, t.kind === 'ssh'), stderr }
-    },
-  })), 'probed')
-  failPhase(probes, nodes, []) // runJob closes the transports
-  const found = probes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-  const { checkPreflight, preflightError } = await import('./preflight.js')
-  const { table, errors, warnings } = checkPreflight(found, { launcher: launcher.kind, scriptIsFile, script: options.script, cwd: options.chdir, python: options.python, setup: options.setup, strict: options.strict, ...(options.masterPort === undefined ? {} : { masterPort: options.masterPort }) })
-  for (const w of warnings) io.ui.warn(w)
-  io.stderr.write(table)
-  if (errors.length > 0) throw preflightError(errors)
-  const facts = found.map((f) => f.facts)
-  const master = masterAddress(facts, options.masterAddr)
-  const probed = master === expectedMaster && facts.every((f) => f.routeIface !== undefined)
-  const routes = probed
-    ? facts.map((f) => f.routeIface)
-    : (await io.ui.phase('route', nodes.map((n, i) => ({
-        label: label(n),
-        run: async () => readProbeLines((await capture(transports[i] as Transport, routeCommand(master))).stdout).get('iface'),
-      })))).map((r) => (r.status === 'fulfilled' ? r.value : undefined))
-  return nodes.map((n, i): PlanNode => {
-    const iface = routes[i] || undefined
-    if (!iface) io.ui.warn(`node ${n.rank} (${n.entry.host}): no interface routes to ${master}; GLOO/NCCL_SOCKET_IFNAME left unset`)
-    const node: PlanNode = { rank: n.rank, host: n.entry.host, facts: facts[i] as NodeFacts }
-    if (n.entry.slots !== undefined) node.slots = n.entry.slots
-    if (n.entry.gpus !== undefined) node.gpus = n.entry.gpus
-    if (iface) node.iface = iface
-    return node
-  })
 }
 
 /**

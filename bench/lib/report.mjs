@@ -39,6 +39,8 @@ export function rows(results) {
     const h = startup['fanout --help']
     const n = startup['node -e 0']
     out.push({ name: '`fanout --help` cold start', fanout: ms(h.wall), peers: {}, ratios: `\`node -e 0\`: ${ms(n.wall)} (fanout +${ms(h.wall - n.wall)})`, target: '≤ 150 ms', ok: h.wall <= 0.15 })
+    const ca = startup['node -e 0 with NODE_EXTRA_CA_CERTS']
+    if (ca) out.push({ name: '`node -e 0` with NODE_EXTRA_CA_CERTS (not in any run above)', fanout: ms(ca.wall), peers: {}, ratios: `+${ms(ca.wall - n.wall)} wall, +${ms(ca.cpu - n.cpu)} CPU per Node start`, target: '', ok: undefined })
   }
   for (const r of teardown?.results ?? []) {
     out.push({ name: `teardown: ${r.scenario}`, fanout: s(r.medianMs / 1000), peers: {}, ratios: r.fanoutReactionMs === undefined ? '' : `reacted in ${r.fanoutReactionMs} ms`, target: r.targetMs === null || r.targetMs === undefined || r.targetMs === Infinity ? '(floor)' : `≤ ${(r.targetMs / 1000).toFixed(1)} s`, ok: r.targetMs === null || r.targetMs === undefined || r.targetMs === Infinity ? undefined : r.ok })
@@ -48,7 +50,7 @@ export function rows(results) {
 
 export function markdown(results) {
   const m = results.machine
-  const head = `fanout benchmarks, ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} × ${m.cpu}, Linux ${m.kernel}, ${m.openssh}, Node ${m.node}; test hosts are network namespaces on this machine (each with its own sshd), so the nodes' work shares its cores. Medians of ${results.runs.launch} runs per launch measurement (${results.runs.launch128} at 128 hosts), ${results.runs.throughput} per throughput measurement, ${results.runs.startup} for start-up; every tool in the same run on the same hosts, runs interleaved.`
+  const head = `fanout benchmarks, ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores} × ${m.cpu}, Linux ${m.kernel}, ${m.openssh}, Node ${m.node}; test hosts are network namespaces on this machine (each with its own sshd), so the nodes' work shares its cores. Medians of ${results.runs.launch} runs per launch measurement (${results.runs.launch128} at 128 hosts), ${results.runs.throughput} per throughput measurement, ${results.runs.startup} for start-up; every tool in the same run on the same hosts, runs interleaved${results.startup?.['node -e 0 with NODE_EXTRA_CA_CERTS'] ? ', and without NODE_EXTRA_CA_CERTS, which this machine sets (its cost is the last start-up row)' : ''}.`
   const cols = ['measurement', 'fanout', ...PEERS, 'fanout vs', 'target', 'result']
   const lines = [head, '', `| ${cols.join(' | ')} |`, `| ${cols.map(() => '---').join(' | ')} |`]
   for (const r of rows(results)) {

@@ -1,14 +1,14 @@
 // The command line of each tool for one measurement: the same hosts, the same remote command, the same
 // sink (stdout to /dev/null, see measure.mjs). Hosts are the cluster's plain nodes n1..nN.
 import { join } from 'node:path'
-import { timed } from './measure.mjs'
+import { ENV, timed } from './measure.mjs'
 
 export const ROOT = join(import.meta.dirname, '../..')
 export const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
 export const SSH_CONFIG = join(DIR, 'ssh_config')
 export const nodes = (n) => Array.from({ length: n }, (_v, i) => `n${i + 1}`)
 
-const env = { ...process.env, NO_COLOR: '1' }
+const env = { ...ENV, NO_COLOR: '1' }
 // What a user of each peer would type, pointed at the cluster's ssh_config: pdsh with -f 64 (as in the
 // issue's reference numbers), clush and parallel-ssh with a fan-out width of at least the host count.
 const width = (hosts) => String(Math.max(64, hosts.length))
