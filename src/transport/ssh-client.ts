@@ -19,6 +19,8 @@ export interface SshOptions {
   acceptNew?: boolean
   /** Passphrases of encrypted identity files, asked once before connecting (ssh/credentials.ts). */
   passphrases?: ReadonlyMap<string, string>
+  /** Those files' keys, decrypted when their passphrases were checked. */
+  unlocked?: ReadonlyMap<string, ssh2.ParsedKey>
   /** Why some identity files stay locked (no terminal, wrong passphrase): said when authentication fails. */
   locked?: ReadonlyMap<string, string>
   /** `--ask-password`: tried after the keys. */
@@ -73,6 +75,33 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
   }
 }
 
+// An identity file is read and parsed once per run (per SshOptions), not once per node: parsing an
+// OpenSSH key builds its DER form and a crypto key object, and ssh2 takes a parsed key as it is.
+const identities = new WeakMap<SshOptions, Map<string, { key: ssh2.ParsedKey } | { skip: string }>>()
+
+function identity(file: string, options: SshOptions): { key: ssh2.ParsedKey } | { skip: string } {
+  let known = identities.get(options)
+  if (!known) identities.set(options, (known = new Map()))
+  let found = known.get(file)
+  if (!found) known.set(file, (found = readIdentity(file, options)))
+  return found
+}
+
+function readIdentity(file: string, options: SshOptions): { key: ssh2.ParsedKey } | { skip: string } {
+  const unlocked = options.unlocked?.get(file)
+  if (unlocked) return { key: unlocked }
+  let key: Buffer
+  try {
+    key = readFileSync(file)
+  } catch (e) {
+    return { skip: `${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})` }
+  }
+  const parsed = ssh2.utils.parseKey(key, options.passphrases?.get(file))
+  if (!(parsed instanceof Error)) return { key: parsed }
+  const why = options.locked?.get(file) ?? (/encrypted|passphrase/i.test(parsed.message) ? 'encrypted; load it into ssh-agent' : parsed.message)
+  return { skip: `${file} (${why})` }
+}
+
 /** Credentials in OpenSSH's order: the agent's keys, then each identity file that can be used, then a password if asked for. */
 function authMethods(target: SshTarget, options: SshOptions): { methods: object[]; tried: string[]; skipped: string[] } {
   const methods: object[] = []
@@ -83,21 +112,12 @@ function authMethods(target: SshTarget, options: SshOptions): { methods: object[
     tried.push('ssh-agent')
   }
   for (const file of target.identityFiles) {
-    let key: Buffer
-    try {
-      key = readFileSync(file)
-    } catch (e) {
-      skipped.push(`${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+    const found = identity(file, options)
+    if ('skip' in found) {
+      skipped.push(found.skip)
       continue
     }
-    const passphrase = options.passphrases?.get(file)
-    const parsed = ssh2.utils.parseKey(key, passphrase)
-    if (parsed instanceof Error) {
-      const why = options.locked?.get(file) ?? (/encrypted|passphrase/i.test(parsed.message) ? 'encrypted; load it into ssh-agent' : parsed.message)
-      skipped.push(`${file} (${why})`)
-      continue
-    }
-    methods.push({ type: 'publickey', username: target.user, key, ...(passphrase === undefined ? {} : { passphrase }) })
+    methods.push({ type: 'publickey', username: target.user, key: found.key })
     tried.push(file)
   }
   if (options.password !== undefined) {

@@ -27,6 +27,8 @@ describe('unlockIdentities', () => {
     const r = await unlockIdentities([locked, plain, locked, locked, join(dir, 'missing')], t.ask)
     expect(t.prompts).toEqual([`Enter passphrase for key ${locked}: `])
     expect([...r.passphrases]).toEqual([[locked, 'open sesame']])
+    expect([...r.unlocked.keys()]).toEqual([locked])
+    expect(r.unlocked.get(locked)?.isPrivateKey()).toBe(true)
     expect(r.locked.size).toBe(0)
   })
 
