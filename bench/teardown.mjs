@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ENV } from './lib/env.mjs'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
@@ -23,8 +24,6 @@ if (process.getuid?.() !== 0) {
   process.exit(2)
 }
 
-// As every tool of the benchmark runs (bench/lib/measure.mjs): without NODE_EXTRA_CA_CERTS.
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const cluster = (cmd) => execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
 

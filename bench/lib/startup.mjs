@@ -1,5 +1,5 @@
 // `fanout --help` cold start next to Node's own floor (`node -e 0`), medians of many runs; and, where
-// this environment sets NODE_EXTRA_CA_CERTS (which every tool runs without: see measure.mjs), `node -e
+// this environment sets NODE_EXTRA_CA_CERTS (which every tool runs without: see env.mjs), `node -e
 // 0` with it, which is what it adds to every Node start.
 import { join } from 'node:path'
 import { compare, timed } from './measure.mjs'

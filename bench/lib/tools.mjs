@@ -1,7 +1,8 @@
 // The command line of each tool for one measurement: the same hosts, the same remote command, the same
 // sink (stdout to /dev/null, see measure.mjs). Hosts are the cluster's plain nodes n1..nN.
 import { join } from 'node:path'
-import { ENV, timed } from './measure.mjs'
+import { ENV } from './env.mjs'
+import { timed } from './measure.mjs'
 
 export const ROOT = join(import.meta.dirname, '../..')
 export const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'

@@ -77,9 +77,10 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
 
 // An identity file is read and parsed once per run (per SshOptions), not once per node: parsing an
 // OpenSSH key builds its DER form and a crypto key object, and ssh2 takes a parsed key as it is.
-const identities = new WeakMap<SshOptions, Map<string, { key: ssh2.ParsedKey } | { skip: string }>>()
+type Identity = { key: ssh2.ParsedKey } | { skip: string }
+const identities = new WeakMap<SshOptions, Map<string, Identity>>()
 
-function identity(file: string, options: SshOptions): { key: ssh2.ParsedKey } | { skip: string } {
+function identity(file: string, options: SshOptions): Identity {
   let known = identities.get(options)
   if (!known) identities.set(options, (known = new Map()))
   let found = known.get(file)
@@ -87,7 +88,8 @@ function identity(file: string, options: SshOptions): { key: ssh2.ParsedKey } | 
   return found
 }
 
-function readIdentity(file: string, options: SshOptions): { key: ssh2.ParsedKey } | { skip: string } {
+/** A usable key, or why the file is skipped (named in the authentication error). */
+function readIdentity(file: string, options: SshOptions): Identity {
   const unlocked = options.unlocked?.get(file)
   if (unlocked) return { key: unlocked }
   let key: Buffer
