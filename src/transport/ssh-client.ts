@@ -229,30 +229,6 @@ export function openClient(target: SshTarget, options: SshOptions, sock?: Duplex
       if (!ready) reject(refusedKey ?? Object.assign(describeConnectError(target, new Error('connection closed before the SSH handshake finished'), timeoutS), { dropped: true }))
     })
     client.connect(config)
-    skipHostKeysProof(client)
   })
-}
-
-type GlobalRequestHandler = (protocol: unknown, name: string, wantReply: boolean, data: unknown) => void
-
-/**
- * After authentication an OpenSSH server announces all its host keys (hostkeys-00@openssh.com, for
- * clients that update known_hosts), and ssh2 answers every announcement by asking the server to prove
- * each key: the server signs with every host key it has (RSA included) and the client checks each
- * signature, a few milliseconds of CPU on both sides per connection, for a list fanout never uses
- * (it records a new host's key from the key exchange, and only with --accept-new). The announcement is
- * ignored here, as ssh ignores it for hosts whose keys it already knows. ssh2 offers no option for
- * this: its handler is replaced on the connection's protocol object (ssh2 1.x; where that object is
- * not as expected, nothing changes).
- */
-export function skipHostKeysProof(client: ssh2.Client): void {
-  const protocol = (client as unknown as { _protocol?: { _handlers?: { GLOBAL_REQUEST?: GlobalRequestHandler }; requestSuccess?: () => void } })._protocol
-  const handlers = protocol?._handlers
-  const original = handlers?.GLOBAL_REQUEST
-  if (!protocol || !handlers || typeof original !== 'function' || typeof protocol.requestSuccess !== 'function') return
-  handlers.GLOBAL_REQUEST = (p, name, wantReply, data) => {
-    if (name !== 'hostkeys-00@openssh.com') return original(p, name, wantReply, data)
-    if (wantReply) protocol.requestSuccess?.()
-  }
 }
 
