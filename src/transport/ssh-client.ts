@@ -170,6 +170,27 @@ export function isDroppedHandshake(err: unknown): boolean {
 }
 
 /**
+ * Calls `done` once the server has answered one keepalive sent after authentication, so that a capped
+ * handshake slot is freed only when sshd no longer counts the connection against MaxStartups. sshd's
+ * listener counts it until the session's monitor closes a pipe to it, and the monitor does that only
+ * after the client has been told it is authenticated; whatever the server says after that comes from
+ * the session process the monitor forks later. Freed at 'ready' instead, the next handshake could
+ * arrive while sshd still counted this one: with 10 in flight it dropped ~8 of 128, and with 8, now
+ * and then one. A server that does not answer within `timeoutS` is not failed for it (only paced).
+ */
+function afterAuthentication(client: ssh2.Client, timeoutS: number, done: () => void): void {
+  // ssh2 has no public request whose reply changes nothing; its own keepalive is one (ssh2 1.x internals).
+  const inner = client as unknown as { _protocol?: { ping?: () => void }; _callbacks?: Array<() => void> }
+  if (typeof inner._protocol?.ping !== 'function' || !Array.isArray(inner._callbacks)) return done()
+  const timer = setTimeout(done, timeoutS * 1000).unref()
+  inner._callbacks.push(() => {
+    clearTimeout(timer)
+    done()
+  })
+  inner._protocol.ping()
+}
+
+/**
  * Opens one verified, authenticated SSH client connection, over TCP or over `sock` (a channel of the
  * jump host in front of it). Rejects with a FanoutError naming the host. After 'ready' the caller
  * owns the client's 'error' and 'close' events.
@@ -209,10 +230,12 @@ export function openClient(target: SshTarget, options: SshOptions, sock?: Duplex
       },
       authHandler: (_left, _partial, next) => next((methods.shift() as never) ?? false),
     }
-    client.on('ready', () => {
-      ready = true
-      resolve(client)
-    })
+    client.on('ready', () =>
+      afterAuthentication(client, timeoutS, () => {
+        ready = true
+        resolve(client)
+      }),
+    )
     client.on('error', (err: Error & { code?: string; level?: string }) => {
       if (ready) return
       if (refusedKey) return reject(refusedKey)
