@@ -3,6 +3,7 @@ import type { OutputOptions } from './options.js'
 import type { JsonEvents } from './json.js'
 import type { LiveRegion } from './live.js'
 import type { RunLog } from './logdir.js'
+import { directWriter } from './file-writer.js'
 import { NodeOutput, type LineSink } from './node-output.js'
 import { Prefixer } from './prefix.js'
 import { lineFilter, TerminalSink } from './terminal.js'
@@ -52,7 +53,7 @@ export class JobOutput {
         format: options.prefix, nodes: nodes.map((n) => ({ node: n.rank, host: n.host })), tagged: options.tagged,
         maxRank: Math.max(0, worldSize - 1), maxLocalRank: Math.max(0, ...nodes.map((n) => n.nproc - 1)), chalk: io.chalk, timestamps: options.timestamps,
       })
-      this.sinks.push(new TerminalSink({ stdout: io.stdout, stderr: io.stderr, prefixer, show, ...(io.live ? { live: io.live } : {}) }))
+      this.sinks.push(new TerminalSink({ stdout: directWriter(io.stdout), stderr: directWriter(io.stderr), prefixer, show, ...(io.live ? { live: io.live } : {}) }))
     }
     if (io.log) this.sinks.push(io.log)
   }

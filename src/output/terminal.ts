@@ -83,14 +83,14 @@ export class TerminalSink implements LineSink {
   writeBatch(lines: readonly OutputLine[]): boolean {
     let ok = true
     let dest: Writable | undefined
-    // Built as one latin1 string (bytes in, the same bytes out) and encoded once per destination: a
-    // chunk's lines cost one Buffer, not one per part.
+    // Built as one latin1 string (bytes in, the same bytes out) and written as such once per destination.
     let text = ''
     const send = (): void => {
       if (!dest || text === '') return
-      const data = Buffer.from(text, 'latin1')
+      // Sockets (terminals, pipes) and directWriter encode the latin1 string natively, with no Buffer.
+      const written = this.options.live ? this.options.live.print(dest, Buffer.from(text, 'latin1')) : dest.write(text, 'latin1')
       text = ''
-      if (!(this.options.live ? this.options.live.print(dest, data) : dest.write(data))) {
+      if (!written) {
         ok = false
         this.blocked = dest
       }

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
 import { cluster, clusterArgs, describeCluster, fanoutEnv, runFanout, waitNoSurvivors, writeWork } from './cluster.js'
 import { renderTerminal } from './terminal-emulator.js'
 
+const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
 const hostfile = (): string => writeWork('hosts-out', 'h1\nh2\nh3\n')
 
 // Every rank prints numbered lines with print(), which under -u writes the text and the newline
@@ -227,6 +229,31 @@ describeCluster('output of a 3-host job (2 ranks each)', () => {
     expect(summary.nodes.find((n) => n.node === 1)?.exit_code).toBe(3)
     expect(readFileSync(join(dir, 'node1-h2.log'), 'utf8')).toContain('[r1]! node 1 giving up')
     expect(readFileSync(join(dir, 'fanout.log'), 'utf8')).toMatch(/node 1 \(h2\) failed: local rank 0 exited with code 3/)
+  })
+
+  it('stdout and stderr redirected to files (> out 2> err): every line byte for byte, prefixed, in order, the summary after the job\'s lines', async () => {
+    // A file is written through fs.writeSync (output/file-writer.ts), not Node's stream for it.
+    const dir = mkdtempSync(join(tmpdir(), 'fanout-redirect-'))
+    const [out, err] = [join(dir, 'out'), join(dir, 'err')]
+    const fds = [openSync(out, 'w'), openSync(err, 'w')]
+    const job = 'seq 1 20000 | sed "s/^/$(hostname) line /"; printf \'caf\\303\\251 \\377\\376 raw\\n\'; printf \'err \\377\\n\' >&2; printf \'no newline\''
+    const child = spawn(process.execPath, ['--', BIN, '--hosts', 'h1,h2', ...clusterArgs(), '--launcher', 'none', '--', 'sh', '-c', job], { cwd: cluster?.work, env: fanoutEnv(), stdio: ['ignore', fds[0], fds[1]] })
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    for (const fd of fds) closeSync(fd)
+    const stderr = readFileSync(err).toString('latin1')
+    expect(code, stderr).toBe(0)
+    const stdout = readFileSync(out).toString('latin1').split('\n')
+    expect(stdout.pop()).toBe('') // the file ends with a newline
+    for (const [node, host] of [[0, 'h1'], [1, 'h2']] as const) {
+      const prefix = new RegExp(`^\\[n${node} ${host}\\] +`)
+      const mine = stdout.filter((l) => prefix.test(l)).map((l) => l.replace(prefix, ''))
+      expect(mine).toEqual([...Array.from({ length: 20000 }, (_v, i) => `fo-${host} line ${i + 1}`), 'caf\xc3\xa9 \xff\xfe raw', 'no newline'])
+      const errPrefix = new RegExp(`^\\[n${node} ${host}\\]! +`) // a stderr line's prefix ends in !
+      expect(stderr.split('\n').filter((l) => errPrefix.test(l)).map((l) => l.replace(errPrefix, ''))).toEqual(['err \xff'])
+    }
+    expect(stdout).toHaveLength(2 * 20002)
+    // fanout's summary comes after the job's lines on stderr, as written
+    expect(stderr).toMatch(/err \xff\n[\s\S]*\nn1\s+h2\s+.*exit 0/)
   })
 
   it('on a TTY (a pseudo-terminal), a progress bar is one updating row, and the status rows leave nothing behind', async () => {
