@@ -228,13 +228,13 @@ export function prefixLines(block: Buffer, prefix: Buffer): Buffer {
 }
 
 /**
- * Whether a line holds more than whitespace (as String.prototype.trim sees it): a printable ASCII
- * byte decides at once; only lines without one are decoded.
+ * Whether a line (`buf` from `start` to `end`) holds more than whitespace (as String.prototype.trim
+ * sees it): a printable ASCII byte decides at once; only lines without one are decoded.
  */
-export function hasText(line: Buffer): boolean {
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!
+export function hasText(buf: Buffer, start = 0, end = buf.length): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!
     if (c > 0x20 && c < 0x7f) return true
   }
-  return line.toString('utf8').trim() !== ''
+  return buf.toString('utf8', start, end).trim() !== ''
 }

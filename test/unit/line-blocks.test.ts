@@ -169,13 +169,17 @@ describe('RecentLines', () => {
     }
   })
 
-  it('settle() copies a kept single line: the chunk it came from may change afterwards', () => {
+  it('settle() copies what is still kept one chunk late: after the next chunk\'s settle, the chunks it came from may change', () => {
     const recent = new RecentLines(20)
-    const chunk = b('hello')
-    recent.addLine(undefined, chunk.subarray(0, 5))
-    recent.settle()
-    chunk.fill(0x78)
-    expect(recent.last(1)).toEqual(['hello'])
+    const line = b('hello')
+    const block = b('one\ntwo\n')
+    recent.addLine(undefined, line.subarray(0, 5))
+    recent.addBlock(1, block)
+    recent.settle() // the end of the chunk that brought them: still views
+    recent.settle() // the end of the next one: copied
+    line.fill(0x78)
+    block.fill(0x78)
+    expect(recent.last(3)).toEqual(['hello', '[r1] one', '[r1] two'])
   })
 })
 
