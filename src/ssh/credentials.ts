@@ -5,7 +5,8 @@ import ssh2 from 'ssh2'
 export type AskSecret = (prompt: string) => Promise<string>
 
 const TRIES = 3
-const isEncrypted = (e: Error): boolean => /encrypted|passphrase/i.test(e.message)
+/** Whether ssh2 refused to parse a key because it is encrypted (and no or a wrong passphrase came with it). */
+export const isEncrypted = (e: Error): boolean => /encrypted|passphrase/i.test(e.message)
 
 /**
  * Asks once for the passphrase of each encrypted identity file the nodes will offer, before any

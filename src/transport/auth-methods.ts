@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import ssh2 from 'ssh2'
 import type { SshTarget } from '../ssh/config.js'
+import { isEncrypted } from '../ssh/credentials.js'
 import type { SshOptions } from './ssh-client.js'
 
 // An identity file is read and parsed once per run (per SshOptions), not once per node: parsing an
@@ -29,7 +30,7 @@ function readIdentity(file: string, options: SshOptions): Identity {
   }
   const parsed = ssh2.utils.parseKey(key, options.passphrases?.get(file))
   if (!(parsed instanceof Error)) return { key: parsed }
-  const why = options.locked?.get(file) ?? (/encrypted|passphrase/i.test(parsed.message) ? 'encrypted; load it into ssh-agent' : parsed.message)
+  const why = options.locked?.get(file) ?? (isEncrypted(parsed) ? 'encrypted; load it into ssh-agent' : parsed.message)
   return { skip: `${file} (${why})` }
 }
 
