@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Build step after tsc: bundles the CLI (dist/entry.js and everything it imports, yargs included, ssh2
-// left out for its optional native parts) into dist/entry.bundle.js, with each lazily imported part
-// in a chunk of dist/chunks/ that loads only when used. bin/fanout.js runs the bundle. Node 20 loads
-// ES modules file by file with no compile cache: yargs alone is some 60 files, ~150 ms before a
-// launch could start; bundled, a 32-node launch takes ~0.1 s less CPU (bench/, npm run bench).
-// The entry stays in dist/ itself: fast-help.ts finds help-text.json next to its own module.
+// Build step after tsc: bundles the CLI (dist/cli.js and everything it imports: yargs, chalk, listr2,
+// ssh2's JavaScript; each lazily imported part still starts only when used) into one CommonJS file,
+// dist/cli.cjs, which cli-loader.ts compiles with the V8 code cache that code-cache.mjs records next.
+// Node 20 loads ES modules file by file, with no compile cache: yargs alone is some 60 files, ssh2 30
+// more, and compiling them was a good part of every start (~0.1 s of CPU; bench/, npm run bench).
+// bin/fanout.js starts dist/entry.js (tsc's output), which answers --help from fast-help.ts's texts
+// without loading the bundle.
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
@@ -52,19 +55,45 @@ const patchDependencies = {
     }
   },
 }
-rmSync(`${dist}chunks`, { recursive: true, force: true })
+// ssh2's native binding (and cpu-features, which it asks for) stay outside the bundle, required at run
+// time by their package paths from dist/, where Node finds them in node_modules as it finds ssh2.
+const nativeParts = {
+  name: 'native-parts',
+  setup(b) {
+    b.onResolve({ filter: /\.node$/ }, ({ path, resolveDir }) => {
+      const file = createRequire(`${resolveDir}/`).resolve(path)
+      const inPackage = /[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+[\\/].*)$/.exec(file)
+      if (!inPackage) throw new Error(`bundle: ${file} is not in a package: cannot be required from dist/`)
+      return { path: inPackage[1].replaceAll('\\', '/'), external: true }
+    })
+  },
+}
+
+// Old chunks of the ES-module bundle this replaced: a build over an old dist/ must not leave them.
+for (const old of ['chunks', 'entry.bundle.js', 'entry.bundle.js.map', 'cli.cjs.cache']) rmSync(`${dist}${old}`, { recursive: true, force: true })
+const ID_PLACEHOLDER = '0'.repeat(32)
 await build({
-  entryPoints: [`${dist}entry.js`],
-  outdir: dist,
-  entryNames: '[name].bundle',
-  chunkNames: 'chunks/[name]-[hash]',
+  entryPoints: [`${dist}cli.js`],
+  outfile: `${dist}cli.cjs`,
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['ssh2'],
-  plugins: [patchDependencies],
+  external: ['cpu-features'],
+  plugins: [patchDependencies, nativeParts],
+  // Without comments and indentation the file is a third smaller, and all ASCII (esbuild escapes the
+  // rest in strings): cli-loader.ts reads it as latin1. Names stay, for stack traces.
+  minifyWhitespace: true,
+  // The build line cli-loader.ts reads (its ID set below), and import.meta.url for the modules that
+  // ask where they are (yargs' locale files; fast-help.ts): the bundle's own URL, as in dist/.
+  banner: { js: `/*fanout-build:${ID_PLACEHOLDER}*/\nconst __fanout_import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
+  define: { 'import.meta.url': '__fanout_import_meta_url' },
   sourcemap: 'linked',
   logLevel: 'warning',
 })
+const bundled = readFileSync(`${dist}cli.cjs`, 'latin1')
+const nonAscii = /[^\x00-\x7f]/.exec(bundled)
+if (nonAscii) throw new Error(`bundle: dist/cli.cjs holds a non-ASCII character at ${nonAscii.index}: cli-loader.ts reads it as latin1`)
+// The build's ID: a hash of the bundle as written (its ID still zeros), the same length as the zeros.
+const id = createHash('sha256').update(bundled).digest('hex').slice(0, ID_PLACEHOLDER.length)
+writeFileSync(`${dist}cli.cjs`, bundled.replace(ID_PLACEHOLDER, id), 'latin1')
