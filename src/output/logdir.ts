@@ -4,8 +4,8 @@ import { dirname, join, resolve } from 'node:path'
 import { usageError } from '../errors.js'
 import { whenDrained } from './drain.js'
 import type { LineSink, OutputLine } from './node-output.js'
-import { prefixLines } from './lines.js'
 import { originKey } from './prefix.js'
+import { PrefixedBytes } from './prefixed-bytes.js'
 import { ProgressThrottle, PROGRESS_INTERVAL_MS } from './terminal.js'
 
 /** `20261127-101514-3f9a2c`: sortable, readable, unique enough to be a directory and a rendezvous id. */
@@ -19,8 +19,6 @@ export function newRunId(now: Date, random: () => number): string {
 
 /** `node1-gpu02.log`; characters a file name should not hold (an IPv6 address's colons) become `_`. */
 export const nodeLogName = (node: number, host: string): string => `node${node}-${host.replace(/[^A-Za-z0-9._-]/g, '_')}.log`
-
-const NEWLINE = Buffer.from('\n')
 
 /**
  * `mkdir -p` with 0700 for what it creates, one level at a time: Node's recursive mkdir spins forever
@@ -52,6 +50,7 @@ export class RunLog implements LineSink {
   private readonly events: WriteStream
   private readonly throttle = new ProgressThrottle(PROGRESS_INTERVAL_MS)
   private blocked: WriteStream | undefined
+  private readonly bytes = new PrefixedBytes()
 
   private constructor(
     readonly dir: string,
@@ -104,20 +103,23 @@ export class RunLog implements LineSink {
 
   /** Appends the lines to their nodes' files: one write per node per batch. */
   writeBatch(lines: readonly OutputLine[]): boolean {
-    const parts = new Map<number, Buffer[]>()
+    const byNode = new Map<number, OutputLine[]>()
     for (const line of lines) {
       if (!this.throttle.due(originKey(line), line.at, line.kind !== 'progress')) continue
-      const tag = line.rank === undefined ? '[node]' : `[r${line.rank}]`
-      const head = `${new Date(line.at).toISOString()} ${tag}${line.stream === 'stderr' ? '!' : ' '} `
-      let list = parts.get(line.node)
-      if (!list) parts.set(line.node, (list = []))
-      if (line.kind === 'lines') list.push(prefixLines(line.text, Buffer.from(head)))
-      else list.push(Buffer.from(head), line.text, NEWLINE)
+      let list = byNode.get(line.node)
+      if (!list) byNode.set(line.node, (list = []))
+      list.push(line)
     }
     let ok = true
-    for (const [node, list] of parts) {
+    for (const [node, list] of byNode) {
+      for (const line of list) {
+        const tag = line.rank === undefined ? '[node]' : `[r${line.rank}]`
+        const head = Buffer.from(`${new Date(line.at).toISOString()} ${tag}${line.stream === 'stderr' ? '!' : ' '} `)
+        if (line.kind === 'lines') this.bytes.lines(line.text, head)
+        else this.bytes.line(head, line.text)
+      }
       const f = this.file(node)
-      if (!f.write(Buffer.concat(list))) {
+      if (!f.write(this.bytes.take())) {
         ok = false
         this.blocked = f
       }

@@ -67,7 +67,6 @@ export function timestamp(at: number): string {
 export class Prefixer {
   private readonly cache = new Map<string, string>()
   private readonly bytes = new Map<string, Buffer>()
-  private readonly latin1 = new Map<string, string>()
   private readonly width: number
   private readonly format: string | undefined
 
@@ -96,18 +95,6 @@ export class Prefixer {
     if (cached === undefined) {
       cached = Buffer.from(this.prefix(origin, at))
       this.bytes.set(key, cached)
-    }
-    return cached
-  }
-
-  /** The same bytes as a latin1 string (one character per byte), cached likewise: see TerminalSink. */
-  prefixLatin1(origin: LineOrigin, at: number): string {
-    if (this.options.timestamps) return this.prefixBytes(origin, at).toString('latin1')
-    const key = originKey(origin)
-    let cached = this.latin1.get(key)
-    if (cached === undefined) {
-      cached = this.prefixBytes(origin, at).toString('latin1')
-      this.latin1.set(key, cached)
     }
     return cached
   }

@@ -1,9 +1,10 @@
 import type { Writable } from 'node:stream'
 import { whenDrained } from './drain.js'
-import { prefixLinesLatin1 } from './lines.js'
+import { writesNow } from './file-writer.js'
 import { plainText, type LiveRegion } from './live.js'
 import type { LineSink, OutputLine } from './node-output.js'
 import { originKey, type LineOrigin, type Prefixer } from './prefix.js'
+import { PrefixedBytes } from './prefixed-bytes.js'
 
 /** Which lines the terminal shows (`--only`, `--only-node`, `--quiet`); the log files get every line. */
 export interface LineFilter {
@@ -70,6 +71,7 @@ export class TerminalSink implements LineSink {
   readonly blocks = true
   private readonly throttle: ProgressThrottle
   private blocked: Writable | undefined
+  private readonly bytes = new PrefixedBytes()
 
   constructor(private readonly options: TerminalSinkOptions) {
     this.throttle = new ProgressThrottle(options.progressIntervalMs ?? PROGRESS_INTERVAL_MS)
@@ -83,13 +85,12 @@ export class TerminalSink implements LineSink {
   writeBatch(lines: readonly OutputLine[]): boolean {
     let ok = true
     let dest: Writable | undefined
-    // Built as one latin1 string (bytes in, the same bytes out) and written as such once per destination.
-    let text = ''
+    const out = this.bytes
     const send = (): void => {
-      if (!dest || text === '') return
-      // Sockets (terminals, pipes) and directWriter encode the latin1 string natively, with no Buffer.
-      const written = this.options.live ? this.options.live.print(dest, Buffer.from(text, 'latin1')) : dest.write(text, 'latin1')
-      text = ''
+      if (!dest || out.length === 0) return
+      const { live } = this.options
+      const to = dest
+      const written = live ? live.print(to, out.take()) : writesNow(to) ? out.takeInto((bytes) => to.writeNow(bytes)) : to.write(out.take())
       if (!written) {
         ok = false
         this.blocked = dest
@@ -100,8 +101,9 @@ export class TerminalSink implements LineSink {
       const to = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
       if (to !== dest) send()
       dest = to
-      const prefix = this.options.prefixer.prefixLatin1(line, line.at)
-      text += line.kind === 'lines' ? prefixLinesLatin1(line.text, prefix) : prefix + line.text.toString('latin1') + '\n'
+      const prefix = this.options.prefixer.prefixBytes(line, line.at)
+      if (line.kind === 'lines') out.lines(line.text, prefix)
+      else out.line(prefix, line.text)
     }
     send()
     return ok

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { directWriter } from '../../src/output/file-writer.js'
+import { directWriter, writesNow } from '../../src/output/file-writer.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fanout-file-writer-'))
 const opened: number[] = []
@@ -55,5 +55,31 @@ describe('directWriter', () => {
     const failed = new Promise<Error>((resolve) => writer.on('error', resolve))
     writer.write('x', 'latin1')
     expect((await failed).message).toMatch(/EBADF/)
+  })
+
+  it('writeNow writes bytes before it returns: the caller may reuse them at once; in order with write()', () => {
+    const file = join(dir, 'now')
+    const writer = directWriter(streamOn(open(file, 'w')))
+    if (!writesNow(writer)) throw new Error('a file writer writes now')
+    const scratch = Buffer.from('first\n')
+    expect(writer.write('a\xff\n', 'latin1')).toBe(true)
+    expect(writer.writeNow(scratch)).toBe(true)
+    scratch.fill(0x3f) // reused by the caller: what was written stays
+    expect(writer.writeNow(new Uint8Array(Buffer.from('\xfe\x00\n', 'latin1')))).toBe(true)
+    expect(readFileSync(file).equals(Buffer.from('a\xff\nfirst\n\xfe\x00\n', 'latin1'))).toBe(true)
+  })
+
+  it('writeNow reports a failed write as the stream\'s error, and false from then on', async () => {
+    writeFileSync(join(dir, 'ro2'), '')
+    const writer = directWriter(streamOn(open(join(dir, 'ro2'), 'r')))
+    if (!writesNow(writer)) throw new Error('a file writer writes now')
+    const failed = new Promise<Error>((resolve) => writer.on('error', resolve))
+    expect(writer.writeNow(Buffer.from('x'))).toBe(false)
+    expect((await failed).message).toMatch(/EBADF/)
+    expect(writer.writeNow(Buffer.from('y'))).toBe(false)
+  })
+
+  it('a stream left as it is (a pipe, a terminal) does not write now', () => {
+    expect(writesNow(new PassThrough())).toBe(false)
   })
 })

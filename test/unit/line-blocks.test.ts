@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
 import { Chalk } from 'chalk'
-import { hasText, lastLines, LineSplitter, prefixLines, prefixLinesLatin1, splitLines, type LineEvent } from '../../src/output/lines.js'
+import { hasText, lastLines, LineSplitter, splitLines, type LineEvent } from '../../src/output/lines.js'
 import { RecentLines } from '../../src/output/recent.js'
 import { NodeOutput, type LineSink, type OutputLine } from '../../src/output/node-output.js'
 import { Prefixer } from '../../src/output/prefix.js'
@@ -127,22 +127,6 @@ describe('block helpers', () => {
   ])('hasText: %s', (_name, line, expected) => {
     expect(hasText(line)).toBe(expected)
     expect(hasText(line)).toBe(line.toString('utf8').trim() !== '')
-  })
-
-  it.each<[string, Buffer, Buffer]>([
-    ['ASCII prefix', b('a\nb\n'), b('[n0 x]  ')],
-    ['UTF-8 host in the prefix, UTF-8 text', b('été\n日本\n'), b('[n1 hôte]  ')],
-    ['invalid UTF-8 bytes pass unchanged', Buffer.from([0xff, 0xfe, 0x0a, 0x80, 0x0a]), b('\x1b[36m[n2]\x1b[39m ')],
-    ['empty lines', b('\n\n'), b('> ')],
-  ])('prefixLines: %s, byte for byte what prefix + line + \\n per line gives', (_name, block, prefix) => {
-    const expected = Buffer.concat(splitLines(block).flatMap((l) => [prefix, l, b('\n')]))
-    expect(prefixLines(block, prefix).equals(expected)).toBe(true)
-    expect(Buffer.from(prefixLinesLatin1(block, prefix.toString('latin1')), 'latin1').equals(expected)).toBe(true)
-  })
-
-  it('prefixLines with an empty prefix is the block itself', () => {
-    const block = b('a\nb\n')
-    expect(prefixLines(block, Buffer.alloc(0))).toBe(block)
   })
 })
 
