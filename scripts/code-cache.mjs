@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Build step after bundle.mjs: records V8's code cache for dist/cli.cjs (see src/cli-loader.ts) after
 // a launch of `true` on localhost, run here by the bundle itself, so that the cache holds what a start
-// compiles: the arguments, the plan, the phases, the supervisor and the output, ssh2's set-up. (The
-// connection code of ssh2 is compiled on use; no sshd is needed to build.) The launch runs in a child
+// compiles: the arguments, the plan, the phases, the supervisor and the output. (ssh2 and the SSH
+// transport, which a local launch does not load, are compiled on use: no sshd is needed to build; a
+// cache recorded after an SSH launch saved ~10 ms more per start.) The launch runs in a child
 // process of this script, with its output thrown away; a launch that fails still leaves a useful cache.
 // A cache is valid only for the Node (V8 version and flags) that made it: another Node compiles as if
 // there were none.
@@ -26,6 +27,11 @@ if (process.argv[2] === '--record') {
   writeFileSync(new URL('cli.cjs.cache', dist), Buffer.concat([Buffer.from(cacheHeader(compiled.buildId, cache), 'latin1'), cache]))
   process.exit(0) // the launch's handles (signal traps, timers) must not keep the build waiting
 } else {
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--record'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 120_000 })
-  if (child.status !== 0) throw new Error(`code-cache: recording the cache failed (${child.error?.message ?? `exit ${child.status}, signal ${child.signal}`}):\n${child.stderr}`)
+  // Without a cache fanout still works, only starts slower: a build that cannot record one says so
+  // and goes on (the e2e test build.test.ts fails where a cache is expected and missing).
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--record'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000 })
+  if (child.status !== 0) {
+    const why = child.error?.message ?? `exit ${child.status}, signal ${child.signal}`
+    process.stderr.write(`code-cache: no code cache recorded for dist/cli.cjs (${why}); fanout will start without one\n${child.stderr ?? ''}`)
+  }
 }
