@@ -194,23 +194,20 @@ export function splitLines(block: Buffer): Buffer[] {
  */
 export function lastLines(block: Buffer, n: number, keep: (line: Buffer) => boolean): Buffer[] {
   const found: Buffer[] = []
-  if (n > 0) {
-    for (const [start, end] of linesFromEnd(block)) {
-      const line = block.subarray(start, end)
-      if (keep(line) && found.push(Buffer.from(line)) >= n) break
-    }
+  for (let end = block.length - 1; end >= 0 && found.length < n; ) {
+    const start = lineStart(block, end)
+    const line = block.subarray(start, end)
+    if (keep(line)) found.push(Buffer.from(line))
+    end = start - 1
   }
   return found.reverse()
 }
 
-/** The lines of a 'lines' block, last first, as [start, end): end is the \n that ends each. */
-export function* linesFromEnd(block: Buffer): Generator<[number, number]> {
-  for (let end = block.length - 1; end >= 0; ) {
-    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
-    yield [start, end]
-    end = start - 1
-  }
-}
+/**
+ * Where the line of a 'lines' block that ends at `end` (its \n) starts: walking a block's lines from
+ * its end by position, `end = lineStart(block, end) - 1`, makes nothing per line.
+ */
+export const lineStart = (block: Buffer, end: number): number => (end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1)
 
 /**
  * Whether a line (`buf` from `start` to `end`) holds more than whitespace (as String.prototype.trim

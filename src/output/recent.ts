@@ -1,6 +1,4 @@
-import { hasText, lastLines } from './lines.js'
-
-const LF = 0x0a
+import { hasText, lastLines, lineStart } from './lines.js'
 
 interface Entry {
   rank: number | undefined
@@ -25,7 +23,7 @@ function textLinesFromEnd(block: Buffer, max: number): { found: number; start: n
   let first = block.length
   // Positions only (no view, no pair per line): this runs for every block of a flood.
   for (let end = block.length - 1; end >= 0 && found < max; ) {
-    const start = end === 0 ? 0 : block.lastIndexOf(LF, end - 1) + 1
+    const start = lineStart(block, end)
     if (hasText(block, start, end)) {
       first = start
       found++
