@@ -26,7 +26,7 @@ export function directWriter<S extends Writable>(stream: S & { fd?: number }): S
     write(chunk: string | Uint8Array, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
       try {
         if (typeof chunk === 'string') writeSync(fd, chunk, null, encoding)
-        else writeSync(fd, chunk)
+        else writeAll(fd, chunk)
         done()
       } catch (e) {
         done(e as Error)
@@ -36,7 +36,7 @@ export function directWriter<S extends Writable>(stream: S & { fd?: number }): S
   const writeNow = (bytes: Uint8Array): boolean => {
     if (writer.destroyed) return false
     try {
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
+      writeAll(fd, bytes)
       return true
     } catch (e) {
       writer.destroy(e as Error) // as a failed write(): the stream's 'error'
@@ -44,6 +44,11 @@ export function directWriter<S extends Writable>(stream: S & { fd?: number }): S
     }
   }
   return Object.assign(writer, { writeNow })
+}
+
+// writeSync may write fewer bytes than asked (as write(2) may): the rest is written again.
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
 }
 
 // What Node itself writes to synchronously: a regular file or a character device that is not a terminal.
