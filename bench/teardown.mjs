@@ -4,7 +4,7 @@
 // runs each scenario several times against real torchrun, prints medians against the targets and
 // writes bench/results/teardown.{json,md}.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,11 +27,24 @@ if (process.getuid?.() !== 0) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const cluster = (cmd) => execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
 
-/** Processes in a host's namespace other than sshd: the job's leftovers. */
+// The network namespace of each host, by inode: /proc/PID/ns/net names it as net:[INODE].
+const nsOf = new Map()
+const netns = (h) => {
+  if (!nsOf.has(h)) nsOf.set(h, `net:[${statSync(`/run/netns/fo-${h}`).ino}]`)
+  return nsOf.get(h)
+}
+
+/**
+ * Processes in a host's namespace other than sshd: the job's leftovers. Read from /proc in this
+ * process: spawning `ip netns pids` for every host every 20 ms was a quarter of a core, taken from the
+ * teardown it measured (the baseline's check, kill(-pgid, 0), costs nothing).
+ */
 function leftovers(h) {
-  const pids = execFileSync('ip', ['netns', 'pids', `fo-${h}`], { encoding: 'utf8' }).split('\n').filter(Boolean)
-  return pids.filter((pid) => {
+  const ns = netns(h)
+  return readdirSync('/proc').filter((pid) => {
+    if (!/^[0-9]+$/.test(pid)) return false
     try {
+      if (readlinkSync(`/proc/${pid}/ns/net`) !== ns) return false
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
       return !cmd.startsWith('sshd:') && !cmd.startsWith('/usr/sbin/sshd')
     } catch {
@@ -80,25 +93,51 @@ async function goneAfterSignal(signal) {
   return { ms, reactMs: signal === 'SIGKILL' ? undefined : (job.seenAt('sending SIGINT') ?? Infinity) - t }
 }
 
+/** Where h1 is (the master), and the interface each host routes to it by: what fanout's probe finds. */
+function masterAndIfaces() {
+  const config = readFileSync(join(DIR, 'ssh_config'), 'utf8')
+  const master = /^Host h1\n\s+HostName (\S+)/m.exec(config)?.[1]
+  if (!master) throw new Error('bench/teardown: no HostName for h1 in the cluster ssh_config')
+  const ifaces = HOSTS.map((h) => {
+    const route = execFileSync('ip', ['-n', `fo-${h}`, 'route', 'get', master], { encoding: 'utf8' })
+    const dev = /\bdev (\S+)/.exec(route)?.[1]
+    if (dev !== 'lo') return dev
+    return /^\d+: (\S+)\s+inet /m.exec(execFileSync('ip', ['-n', `fo-${h}`, '-o', '-4', 'addr', 'show', 'to', master], { encoding: 'utf8' }))?.[1]
+  })
+  return { master, ifaces }
+}
+
 /**
- * The floor: the same three torchrun jobs started and interrupted directly (no SSH, no fanout, each a
- * one-node job with its own master port, all at once so they share the cores as the nodes do).
+ * The floor: the same job without fanout. One torchrun per host, in the host's namespace, as the
+ * cluster's user, in one three-node rendezvous on h1 with the interface fanout would set, its output
+ * read; each leads its own process group, which gets SIGINT at once, as each node's watchdog sends it.
  */
 async function torchrunAloneAfterSigint() {
-  const jobs = HOSTS.map(() => spawn('/usr/bin/python3', ['-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node', String(PROCS), `--master_port=${++port}`, 'forever.py'], {
-    cwd: join(DIR, 'work'), detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, PYTHONPATH: join(DIR, 'torch-fix'), PYTHONUNBUFFERED: '1' },
+  const { master, ifaces } = masterAndIfaces()
+  const masterPort = ++port
+  const jobs = HOSTS.map((h, i) => spawn('ip', ['netns', 'exec', `fo-${h}`, 'setpriv', '--reuid', 'fanout-test', '--regid', 'fanout-test', '--init-groups', '/usr/bin/python3', '-m', 'torch.distributed.run',
+    '--nnodes=3', `--node_rank=${i}`, '--nproc_per_node', String(PROCS), `--master_addr=${master}`, `--master_port=${masterPort}`, '--monitor_interval=0.25', 'forever.py'], {
+    cwd: join(DIR, 'work'), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PYTHONPATH: join(DIR, 'torch-fix'), PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: ifaces[i] ?? '', NCCL_SOCKET_IFNAME: ifaces[i] ?? '' },
   }))
-  await Promise.all(jobs.map((j) => new Promise((r) => { let out = ''; j.stdout.on('data', (b) => { out += b; if (out.includes('step 3')) r() }) })))
-  const t = Date.now()
-  for (const j of jobs) process.kill(-j.pid, 'SIGINT')
-  await Promise.all(jobs.map((j) => new Promise((r) => j.on('close', r))))
-  // The workers are in the same process groups; wait for the last of them too.
-  while (jobs.some((j) => { try { process.kill(-j.pid, 0); return true } catch { return false } })) await sleep(20)
-  return { ms: Date.now() - t }
+  for (const j of jobs) j.stderr.resume()
+  const training = new Promise((r) => { let out = ''; jobs[0].stdout.on('data', (b) => { out += b; if (out.includes('step 3')) r() }) })
+  for (const j of jobs.slice(1)) j.stdout.resume()
+  const signal = (j, sig) => { try { process.kill(-j.pid, sig); return true } catch { return false } }
+  try {
+    await Promise.race([training, sleep(60_000).then(() => { throw new Error('bench/teardown: the torchruns without fanout did not start training in 60 s') })])
+    const t = Date.now()
+    for (const j of jobs) signal(j, 'SIGINT')
+    // Until the last process of their groups is gone (kill -0 finds a zombie until it is collected).
+    while (jobs.some((j) => signal(j, 0))) await sleep(20)
+    return { ms: Date.now() - t }
+  } finally {
+    for (const j of jobs) signal(j, 'SIGKILL')
+  }
 }
 
 const SCENARIOS = {
-  'baseline: torchrun alone, SIGINT': { target: Infinity, run: torchrunAloneAfterSigint },
+  'baseline: torchrun alone on the 3 nodes, SIGINT': { target: Infinity, run: torchrunAloneAfterSigint },
   'Ctrl-C (workers obey SIGINT)': { target: 1000, run: () => goneAfterSignal('SIGINT') },
   'node failure (a rank raises)': { target: 2000, async run() {
     const job = start([], ['--fail'])

@@ -91,12 +91,14 @@ export interface WorkerSpec {
   localRankFlag?: { flag: string; insertAt: number }
 }
 
-/** The words to put after torchrun's `--no_python`: [python, '-c', RANK_TAGGER, MODE, INSERT_AT, FLAG, '--', ...argv]. */
+/** The words to put after torchrun's `--no_python`: [python, '-S', '-c', RANK_TAGGER, MODE, INSERT_AT, FLAG, '--', ...argv]. */
 export function taggedWorkerArgv(python: string, worker: WorkerSpec): string[] {
   const { mode, argv, localRankFlag: lr } = worker
   if (mode === 'exec' && argv.length === 0) throw new Error('rank tagger: exec mode needs a program to run')
   if (lr && !(Number.isInteger(lr.insertAt) && lr.insertAt >= 1 && lr.insertAt <= argv.length)) {
     throw new RangeError(`rank tagger: local-rank flag position ${lr.insertAt} is outside 1..${argv.length}`)
   }
-  return [python, '-c', RANK_TAGGER, mode, lr ? String(lr.insertAt) : '-1', lr?.flag ?? '', '--', ...argv]
+  // -S: the tagger needs nothing from site-packages, whose start-up (and a sitecustomize) every worker
+  // start would pay again; the worker it execs is a fresh interpreter, with site.
+  return [python, '-S', '-c', RANK_TAGGER, mode, lr ? String(lr.insertAt) : '-1', lr?.flag ?? '', '--', ...argv]
 }

@@ -86,7 +86,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
       expect(run.stdout).toContain(
         `cd ${cluster?.work} && PYTHONUNBUFFERED=1 GLOO_SOCKET_IFNAME=${iface} NCCL_SOCKET_IFNAME=${iface} /usr/bin/python3 -m torch.distributed.run ` +
           `--nnodes=3 --node_rank=${i} --nproc_per_node=2 --master_addr=10.99.0.11 --master_port=29511 --monitor_interval=0.25 ` +
-          `--no_python /usr/bin/python3 -c "$FANOUT_RANK_TAGGER" python -1 '' -- train.py --epochs 3`,
+          `--no_python /usr/bin/python3 -S -c "$FANOUT_RANK_TAGGER" python -1 '' -- train.py --epochs 3`,
       )
     }
   })

@@ -30,7 +30,7 @@ describe('launcherCommand', () => {
   ])('%s', (_name, o, ctx, expected) => expect(argv(o, ctx)).toBe(expected))
 
   // With rank tags the launcher runs the tagger (--no_python), which execs the worker as the launcher would have.
-  const TAG = 'py -c <tagger>'
+  const TAG = 'py -S -c <tagger>'
   it.each<[string, Partial<LauncherOptions>, Record<string, unknown>, string]>([
     ['torchrun: the script under python -u', {}, {}, `--master_port=29500 --no_python ${TAG} python -1  -- train.py --x a b`],
     ['torch 2 spelling', {}, { torchVersion: '2.1.0' }, `--master-port=29500 --no-python ${TAG} python -1  -- train.py --x a b`],

@@ -115,8 +115,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('taggedWorkerArgv', () => {
   it('puts the tagger, its mode, flag and the argv after --no_python', () => {
-    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual(['python3', '-c', RANK_TAGGER, 'python', '-1', '', '--', 'train.py', '--epochs', '3'])
-    expect(taggedWorkerArgv('py', { mode: 'exec', argv: ['./run.sh'], localRankFlag: { flag: '--local-rank', insertAt: 1 } })).toEqual(['py', '-c', RANK_TAGGER, 'exec', '1', '--local-rank', '--', './run.sh'])
+    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual(['python3', '-S', '-c', RANK_TAGGER, 'python', '-1', '', '--', 'train.py', '--epochs', '3'])
+    expect(taggedWorkerArgv('py', { mode: 'exec', argv: ['./run.sh'], localRankFlag: { flag: '--local-rank', insertAt: 1 } })).toEqual(['py', '-S', '-c', RANK_TAGGER, 'exec', '1', '--local-rank', '--', './run.sh'])
   })
 
   it('refuses an exec worker without a program and a flag position outside the argv', () => {
@@ -157,11 +157,12 @@ describe('rank tagger (real python3)', () => {
     expect(bad.rawOut.toString('latin1')).toBe('\x1eF,:2\x1fx\n\x1eF,:0\x1f')
   })
 
-  it('python mode runs [sys.executable, -u, ...argv]', async () => {
-    const code = 'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1]]))'
+  it('python mode runs [sys.executable, -u, ...argv], with site (the tagger\'s own -S is not passed on)', async () => {
+    const code = 'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.flags.no_site, "site" in sys.modules]))'
     const r = await runTagger({ mode: 'python', argv: ['-c', code, 'a', '--b'] })
-    const [exe, cmdline] = JSON.parse(text(r.out)) as [string, string[]]
+    const [exe, cmdline, noSite, site] = JSON.parse(text(r.out)) as [string, string[], number, boolean]
     expect(cmdline).toEqual([exe, '-u', '-c', code, 'a', '--b'])
+    expect([noSite, site]).toEqual([0, true])
   })
 
   it('python mode runs -m modules', async () => {

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, CONTROL, type JobSpec } from '../../src/remote.js'
 import { heldJobInput, heldProbeCommand, PROBE_END, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../../src/remote-probe.js'
 import { FanoutError } from '../../src/errors.js'
@@ -365,6 +366,37 @@ describe('probeCommand: pre-flight facts and set-up steps', () => {
     const facts = parseProbe((await run({ python: 'python3', wantPort: true, cwd: dir, port: 1 })).stdout, false)
     expect(facts.pythonVersion).toMatch(/^3\.\d+\.\d+$/)
     expect(typeof facts.portFree).toBe('boolean')
+  }, 10_000)
+  it('with the real python3, a free port: one that binds, and a port in use is told', async () => {
+    const facts = parseProbe((await run({ python: '/usr/bin/python3', wantPort: true, cwd: dir, torch: false })).stdout, false)
+    expect(facts.freePort).toBeGreaterThan(0)
+    const busy = createServer()
+    await new Promise<void>((r) => busy.listen(0, '0.0.0.0', r))
+    try {
+      const port = (busy.address() as AddressInfo).port
+      expect(parseProbe((await run({ python: '/usr/bin/python3', wantPort: false, cwd: dir, torch: false, port })).stdout, false).portFree).toBe(false)
+    } finally {
+      busy.close()
+    }
+  }, 10_000)
+  // torch's version is read from its version.py without importing torch, or re: a fake torch package shows each form.
+  it.each<[string, string, string]>([
+    ['single quotes', "__version__ = '2.1.0+cu121'\n", '2.1.0+cu121'],
+    ['double quotes, no spaces', '__version__="1.13.0a0"\n', '1.13.0a0'],
+    ['named in __all__ first', "from typing import Optional\n__all__ = ['__version__', 'debug']\n__version__ = '2.4.0'\ngit_version = 'abc'\n", '2.4.0'],
+    ['a tab before =', "__version__\t= '2.0.1'\n", '2.0.1'],
+    ['not a literal', '__version__ = get_version()\n', ''],
+  ])('with the real python3, torch found on its path: version.py with %s', async (_name, text, version) => {
+    const site = mkdtempSync(join(dir, 'site-'))
+    mkdirSync(join(site, 'torch'))
+    writeFileSync(join(site, 'torch', '__init__.py'), 'raise SystemExit("the probe must not import torch")\n')
+    writeFileSync(join(site, 'torch', 'version.py'), text)
+    const p = startProbe({ python: '/usr/bin/python3', wantPort: false, cwd: dir, torch: true }, { ...process.env, PYTHONPATH: site })
+    await within(p.done, 8000, 'probe')
+    const lines = readProbeLines(p.stdout())
+    expect(lines.get('torch')).toBe('yes')
+    expect(lines.get('torch_version')).toBe(version)
+    expect(lines.get('python_version')).toMatch(/^3\.\d+\.\d+$/)
   }, 10_000)
 })
 
