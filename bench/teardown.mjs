@@ -9,6 +9,7 @@ import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ENV } from './lib/env.mjs'
+import { readProbeLines, routeCommand } from '../dist/remote-probe.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
@@ -93,17 +94,15 @@ async function goneAfterSignal(signal) {
   return { ms, reactMs: signal === 'SIGKILL' ? undefined : (job.seenAt('sending SIGINT') ?? Infinity) - t }
 }
 
-/** Where h1 is (the master), and the interface each host routes to it by: what fanout's probe finds. */
+/**
+ * Where h1 is (the master), and the interface each host routes to it by, found by fanout's own route
+ * command (remote-probe.ts) run in each host's namespace: the interface fanout sets.
+ */
 function masterAndIfaces() {
   const config = readFileSync(join(DIR, 'ssh_config'), 'utf8')
   const master = /^Host h1\n\s+HostName (\S+)/m.exec(config)?.[1]
   if (!master) throw new Error('bench/teardown: no HostName for h1 in the cluster ssh_config')
-  const ifaces = HOSTS.map((h) => {
-    const route = execFileSync('ip', ['-n', `fo-${h}`, 'route', 'get', master], { encoding: 'utf8' })
-    const dev = /\bdev (\S+)/.exec(route)?.[1]
-    if (dev !== 'lo') return dev
-    return /^\d+: (\S+)\s+inet /m.exec(execFileSync('ip', ['-n', `fo-${h}`, '-o', '-4', 'addr', 'show', 'to', master], { encoding: 'utf8' }))?.[1]
-  })
+  const ifaces = HOSTS.map((h) => readProbeLines(execFileSync('ip', ['netns', 'exec', `fo-${h}`, '/bin/sh', '-c', routeCommand(master)], { encoding: 'utf8' })).get('iface') || undefined)
   return { master, ifaces }
 }
 
