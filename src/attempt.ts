@@ -39,7 +39,7 @@ const STATUS_MS = 250
 export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number, held?: (RemoteProcess | undefined)[]): Promise<AttemptOutcome> {
   report.log?.startAttempt(attempt)
   // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
-  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS) }))
+  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS), agent: options.launcher.kind !== 'none' }))
   const commands = specs.map(jobCommand)
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,

@@ -22,34 +22,79 @@ export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: '
 // which members are zombies; a ps that lists nothing (none, or one without these options) leaves
 // kill's answer. The loop's cheap check (once per heartbeat) may count a zombie: the channel's EOF,
 // at the job's end, still ends it through reap.
-// Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s).
+// A launcher that is an agent (torchrun, $4 = 1) has nothing to save once its workers are gone, and
+// may not act on a stop at all: torch's agent defers its SIGTERM handler until a blocking store call
+// returns, and its exit barrier (workers done, a peer failed) waits up to 300 s. So once stopping (an
+// order, or reap), an agent left without a running worker for a second is killed, alone: the rest of
+// the group keeps its grace. Whether it has one is read from /proc by the shell itself (no process
+// started): a child that runs in the group (this watchdog is a child too, in a session of its own);
+// without that file, it waits as any launcher does. The loop reads 1 s at a time then, so as
+// to look again between heartbeats, and counts silent seconds toward the heartbeat timeout.
+// Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s), $4 1 for an agent.
 const WATCHDOG = `
-pg=$1 hb=$2 grace=$3
+pg=$1 hb=$2 grace=$3 agent=$4
 trap '' HUP INT
 running() {
   kill -0 -"$pg" 2>/dev/null || return 1
   kill -0 "$pg" 2>/dev/null && return 0
   ps -A -o pgid= -o stat= 2>/dev/null | awk -v g="$pg" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !(f || !NR) }'
 }
+member() {
+  _st=
+  read -r _st 2>/dev/null <"/proc/$1/stat" || [ -n "$_st" ] || return 1
+  set -- \${_st##*) }
+  [ "$1" != Z ] && [ "$1" != X ] && [ "$3" = "$pg" ]
+}
+idle_agent() {
+  [ "$agent" = 1 ] && member "$pg" || return 1
+  for _t in /proc/"$pg"/task/*/children; do
+    _kids=
+    read -r _kids 2>/dev/null <"$_t" || [ -n "$_kids" ] || [ -r "$_t" ] || return 1
+    for _k in $_kids; do
+      if member "$_k"; then return 1; fi
+    done
+  done
+}
+# Kills an agent idle for a second or more, timed with /proc/uptime (centiseconds; no process started).
+idle_since=
+stop_idle_agent() {
+  if idle_agent && read -r _up _ 2>/dev/null </proc/uptime; then
+    _up=\${_up%.*}\${_up#*.}
+    idle_since=\${idle_since:-$_up}
+    [ $((_up - idle_since)) -lt 100 ] || kill -KILL "$pg" 2>/dev/null
+  else
+    idle_since=
+  fi
+}
 reap() {
   kill -TERM -"$pg" 2>/dev/null || exit 0
-  n=$((grace * 10))
+  n=$((grace * 10)) idle_since=
   while running; do
     [ "$n" -gt 0 ] || { kill -KILL -"$pg" 2>/dev/null; exit 0; }
+    stop_idle_agent
     sleep 0.1
     n=$((n - 1))
   done
   exit 0
 }
+limit=$hb quiet=0
 while kill -0 -"$pg" 2>/dev/null; do
-  c=$(timeout "$hb" dd bs=1 count=1 2>/dev/null)
+  c=$(timeout "$limit" dd bs=1 count=1 2>/dev/null)
   rc=$?
-  if [ "$rc" -ne 0 ] || [ -z "$c" ]; then reap; fi
+  if [ -n "$c" ]; then
+    quiet=0
+  elif [ "$rc" -eq 124 ] && [ "$limit" = 1 ]; then
+    quiet=$((quiet + 1))
+    [ "$quiet" -lt "$hb" ] || reap
+  else
+    reap
+  fi
   case $c in
-    I) kill -INT -"$pg" 2>/dev/null ;;
-    T) kill -TERM -"$pg" 2>/dev/null ;;
+    I) kill -INT -"$pg" 2>/dev/null; [ "$agent" != 1 ] || limit=1 ;;
+    T) kill -TERM -"$pg" 2>/dev/null; [ "$agent" != 1 ] || limit=1 ;;
     K) kill -KILL -"$pg" 2>/dev/null ;;
   esac
+  [ "$limit" != 1 ] || stop_idle_agent
 done
 `
 
@@ -111,21 +156,22 @@ export const wordsBlock = (words: readonly string[]): string =>
 // launcher keeps this pid, and the group it leads, and keeps SIGINT at its default (a background job
 // of sh would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the
 // job; the watchdog starts before the exports, so that a --env PATH cannot hide setsid or timeout.
-// Args: $1 heartbeat timeout, $2 grace, $3 directory, then argv; on stdin (see jobInput) the set-up
+// Args: $1 heartbeat timeout, $2 grace, $3 1 when the launcher is an agent (see WATCHDOG), $4 directory,
+// then argv; on stdin (see jobInput) the set-up
 // steps, then the NAME=VALUE words. They are read into "$@" as NAME=VALUE words up to a `--` (no such
 // word is `--`: it contains a =), the count of set-up steps, those steps, then argv. The last line is
 // parsed before the set-up runs, as sh parses one line at a time: an alias a step defines (alias
 // exec=…) cannot change it.
 export const JOB = `
 ${FUNCTIONS}
-fanout_cd "$3" || { echo "fanout: working directory $3 does not exist on this node" >&2; exit 1; }
-_fanout_hb=$1 _fanout_grace=$2
-shift 3
+fanout_cd "$4" || { echo "fanout: working directory $4 does not exist on this node" >&2; exit 1; }
+_fanout_hb=$1 _fanout_grace=$2 _fanout_agent=$3
+shift 4
 ${READ_WORDS}
 set -- -- "$_fanout_n" "$@"
 ${READ_WORDS}
 exec 3<&0 </dev/null
-setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$_fanout_hb" "$_fanout_grace" <&3 >/dev/null 2>&1 &
+setsid /bin/sh -c ${shellQuote(WATCHDOG)} fanout-watchdog "$$" "$_fanout_hb" "$_fanout_grace" "$_fanout_agent" <&3 >/dev/null 2>&1 &
 exec 3<&-
 while [ "$1" != -- ]; do export "$1"; shift; done
 shift
@@ -141,6 +187,8 @@ export interface JobSpec {
   argv: string[]
   heartbeatTimeoutS: number
   graceS: number
+  /** The launcher is an agent with workers as its children (torchrun), killed once stopping and idle (WATCHDOG). */
+  agent?: boolean
 }
 
 export const sh = (program: string, name: string, args: readonly string[]): string =>
@@ -179,7 +227,7 @@ export function commandTooLong(size: CommandSize, atLeast = false): FanoutError 
 }
 
 const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-export const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.cwd, ...job.argv]
+export const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.agent ? '1' : '0', job.cwd, ...job.argv]
 const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
 
 /**

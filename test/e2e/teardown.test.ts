@@ -154,6 +154,27 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     await expectCleanAndRelaunchable(p)
   })
 
+  it('a node whose torchrun does not act on the stop (its ranks done, a peer failed) is killed once its workers are gone, not after --grace', async () => {
+    // torch's agent defers its SIGTERM handler while blocked in a store call (its exit barrier, after its
+    // own ranks succeeded, waits up to 300 s for the failed node): a race fanout's SIGTERM sometimes
+    // loses. A rank on h1 stops its agent (SIGSTOP) and exits 0, which makes that deterministic: the
+    // agent is left with no worker, deaf to SIGTERM. The rank on h2 then fails.
+    writeWork('deaf_agent.py', [
+      'import os, signal, sys, time',
+      'if os.environ["GROUP_RANK"] == "0":',
+      '    os.kill(os.getppid(), signal.SIGSTOP)',
+      '    sys.exit(0)',
+      'time.sleep(2)',
+      'raise SystemExit("rank %s fails" % os.environ["RANK"])',
+    ].join('\n') + '\n')
+    const run = await runFanout(['--hosts', 'h1,h2', ...clusterArgs(), '--master-port', nextPort(), '--nproc-per-node', '1', '--grace', '60', 'deaf_agent.py'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/first failure: node 1 \(h2\)/)
+    expect(run.stderr).not.toMatch(/grace period over/)
+    expect(run.ms).toBeLessThan(30_000)
+    expect(await waitNoSurvivors(['h1', 'h2'].map(host), 3000)).toEqual([])
+  })
+
   it('one node\'s sshd session killed mid-run: the node is lost, the others are stopped', async () => {
     const p = nextPort()
     const job = await startTraining(p)

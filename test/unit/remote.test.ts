@@ -334,6 +334,76 @@ describe('jobCommand: the watchdog', () => {
     expect(await watchdogsGone(p.pid, 2000)).toBe(true)
   }, 10_000)
 
+  // A stand-in for torchrun's agent: it ignores SIGTERM and SIGINT (as torch's agent does while blocked
+  // in a store call) and keeps a worker as its child; the worker obeys SIGTERM unless STUBBORN is set,
+  // and says it is ready once it has chosen. With ORPHAN, a member of the group that is not its child
+  // (its parent gone) ignores SIGTERM too.
+  // The interpreter itself, by path: a version manager's python3 (pyenv's shim) would lead the group instead.
+  const AGENT = [
+    'import os, signal, subprocess, sys, time',
+    'for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)',
+    'worker = "import signal, time\\nif %r: signal.signal(signal.SIGTERM, signal.SIG_IGN)\\nprint(\'ready\', flush=True)\\ntime.sleep(60)" % bool(os.environ.get("STUBBORN"))',
+    'if os.environ.get("ORPHAN"): subprocess.run(["/bin/sh", "-c", "(trap \\"\\" TERM; exec sleep 30) >/dev/null 2>&1 &"])',
+    'w = subprocess.Popen([sys.executable, "-c", worker], preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)])',
+    'w.wait()',
+    'time.sleep(60)',
+  ].join('\n')
+  const agentJob = (over: Partial<JobSpec> = {}): JobSpec => job({ argv: ['/usr/bin/python3', '-c', AGENT], heartbeatTimeoutS: 10, graceS: 10, agent: true, ...over })
+  const ready = async (p: Started): Promise<void> => {
+    for (let i = 0; i < 100 && !p.stdout().includes('ready'); i++) await sleep(50)
+    expect(p.stdout()).toBe('ready\n')
+  }
+
+  it.each([['T', CONTROL.terminate], ['I', CONTROL.interrupt]])('%s to an agent (torchrun) whose workers are then gone: the agent is killed a second or two later, not after the grace', async (_name, byte) => {
+    const p = startJob(agentJob())
+    heartbeat(p.child, 500)
+    await ready(p)
+    const sent = Date.now()
+    p.child.stdin.write(byte)
+    const end = await within(p.done, 4000, 'idle agent')
+    expect(end.signal).toBe('SIGKILL')
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(900)
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 12_000)
+
+  it('an idle agent is killed alone: a member of the group that is not its worker keeps its grace', async () => {
+    const p = startJob(agentJob({ env: { ORPHAN: '1' }, graceS: 2 }))
+    heartbeat(p.child, 500)
+    await ready(p)
+    p.child.stdin.write(CONTROL.terminate)
+    expect((await within(p.done, 4000, 'idle agent')).signal).toBe('SIGKILL')
+    await sleep(500)
+    expect(groupAlive(p.pid)).toBe(true)
+    p.child.stdin.end()
+    expect(await groupGone(p.pid, 4000)).toBe(true)
+  }, 12_000)
+
+  it.each<[string, Partial<JobSpec>]>([
+    ['the same launcher, not an agent (--launcher none): it keeps the whole grace', { agent: false }],
+    ['an agent whose worker still runs (it handles SIGTERM slowly): left alone until the grace', { env: { STUBBORN: '1' } }],
+  ])('%s', async (_name, over) => {
+    const p = startJob(agentJob(over))
+    heartbeat(p.child, 500)
+    await ready(p)
+    p.child.stdin.write(CONTROL.terminate)
+    const early = await Promise.race([p.done, sleep(3000).then(() => 'running' as const)])
+    expect(early).toBe('running')
+    p.child.stdin.write(CONTROL.kill)
+    expect((await within(p.done, 2000, 'job after K')).signal).toBe('SIGKILL')
+  }, 12_000)
+
+  it('EOF (coordinator gone) with an agent whose workers are then gone: killed after about a second, not the grace', async () => {
+    const p = startJob(agentJob())
+    await ready(p)
+    const sent = Date.now()
+    p.child.stdin.end()
+    const end = await within(p.done, 4000, 'idle agent after EOF')
+    expect(end.signal).toBe('SIGKILL')
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(900)
+    expect(await groupGone(p.pid)).toBe(true)
+    expect(await watchdogsGone(p.pid, 2000)).toBe(true)
+  }, 12_000)
+
   it('heartbeats do nothing to the job', async () => {
     const p = startJob(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 }))
     heartbeat(p.child, 100)
