@@ -25,8 +25,9 @@ export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: '
 // A launcher that is an agent (torchrun, $4 = 1) has nothing to save once its workers are gone, and
 // may not act on a stop at all: torch's agent defers its SIGTERM handler until a blocking store call
 // returns, and its exit barrier (workers done, a peer failed) waits up to 300 s. So once stopping (an
-// order, or reap), an agent left without a running worker for a second is killed, alone: the rest of
-// the group keeps its grace. Whether it has one is read from /proc by the shell itself (no process
+// order, or reap), an agent left without a running worker for 2 s is killed, alone (a healthy one is
+// gone by then: within 1.5 s of Ctrl-C in the teardown benchmark, three nodes on two cores), and the
+// rest of the group keeps its grace. Whether it has one is read from /proc by the shell itself (no process
 // started): a child that runs in the group (this watchdog is a child too, in a session of its own);
 // without that file, it waits as any launcher does. The loop reads 1 s at a time then, so as
 // to look again between heartbeats, and counts silent seconds toward the heartbeat timeout.
@@ -55,13 +56,13 @@ idle_agent() {
     done
   done
 }
-# Kills an agent idle for a second or more, timed with /proc/uptime (centiseconds; no process started).
+# Kills an agent idle for 2 s or more, timed with /proc/uptime (centiseconds; no process started).
 idle_since=
 stop_idle_agent() {
   if idle_agent && read -r _up _ 2>/dev/null </proc/uptime; then
     _up=\${_up%.*}\${_up#*.}
     idle_since=\${idle_since:-$_up}
-    [ $((_up - idle_since)) -lt 100 ] || kill -KILL "$pg" 2>/dev/null
+    [ $((_up - idle_since)) -lt 200 ] || kill -KILL "$pg" 2>/dev/null
   else
     idle_since=
   fi
