@@ -27,10 +27,11 @@ export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: '
 // returns, and its exit barrier (workers done, a peer failed) waits up to 300 s. So once stopping (an
 // order, or reap), an agent left without a running worker for 2 s is killed, alone (a healthy one is
 // gone by then: within 1.5 s of Ctrl-C in the teardown benchmark, three nodes on two cores), and the
-// rest of the group keeps its grace. Whether it has one is read from /proc by the shell itself (no process
-// started): a child that runs in the group (this watchdog is a child too, in a session of its own);
-// without that file, it waits as any launcher does. The loop reads 1 s at a time then, so as
-// to look again between heartbeats, and counts silent seconds toward the heartbeat timeout.
+// rest of the group keeps its grace. A running worker is a child of the agent, in the group, not a
+// zombie (this watchdog is a child too, in a session of its own), read from /proc by the shell itself
+// (no process started); without /proc the agent waits like any launcher. Once stopping, the loop reads
+// 1 s at a time, so as to look again between heartbeats, and counts silent seconds toward the
+// heartbeat timeout.
 // Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s), $4 1 for an agent.
 const WATCHDOG = `
 pg=$1 hb=$2 grace=$3 agent=$4
@@ -157,9 +158,8 @@ export const wordsBlock = (words: readonly string[]): string =>
 // launcher keeps this pid, and the group it leads, and keeps SIGINT at its default (a background job
 // of sh would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the
 // job; the watchdog starts before the exports, so that a --env PATH cannot hide setsid or timeout.
-// Args: $1 heartbeat timeout, $2 grace, $3 1 when the launcher is an agent (see WATCHDOG), $4 directory,
-// then argv; on stdin (see jobInput) the set-up
-// steps, then the NAME=VALUE words. They are read into "$@" as NAME=VALUE words up to a `--` (no such
+// Args: $1 heartbeat timeout, $2 grace, $3 1 when the launcher is an agent (see WATCHDOG), $4
+// directory, then argv; on stdin (see jobInput) the set-up steps, then the NAME=VALUE words. They are read into "$@" as NAME=VALUE words up to a `--` (no such
 // word is `--`: it contains a =), the count of set-up steps, those steps, then argv. The last line is
 // parsed before the set-up runs, as sh parses one line at a time: an alias a step defines (alias
 // exec=…) cannot change it.
