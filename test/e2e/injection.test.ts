@@ -334,7 +334,8 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       const run = await runFanout(args)
       expect(run.code, run.stderr).toBe(0)
       const length = (args[args.length - 1] ?? '').length
-      expect(length).toBeGreaterThan(127_500)
+      // fanout's own wrapper, watchdog included, and the launcher's words take the rest: about 4 KB.
+      expect(length).toBeGreaterThan(126_500)
       for (const n of [0, 1, 2]) expect(run.stdout).toContain(`[n${n} h${n + 1}]  LEN ${length}`)
       expect(existsSync(marker())).toBe(true)
     })
