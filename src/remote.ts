@@ -4,8 +4,8 @@ import { WATCHDOG } from './watchdog.js'
 
 /**
  * The shell programs fanout runs on a node: the job's wrapper here, its watchdog in watchdog.ts, the
- * probe in remote-probe.ts (which shares the exported helpers and program parts). They are written for /bin/sh
- * (POSIX, dash-safe) and receive every variable part as a positional argument, so no user text is
+ * probe in remote-probe.ts (which shares the exported helpers and program parts). They are written for
+ * /bin/sh (POSIX, dash-safe) and receive every variable part as a positional argument, so no user text is
  * ever spliced into code. Each is started as `exec /bin/sh -c PROGRAM NAME ARGS...` whatever the
  * user's login shell is.
  */
@@ -72,10 +72,10 @@ export const wordsBlock = (words: readonly string[]): string =>
 // of sh would ignore it). The set-up runs after the watchdog starts, so that it is stopped like the
 // job; the watchdog starts before the exports, so that a --env PATH cannot hide setsid or timeout.
 // Args: $1 heartbeat timeout, $2 grace, $3 1 when the launcher is an agent (see WATCHDOG), $4
-// directory, then argv; on stdin (see jobInput) the set-up steps, then the NAME=VALUE words. They are read into "$@" as NAME=VALUE words up to a `--` (no such
-// word is `--`: it contains a =), the count of set-up steps, those steps, then argv. The last line is
-// parsed before the set-up runs, as sh parses one line at a time: an alias a step defines (alias
-// exec=…) cannot change it.
+// directory, then argv; on stdin (see jobInput) the set-up steps, then the NAME=VALUE words. They are
+// read into "$@" as NAME=VALUE words up to a `--` (no such word is `--`: it contains a =), the count of
+// set-up steps, those steps, then argv. The last line is parsed before the set-up runs, as sh parses
+// one line at a time: an alias a step defines (alias exec=…) cannot change it.
 export const JOB = `
 ${FUNCTIONS}
 fanout_cd "$4" || { echo "fanout: working directory $4 does not exist on this node" >&2; exit 1; }

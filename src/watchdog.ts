@@ -1,7 +1,8 @@
 // The watchdog runs in its own session (setsid) beside the job (the job wrapper, JOB in remote.ts,
 // starts it), reading the coordinator's control bytes (CONTROL in remote.ts). It stops the job's
 // process group when the channel closes (EOF: coordinator killed, laptop closed) or when no byte came
-// for $2 seconds (link cut: no EOF ever arrives), and it exits as soon as the group is empty. `timeout ... dd` is how plain sh reads one byte with a time limit.
+// for $2 seconds (link cut: no EOF ever arrives), and it exits as soon as the group is empty.
+// `timeout ... dd` is how plain sh reads one byte with a time limit.
 // A group holding only zombies counts as empty: kill -0 finds a process that has exited until its
 // parent collects it, and an orphan's parent is init, which on some machines collects late (the rank
 // tagger's sidecar is such an orphan). So once the group's leader (the launcher) is gone, ps says
