@@ -45,6 +45,7 @@ idle_agent() {
   done
 }
 # Kills an agent idle for 2 s or more, timed with /proc/uptime (centiseconds; no process started).
+# reap does not restart the clock: an agent seen idle after an order goes 2 s after that, EOF or not.
 idle_since=
 stop_idle_agent() {
   if idle_agent && read -r _up _ 2>/dev/null </proc/uptime; then
@@ -57,7 +58,7 @@ stop_idle_agent() {
 }
 reap() {
   kill -TERM -"$pg" 2>/dev/null || exit 0
-  n=$((grace * 10)) idle_since=
+  n=$((grace * 10))
   while running; do
     [ "$n" -gt 0 ] || { kill -KILL -"$pg" 2>/dev/null; exit 0; }
     stop_idle_agent
@@ -66,23 +67,24 @@ reap() {
   done
   exit 0
 }
-limit=$hb quiet=0
+# watching: an agent's stop was ordered (I or T); the loop then reads 1 s at a time.
+watching= limit=$hb quiet=0
 while kill -0 -"$pg" 2>/dev/null; do
   c=$(timeout "$limit" dd bs=1 count=1 2>/dev/null)
   rc=$?
   if [ -n "$c" ]; then
     quiet=0
-  elif [ "$rc" -eq 124 ] && [ "$limit" = 1 ]; then
+  elif [ "$rc" -eq 124 ] && [ -n "$watching" ]; then
     quiet=$((quiet + 1))
     [ "$quiet" -lt "$hb" ] || reap
   else
     reap
   fi
   case $c in
-    I) kill -INT -"$pg" 2>/dev/null; [ "$agent" != 1 ] || limit=1 ;;
-    T) kill -TERM -"$pg" 2>/dev/null; [ "$agent" != 1 ] || limit=1 ;;
+    I) kill -INT -"$pg" 2>/dev/null; [ "$agent" != 1 ] || watching=1 limit=1 ;;
+    T) kill -TERM -"$pg" 2>/dev/null; [ "$agent" != 1 ] || watching=1 limit=1 ;;
     K) kill -KILL -"$pg" 2>/dev/null ;;
   esac
-  [ "$limit" != 1 ] || stop_idle_agent
+  [ -z "$watching" ] || stop_idle_agent
 done
 `

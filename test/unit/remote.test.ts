@@ -404,6 +404,21 @@ describe('jobCommand: the watchdog', () => {
     expect(await watchdogsGone(p.pid, 2000)).toBe(true)
   }, 12_000)
 
+  it('T, then EOF before the agent\'s 2 s are up: EOF does not restart them (killed about 2 s after T, not 2 s after EOF)', async () => {
+    const p = startJob(agentJob())
+    heartbeat(p.child, 250)
+    await ready(p)
+    const sent = Date.now()
+    p.child.stdin.write(CONTROL.terminate)
+    await sleep(1500)
+    p.child.stdin.end()
+    const end = await within(p.done, 5000, 'idle agent after T and EOF')
+    expect(end.signal).toBe('SIGKILL')
+    // The worker is gone at once and seen so within a heartbeat: killed by ~2.3 s; a restart at EOF would make it >= 3.5 s.
+    expect(Date.now() - sent).toBeLessThan(3100)
+    expect(await groupGone(p.pid)).toBe(true)
+  }, 12_000)
+
   it('heartbeats do nothing to the job', async () => {
     const p = startJob(job({ argv: ['/bin/sh', '-c', 'sleep 1.5; echo done'], heartbeatTimeoutS: 2, graceS: 1 }))
     heartbeat(p.child, 100)
