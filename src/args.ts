@@ -106,7 +106,7 @@ function build(argv: string[], width: number) {
     .option('monitor-interval', { type: 'string', default: '0.25', describe: 'how often torchrun checks its workers (it notices a failure this fast; torchrun\'s own default is 5)', group: 'Job:' })
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'connect and probe, print the command for each node, launch nothing', group: 'Job:' })
     .option('kill-on-failure', { type: 'boolean', default: true, describe: 'stop every node when one fails (--no-kill-on-failure: let the others run)', group: 'Teardown:' })
-    .option('grace', { type: 'string', default: '10', describe: 'time between SIGINT/SIGTERM and SIGKILL when stopping nodes', group: 'Teardown:' })
+    .option('grace', { type: 'string', default: '10', describe: 'time between SIGINT/SIGTERM and SIGKILL when stopping nodes (a torchrun agent whose workers are gone: 2 s)', group: 'Teardown:' })
     .option('timeout', { type: 'string', describe: 'end the whole job after this long (exit code 124), e.g. 2h', group: 'Teardown:' })
     .option('heartbeat-timeout', { type: 'string', default: '15', describe: 'a node stops its job after this long without hearing from fanout', group: 'Teardown:' })
     .option('env', { type: 'string', describe: 'set NAME=VALUE on every node, or NAME: forward its value here (repeatable)', group: 'Environment:' })
