@@ -1,5 +1,7 @@
 // Runs a command under GNU time: wall seconds, CPU seconds (user + system, children included: the
 // ssh processes a peer forks count) and peak RSS. stdout goes to /dev/null for every tool alike.
+// Also the CPU the whole machine used meanwhile (/proc/stat): the test hosts are namespaces of this
+// machine, so what is not the tool's own is mostly the hosts' (sshd and what it runs).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,10 +11,17 @@ import { ENV } from './env.mjs'
 const TMP = mkdtempSync(join(tmpdir(), 'fanout-bench-'))
 let seq = 0
 
-/** One run: { wall, cpu, rss (MB), code, stderr }. Throws when the command fails (a benchmark of a failure means nothing). */
+// CPU seconds the machine has been busy (user, nice, system, irq, softirq; steal is another guest's).
+function busySeconds() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number)
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100 // USER_HZ, 100 on Linux
+}
+
+/** One run: { wall, cpu, machine (CPU s of the whole machine meanwhile), rss (MB), code, stderr }. Throws when the command fails (a benchmark of a failure means nothing). */
 export function timed(argv, { env = ENV, cwd, timeoutMs = 120_000, allowFail = false } = {}) {
   const out = join(TMP, `time-${++seq}`)
   return new Promise((resolve, reject) => {
+    const busy = busySeconds()
     const started = process.hrtime.bigint()
     const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', '--', ...argv], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
@@ -22,6 +31,7 @@ export function timed(argv, { env = ENV, cwd, timeoutMs = 120_000, allowFail = f
     child.on('close', (code) => {
       // Wall from here, to the microsecond (GNU time's %e has 10 ms steps); CPU and RSS from GNU time.
       const wall = Number(process.hrtime.bigint() - started) / 1e9
+      const machine = busySeconds() - busy
       clearTimeout(timer)
       let fields
       try {
@@ -33,7 +43,7 @@ export function timed(argv, { env = ENV, cwd, timeoutMs = 120_000, allowFail = f
       }
       const [, user, sys, rssKb] = fields
       if (code !== 0 && !allowFail) return reject(new Error(`${argv.join(' ').slice(0, 200)}: exit ${code}\n${stderr.slice(-2000)}`))
-      resolve({ wall, cpu: user + sys, rss: rssKb / 1024, code, stderr })
+      resolve({ wall, cpu: user + sys, machine, rss: rssKb / 1024, code, stderr })
     })
   })
 }
@@ -60,6 +70,8 @@ export async function compare(tools, runs, log = () => {}) {
   }
   return Object.fromEntries(Object.entries(samples).map(([k, ss]) => [k, {
     wall: median(ss.map((s) => s.wall)), cpu: median(ss.map((s) => s.cpu)), rss: median(ss.map((s) => s.rss)),
-    runs: ss.map(({ wall, cpu, rss }) => ({ wall, cpu, rss })),
+    // The hosts' share: the machine's CPU less the tool's own (a few ms of the benchmark's and the system's count too).
+    hosts: median(ss.map((s) => s.machine - s.cpu)),
+    runs: ss.map(({ wall, cpu, machine, rss }) => ({ wall, cpu, machine, rss })),
   }]))
 }

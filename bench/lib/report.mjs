@@ -26,6 +26,9 @@ export function rows(results) {
     const cpuOk = n === '32' ? ratio(f.cpu, t.pdsh?.cpu) <= 0.15 : undefined
     out.push({ name: `launch \`true\`, ${n} hosts: wall`, fanout: s(f.wall), peers: Object.fromEntries(PEERS.map((p) => [p, s(t[p]?.wall)])), ratios: `${r2(ratio(f.wall, t.pdsh?.wall))} pdsh, ${r2(ratio(f.wall, t['ssh2 floor']?.wall))} floor`, target: n === '32' ? '≤ 0.35× pdsh' : '', ok: wallOk })
     out.push({ name: `launch \`true\`, ${n} hosts: client CPU`, fanout: s(f.cpu), peers: Object.fromEntries(PEERS.map((p) => [p, s(t[p]?.cpu)])), ratios: `${r2(ratio(f.cpu, t.pdsh?.cpu))} pdsh, ${r2(ratio(f.cpu, t['ssh2 floor']?.cpu))} floor`, target: n === '32' ? '≤ 0.15× pdsh' : '', ok: cpuOk })
+    // Where the wall goes on this machine: the hosts' work runs on the cores the client uses.
+    const floorHosts = t['ssh2 floor']?.hosts
+    out.push({ name: `launch \`true\`, ${n} hosts: CPU on the hosts (sshd and what it runs)`, fanout: s(f.hosts), peers: Object.fromEntries(PEERS.map((p) => [p, s(t[p]?.hosts)])), ratios: Number.isFinite(f.hosts - floorHosts) ? `floor +${ms((f.hosts - floorHosts) / Number(n))} per host` : '', target: '', ok: undefined })
     if (n === '128') out.push({ name: 'coordinator peak RSS, 128 hosts', fanout: mb(f.rss), peers: Object.fromEntries(PEERS.map((p) => [p, mb(t[p]?.rss)])), ratios: '', target: '≤ 150 MB', ok: f.rss <= 150 })
   }
   for (const [n, t] of Object.entries(throughput)) {
