@@ -4,6 +4,7 @@ import { usageError } from './errors.js'
 import { EPILOGUE, EXAMPLES } from './help.js'
 import type { EnvOptions } from './env.js'
 import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
+import { parseHostsCommand, withHostOptions, type HostsOptions } from './hosts-args.js'
 import { isHostOrAddress, parseJumpHost, parsePort } from './hostfile.js'
 import { refuseNul } from './quote.js'
 import { expandSyncFlag, readSyncOptions, withSyncOptions, type SyncOptions } from './sync/options.js'
@@ -56,10 +57,7 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   checkOnly?: boolean
 }
 
-/** `fanout hosts`: print the resolved nodes, connect to nothing. */
-export interface HostsOptions extends HostListOptions {
-  json: boolean
-}
+export type { HostsOptions }
 
 export type ParsedArgs = { kind: 'run'; options: Options } | { kind: 'hosts'; options: HostsOptions } | { kind: 'help' | 'version'; text: string }
 
@@ -70,17 +68,6 @@ export function parseDuration(flag: string, value: unknown): number {
   const seconds = m ? Number(m[1]) * (scale[m[2] ?? 's'] ?? 1) : NaN
   if (!(seconds > 0) || seconds > 7 * 24 * 3600) throw usageError(`--${flag} must be a duration such as 10, 10s, 500ms or 2m (got ${JSON.stringify(value)})`)
   return seconds
-}
-
-/** The options both commands share: the host list and the selection. */
-function withHostOptions<T>(y: Argv<T>) {
-  return y
-    .option('hostfile', { alias: 'H', type: 'string', describe: 'file listing the nodes, one per line (node 0 first); - reads stdin', group: 'Nodes:' })
-    .option('hosts', { type: 'string', describe: 'the nodes as a list instead of a file: a,b,gpu[01-16]', group: 'Nodes:' })
-    .option('include', { type: 'string', describe: 'only these hosts or GPUs: "w0@w1:0,2" (a bare host: all of it)', group: 'Selection:' })
-    .option('exclude', { type: 'string', describe: 'all but these hosts or GPUs: "w1:0" (a bare host: all of it)', group: 'Selection:' })
-    .option('num-nodes', { type: 'string', describe: 'the first N nodes', group: 'Selection:' })
-    .option('num-gpus', { type: 'string', describe: 'the first N GPUs of each node', group: 'Selection:' })
 }
 
 function build(argv: string[], width: number) {
@@ -123,24 +110,6 @@ function build(argv: string[], width: number) {
     .exitProcess(false)
 }
 
-function buildHosts(argv: string[], width: number) {
-  return withHostOptions(yargs(argv)
-    .scriptName('fanout')
-    .usage('Usage: $0 hosts [--hostfile FILE | --hosts LIST] [selection] [--json]\n\nPrints the nodes fanout would launch on, in rank order, after host ranges and selection, without connecting to any.')
-    .parserConfiguration(PARSER))
-    .option('json', { type: 'boolean', default: false, describe: 'a JSON array of {rank, host, user, port, slots, gpus} (null where unknown)', group: 'Output:' })
-    .example([
-      ["$0 hosts --hosts 'gpu[01-04]'", 'gpu01 to gpu04, as a table'],
-      ['$0 hosts -H hosts.txt --exclude b:0 --json', 'what --exclude leaves, as JSON'],
-    ])
-    .help('help')
-    .alias('help', 'h')
-    .version(false)
-    .strict()
-    .wrap(Math.min(width, 110))
-    .exitProcess(false)
-}
-
 /**
  * yargs' bash/zsh completion script (zsh when $SHELL is zsh). yargs only prints it through
  * console.log, and parse() does not capture it, so console.log is borrowed for that one call.
@@ -155,15 +124,6 @@ function completionScript(parser: Argv<unknown>): string {
     console.log = log
   }
   return lines.join('\n').trimEnd()
-}
-
-/** `fanout hosts …`: recognised only as the first word, so that `fanout -H f hosts` still runs a script. */
-async function parseHostsCommand(argv: string[], cwd: string, width: number, env: Env): Promise<ParsedArgs> {
-  const { a, output } = await runParser((words) => buildHosts(words, width), argv)
-  if (a.help) return { kind: 'help', text: output }
-  const extra = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? [])]
-  if (extra.length > 0) throw usageError(`fanout hosts takes no SCRIPT (got ${JSON.stringify(extra[0])}); to run a script named hosts: fanout [options] -- hosts`)
-  return { kind: 'hosts', options: { ...readHostOptions(a, cwd, env), json: Boolean(a.json) } }
 }
 
 /** `--jump`: each hop must be a `[user@]host[:port]`, or the whole is `none`. */

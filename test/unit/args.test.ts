@@ -178,7 +178,10 @@ describe('parseArgs: errors are USAGE, exit code 2', () => {
 })
 
 describe('parseArgs: --help and --version', () => {
-  const source = readFileSync(fileURLToPath(new URL('../../src/args.ts', import.meta.url)), 'utf8')
+  const read = (file: string): string => readFileSync(fileURLToPath(new URL(`../../src/${file}`, import.meta.url)), 'utf8')
+  // The launch's own options, and the host options it shares with `fanout hosts` (not that command's own).
+  const hostArgs = read('hosts-args.ts')
+  const source = read('args.ts') + hostArgs.slice(hostArgs.indexOf('function withHostOptions'), hostArgs.indexOf('function buildHosts'))
   const optionNames = [...source.matchAll(/\.option\('([a-z-]+)'/g)].map((m) => m[1] ?? '')
 
   it('the option definitions were found', () => {
