@@ -42,7 +42,7 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
   const { unlockIdentities } = await import('./ssh/credentials.js')
   // With an agent, its keys come first (as in ssh), so an encrypted file is usually loaded there already: no prompt.
   const agent = Boolean(io.env.SSH_AUTH_SOCK)
-  const { passphrases, unlocked, locked } = await unlockIdentities(nodes.flatMap((n) => (n.ssh && (n.ssh.identitiesOnly || !agent) ? n.ssh.identityFiles : [])), io.askSecret)
+  const { unlocked, locked } = await unlockIdentities(nodes.flatMap((n) => (n.ssh && (n.ssh.identitiesOnly || !agent) ? n.ssh.identityFiles : [])), io.askSecret)
   let password: string | undefined
   if (options.askPassword && hasSsh) {
     if (!io.askSecret) throw new FanoutError('--ask-password needs a terminal to ask for the password on (stdin is not one)', 'USAGE')
@@ -51,7 +51,7 @@ async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Pro
   }
   const sshOptions = {
     connectTimeoutS: options.connectTimeoutS, keepaliveS: options.keepaliveS, keepaliveCountMax: 3, agentSocket: io.env.SSH_AUTH_SOCK,
-    acceptNew: options.acceptNew, passphrases, unlocked, locked, ...(password === undefined ? {} : { password }), notice: (m: string) => io.ui.warn(m),
+    acceptNew: options.acceptNew, unlocked, locked, ...(password === undefined ? {} : { password }), notice: (m: string) => io.ui.warn(m),
   }
   const connector = ssh?.sshConnector(sshOptions)
   const connect = limitHandshakes((n: NodeSpec) => (n.ssh && connector ? connector.connect(n.ssh) : Promise.resolve(localTransport())), {

@@ -11,12 +11,12 @@ export const isEncrypted = (e: Error): boolean => /encrypted|passphrase/i.test(e
 /**
  * Asks once for the passphrase of each encrypted identity file the nodes will offer, before any
  * connection (so 100 nodes sharing a key mean one prompt, not 100), and checks it by decrypting the
- * key. Returns the files it unlocked, with their passphrases and the decrypted keys (decrypting one
- * takes about half a second of CPU: the connections take this one), and why others stay locked; a
- * locked key is skipped as ssh skips it in batch mode, and the authentication error says so.
+ * key. Returns the decrypted keys of the files it unlocked (decrypting one takes about half a second
+ * of CPU: the connections take this one; the passphrases themselves are not kept), and why others
+ * stay locked; a locked key is skipped as ssh skips it in batch mode, and the authentication error
+ * says so.
  */
-export async function unlockIdentities(files: readonly string[], ask: AskSecret | undefined): Promise<{ passphrases: Map<string, string>; unlocked: Map<string, ssh2.ParsedKey>; locked: Map<string, string> }> {
-  const passphrases = new Map<string, string>()
+export async function unlockIdentities(files: readonly string[], ask: AskSecret | undefined): Promise<{ unlocked: Map<string, ssh2.ParsedKey>; locked: Map<string, string> }> {
   const unlocked = new Map<string, ssh2.ParsedKey>()
   const locked = new Map<string, string>()
   for (const file of new Set(files)) {
@@ -32,14 +32,13 @@ export async function unlockIdentities(files: readonly string[], ask: AskSecret 
       locked.set(file, 'encrypted, and no terminal to ask for its passphrase: load it into ssh-agent (ssh-add)')
       continue
     }
-    for (let i = 0; i < TRIES && !passphrases.has(file); i++) {
+    for (let i = 0; i < TRIES && !unlocked.has(file); i++) {
       const passphrase = await ask(i === 0 ? `Enter passphrase for key ${file}: ` : `Wrong passphrase; try again for ${file}: `)
       const opened = ssh2.utils.parseKey(key, passphrase)
       if (opened instanceof Error) continue
-      passphrases.set(file, passphrase)
       unlocked.set(file, opened)
     }
-    if (!passphrases.has(file)) locked.set(file, `encrypted; wrong passphrase ${TRIES} times`)
+    if (!unlocked.has(file)) locked.set(file, `encrypted; wrong passphrase ${TRIES} times`)
   }
-  return { passphrases, unlocked, locked }
+  return { unlocked, locked }
 }

@@ -28,7 +28,7 @@ function readIdentity(file: string, options: SshOptions): Identity {
   } catch (e) {
     return { skip: `${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})` }
   }
-  const parsed = ssh2.utils.parseKey(key, options.passphrases?.get(file))
+  const parsed = ssh2.utils.parseKey(key)
   if (!(parsed instanceof Error)) return { key: parsed }
   const why = options.locked?.get(file) ?? (isEncrypted(parsed) ? 'encrypted; load it into ssh-agent' : parsed.message)
   return { skip: `${file} (${why})` }

@@ -18,9 +18,7 @@ export interface SshOptions {
   agentSocket?: string
   /** `--accept-new`: record the key of a host never seen in the first known_hosts file (a changed key is still refused). */
   acceptNew?: boolean
-  /** Passphrases of encrypted identity files, asked once before connecting (ssh/credentials.ts). */
-  passphrases?: ReadonlyMap<string, string>
-  /** Those files' keys, decrypted when their passphrases were checked. */
+  /** Encrypted identity files' keys, decrypted once before connecting, when their passphrases were checked (ssh/credentials.ts). */
   unlocked?: ReadonlyMap<string, ssh2.ParsedKey>
   /** Why some identity files stay locked (no terminal, wrong passphrase): said when authentication fails. */
   locked?: ReadonlyMap<string, string>
