@@ -353,17 +353,23 @@ describe('jobCommand: the watchdog', () => {
     for (let i = 0; i < 100 && !p.stdout().includes('ready'); i++) await sleep(50)
     expect(p.stdout()).toBe('ready\n')
   }
-
-  it.each([['T', CONTROL.terminate], ['I', CONTROL.interrupt]])('%s to an agent (torchrun) whose workers are then gone: the agent is killed 2–3 s later, not after the grace', async (_name, byte) => {
+  // Starts the stand-in agent (with heartbeats every `beatMs`, if given), runs `stop` once its worker
+  // is ready, and returns how long after that the agent was killed with SIGKILL, its group then gone.
+  const msUntilAgentKilled = async (stop: (p: Started) => Promise<void> | void, beatMs?: number): Promise<{ p: Started; ms: number }> => {
     const p = startJob(agentJob())
-    heartbeat(p.child, 500)
+    if (beatMs !== undefined) heartbeat(p.child, beatMs)
     await ready(p)
     const sent = Date.now()
-    p.child.stdin.write(byte)
-    const end = await within(p.done, 5000, 'idle agent')
-    expect(end.signal).toBe('SIGKILL')
-    expect(Date.now() - sent).toBeGreaterThanOrEqual(1900)
+    await stop(p)
+    expect((await within(p.done, 5000, 'idle agent')).signal).toBe('SIGKILL')
+    const ms = Date.now() - sent
     expect(await groupGone(p.pid)).toBe(true)
+    return { p, ms }
+  }
+
+  it.each([['T', CONTROL.terminate], ['I', CONTROL.interrupt]])('%s to an agent (torchrun) whose workers are then gone: the agent is killed 2–3 s later, not after the grace', async (_name, byte) => {
+    const { ms } = await msUntilAgentKilled((p) => void p.child.stdin.write(byte), 500)
+    expect(ms).toBeGreaterThanOrEqual(1900)
   }, 12_000)
 
   it('an idle agent is killed alone: a member of the group that is not its worker keeps its grace', async () => {
@@ -393,30 +399,19 @@ describe('jobCommand: the watchdog', () => {
   }, 12_000)
 
   it('EOF (coordinator gone) with an agent whose workers are then gone: killed after about 2 s, not the grace', async () => {
-    const p = startJob(agentJob())
-    await ready(p)
-    const sent = Date.now()
-    p.child.stdin.end()
-    const end = await within(p.done, 5000, 'idle agent after EOF')
-    expect(end.signal).toBe('SIGKILL')
-    expect(Date.now() - sent).toBeGreaterThanOrEqual(1900)
-    expect(await groupGone(p.pid)).toBe(true)
+    const { p, ms } = await msUntilAgentKilled((p) => void p.child.stdin.end())
+    expect(ms).toBeGreaterThanOrEqual(1900)
     expect(await watchdogsGone(p.pid, 2000)).toBe(true)
   }, 12_000)
 
   it('T, then EOF before the agent\'s 2 s are up: EOF does not restart them (killed about 2 s after T, not 2 s after EOF)', async () => {
-    const p = startJob(agentJob())
-    heartbeat(p.child, 250)
-    await ready(p)
-    const sent = Date.now()
-    p.child.stdin.write(CONTROL.terminate)
-    await sleep(1500)
-    p.child.stdin.end()
-    const end = await within(p.done, 5000, 'idle agent after T and EOF')
-    expect(end.signal).toBe('SIGKILL')
+    const { ms } = await msUntilAgentKilled(async (p) => {
+      p.child.stdin.write(CONTROL.terminate)
+      await sleep(1500)
+      p.child.stdin.end()
+    }, 250)
     // The worker is gone at once and seen so within a heartbeat: killed by ~2.3 s; a restart at EOF would make it >= 3.5 s.
-    expect(Date.now() - sent).toBeLessThan(3100)
-    expect(await groupGone(p.pid)).toBe(true)
+    expect(ms).toBeLessThan(3100)
   }, 12_000)
 
   it('heartbeats do nothing to the job', async () => {
