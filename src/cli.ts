@@ -1,5 +1,6 @@
 import { Chalk, type ChalkInstance } from 'chalk'
 import { parseArgs, type Options } from './args.js'
+import { askSecret } from './ask-secret.js'
 import { FanoutError } from './errors.js'
 import type { StopReason } from './supervisor.js'
 
@@ -20,35 +21,6 @@ function onStop(handler: (reason: StopReason) => void): () => void {
     return [sig, listener] as const
   })
   return () => listeners.forEach(([sig, l]) => process.off(sig, l))
-}
-
-/**
- * Reads a secret from the terminal without echo (a passphrase, a password). Ctrl-C at the prompt ends
- * fanout (exit 130) before anything was contacted.
- */
-function askSecret(prompt: string): Promise<string> {
-  const { stdin, stderr } = process
-  return new Promise((resolve, reject) => {
-    let value = ''
-    const finish = (): void => {
-      stdin.off('data', onData)
-      stdin.setRawMode(false)
-      stdin.pause()
-      stderr.write('\n')
-    }
-    const onData = (chunk: Buffer): void => {
-      for (const ch of chunk.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return finish(), resolve(value)
-        if (ch === '\u0003') return finish(), reject(new FanoutError('interrupted at the prompt', 'INTERRUPTED'))
-        if (ch === '\u0004' && value === '') return finish(), reject(new FanoutError('no input at the prompt (end of file)', 'USAGE'))
-        value = ch === '\u007f' || ch === '\b' ? [...value].slice(0, -1).join('') : value + ch
-      }
-    }
-    stderr.write(prompt)
-    stdin.setRawMode(true)
-    stdin.resume()
-    stdin.on('data', onData)
-  })
 }
 
 /** All of stdin (`--hostfile -`), stopping once more than maxBytes came: the caller refuses that. */
@@ -89,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     const { runJob } = await import('./run.js')
     try {
       // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
-      const ask = process.stdin.isTTY && options.hostfile !== '-' ? { askSecret } : {}
+      const terminal = { input: process.stdin, output: stderr }
+      const ask = process.stdin.isTTY && options.hostfile !== '-' ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}
       return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, ...ask, ...(live ? { live } : {}) })
     } finally {
       live?.stop()
