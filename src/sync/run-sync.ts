@@ -1,9 +1,11 @@
 import { join } from 'node:path'
 import { hashCommand } from '../remote.js'
 import { capture, type Transport } from '../transport/types.js'
-import { listRemote, syncTree, type SyncProgress, type SyncStats } from './apply.js'
+import { syncTree, type SyncProgress, type SyncStats } from './apply.js'
+import { listRemote } from './remote-tree.js'
 import type { SyncOptions } from './options.js'
-import { formatBytes, scanTree, type Manifest } from './scan.js'
+import { formatBytes } from './limits.js'
+import { scanTree, type Manifest } from './scan.js'
 import { sha256File, treeHash, type TreeHashEntry } from './tree-hash.js'
 
 /** The local tree, read and hashed once before any connection: what every node must end up with. */

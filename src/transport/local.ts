@@ -33,7 +33,7 @@ export function localTransport(): Transport {
       }
       return proc
     },
-    files: async () => (await import('../sync/remote-fs.js')).localFs(),
+    files: async () => (await import('../sync/local-fs.js')).localFs(),
     onLost: () => {},
     close: () => {},
   }

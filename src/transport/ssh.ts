@@ -140,7 +140,7 @@ function sshTransport(target: SshTarget, client: ssh2.Client): Transport {
       new Promise((res, rej) =>
         client.exec(command, (err, stream) => (err ? rej(new FanoutError(`${target.alias}: cannot start a command: ${err.message}`, 'CONNECT')) : res(channelProcess(stream))))),
     files: async () => {
-      const { sftpFs } = await import('../sync/remote-fs.js')
+      const { sftpFs } = await import('../sync/sftp-fs.js')
       return new Promise((res, rej) =>
         client.sftp((err, sftp) => (err ? rej(new FanoutError(`${target.alias}: cannot open SFTP (is the sftp subsystem enabled in sshd?): ${err.message}`, 'CONNECT')) : res(sftpFs(sftp)))))
     },

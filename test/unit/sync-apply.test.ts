@@ -8,9 +8,12 @@ import { once } from 'node:events'
 import type { SFTPWrapper } from 'ssh2'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { listRemote, syncTree, type SyncProgress, type SyncTreeOptions } from '../../src/sync/apply.js'
+import { syncTree, type SyncProgress, type SyncTreeOptions } from '../../src/sync/apply.js'
 import type { FileEntry, Manifest } from '../../src/sync/plan.js'
-import { localFs, probeSymlinkOrder, sftpFs, type RemoteFs, type SftpFsOptions } from '../../src/sync/remote-fs.js'
+import { localFs } from '../../src/sync/local-fs.js'
+import type { RemoteFs } from '../../src/sync/remote-fs.js'
+import { probeSymlinkOrder, sftpFs, type SftpFsOptions } from '../../src/sync/sftp-fs.js'
+import { listRemote } from '../../src/sync/remote-tree.js'
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers: temp trees, a tiny scanner (independent of src/sync/scan.ts), hashes, snapshots.

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import ts from 'typescript'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DEFAULT_LIMITS, parseSyncMax, scanTree, type FileEntry, type Manifest, type ScanLimits } from '../../src/sync/scan.js'
+import { DEFAULT_LIMITS, parseSyncMax, type ScanLimits } from '../../src/sync/limits.js'
+import { scanTree, type FileEntry, type Manifest } from '../../src/sync/scan.js'
 import { mulberry32 } from './prng.js'
 import { refusal } from './refusal.js'
 
@@ -414,7 +415,7 @@ describe('scanTree: unreadable entries', () => {
       )
     }
     const build = join(root, 'build')
-    for (const src of ['errors.ts', 'sync/ignore.ts', 'sync/scan.ts']) {
+    for (const src of ['errors.ts', 'sync/ignore.ts', 'sync/limits.ts', 'sync/scan.ts']) {
       const out = ts.transpileModule(await readFile(join(import.meta.dirname, '../../src', src), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
       })
@@ -424,7 +425,8 @@ describe('scanTree: unreadable entries', () => {
     await writeFile(join(build, 'package.json'), '{"type":"module"}')
     await writeFile(
       join(build, 'driver.mjs'),
-      `import { scanTree, DEFAULT_LIMITS } from './src/sync/scan.js'
+      `import { scanTree } from './src/sync/scan.js'
+import { DEFAULT_LIMITS } from './src/sync/limits.js'
 const out = []
 for (const r of process.argv.slice(2)) {
   try { out.push({ paths: (await scanTree(r, DEFAULT_LIMITS)).entries.map((e) => e.path) }) }
