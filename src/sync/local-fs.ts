@@ -3,10 +3,10 @@ import * as fsp from 'node:fs/promises'
 import { posix } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { pathError, type RemoteFs, type RemoteStat } from './remote-fs.js'
+import { kindOf, pathError, type RemoteFs, type RemoteStat } from './remote-fs.js'
 
 const localStat = (s: Stats): RemoteStat => ({
-  kind: s.isDirectory() ? 'dir' : s.isFile() ? 'file' : s.isSymbolicLink() ? 'symlink' : 'other',
+  kind: kindOf(s.mode),
   size: s.size,
   mtimeMs: s.mtimeMs,
   mode: s.mode & 0o7777,
