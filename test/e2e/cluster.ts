@@ -11,6 +11,8 @@ export interface ClusterHost {
   addr: string
   /** Where its sshd keeps config, host key, pid file and log. */
   dir: string
+  /** Its end of the veth pair on this machine: `ip link set LINK down` cuts the host off. */
+  link: string
 }
 
 export interface ClusterInfo {
@@ -102,7 +104,8 @@ function namespaceProcesses(h: ClusterHost): Array<{ pid: number; cmd: string }>
   })
 }
 
-const isSshd = (cmd: string): boolean => cmd.startsWith('sshd:') || cmd.startsWith('/usr/sbin/sshd')
+// OpenSSH 10 (the Debian 13 hosts) runs each connection as sshd-session (and sshd-auth while it authenticates).
+const isSshd = (cmd: string): boolean => /^(sshd(-session|-auth)?:|\/usr\/sbin\/sshd|\/usr\/lib\/openssh\/sshd-(session|auth))/.test(cmd)
 
 /** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
 export const survivors = (h: ClusterHost): string[] => namespaceProcesses(h).filter((p) => !isSshd(p.cmd)).map((p) => `${p.pid} ${p.cmd}`)
@@ -110,7 +113,7 @@ export const survivors = (h: ClusterHost): string[] => namespaceProcesses(h).fil
 /** The pids of a host's sshd session processes (not the listener): killing them drops the node's connections. */
 export function sshdSessions(h: ClusterHost): number[] {
   const listener = Number(readFileSync(join(h.dir, 'sshd.pid'), 'utf8').trim())
-  return namespaceProcesses(h).filter((p) => p.pid !== listener && p.cmd.startsWith('sshd: ')).map((p) => p.pid)
+  return namespaceProcesses(h).filter((p) => p.pid !== listener && /^sshd(-session)?: /.test(p.cmd)).map((p) => p.pid)
 }
 
 /** A fanout run in progress: its pid, what it printed so far, and its end. */

@@ -8,7 +8,8 @@ const CLUSTER_SH = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.ur
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
 /** Plain nodes n1..n8 (cluster.sh's default): the scale tests use them. */
 const NODES = 8
-const clusterHost = (name: string, addr: string): ClusterInfo['hosts'][number] => ({ name, namespace: `fo-${name}`, addr, dir: `${DIR}/${name}` })
+/** `link`: the host's end of its veth pair on this machine (cluster.sh): `ip link set LINK down` cuts the host off. */
+const clusterHost = (name: string, addr: string, link: string): ClusterInfo['hosts'][number] => ({ name, namespace: `fo-${name}`, addr, dir: `${DIR}/${name}`, link })
 
 // What the cluster needs, as (Debian package, check that it is usable).
 const NEEDS: Array<[string, () => boolean]> = [
@@ -16,6 +17,10 @@ const NEEDS: Array<[string, () => boolean]> = [
   ['openssh-client', () => existsSync('/usr/bin/ssh-keygen') && existsSync('/usr/bin/ssh-agent')],
   ['iproute2', () => spawnSync('ip', ['-V']).status === 0],
   ['python3-torch', () => spawnSync('/usr/bin/python3', ['-c', 'import torch.distributed.run']).status === 0],
+  // cluster.sh builds the Debian 13 hosts' root with it (once; reused when present).
+  ['debootstrap', () => existsSync('/usr/sbin/debootstrap')],
+  // A host behind a firewall that lets SSH through (the reachability check's test).
+  ['nftables', () => existsSync('/usr/sbin/nft')],
 ]
 
 function installMissing(): void {
@@ -44,11 +49,12 @@ export default function setup(project: TestProject): (() => void) | undefined {
     work: `${DIR}/work`,
     private: `${DIR}/private`,
     hosts: [
-      ...[1, 2, 3, 4, 5].map((i) => clusterHost(`h${i}`, `10.99.0.${10 + i}`)),
-      ...Array.from({ length: NODES }, (_, i) => clusterHost(`n${i + 1}`, `10.99.1.${11 + i}`)),
-      clusterHost('jump', '10.99.0.20'),
-      clusterHost('j1', '10.99.2.11'),
-      clusterHost('j2', '10.99.2.12'),
+      ...[1, 2, 3, 4, 5].map((i) => clusterHost(`h${i}`, `10.99.0.${10 + i}`, `fo-v${i}`)),
+      ...[1, 2, 3].map((i) => clusterHost(`d${i}`, `10.99.0.${30 + i}`, `fo-vd${i}`)),
+      ...Array.from({ length: NODES }, (_, i) => clusterHost(`n${i + 1}`, `10.99.1.${11 + i}`, `fo-vn${i + 1}`)),
+      clusterHost('jump', '10.99.0.20', 'fo-vjump0'),
+      clusterHost('j1', '10.99.2.11', 'fo-vj1'),
+      clusterHost('j2', '10.99.2.12', 'fo-vj2'),
     ],
   }
   project.provide('cluster', info)
