@@ -1,5 +1,5 @@
 import type { ChalkInstance } from 'chalk'
-import { alignColumns } from './table.js'
+import { alignColumns, collapseRuns } from './table.js'
 import { signalNumber } from './transport/local.js'
 import type { ExitStatus } from './transport/types.js'
 import { failed, type Failure, type NodeResult, type StopReason } from './supervisor.js'
@@ -57,20 +57,13 @@ export function jobExitCode(results: readonly NodeResult[], firstFailure: Failur
   return other ? exitCodeOf(other.status) || 1 : 0
 }
 
+/** The column of the summary table that says how a node ended: the one cut to the terminal's width. */
+const RESULT = 3
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 /** `0-3,8`: a node's global ranks, runs collapsed; `-` when unknown. */
-export function rankList(ranks: readonly number[]): string {
-  const sorted = [...new Set(ranks)].sort((a, b) => a - b)
-  const runs: string[] = []
-  for (let i = 0; i < sorted.length; ) {
-    let j = i
-    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] as number) + 1) j++
-    runs.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`)
-    i = j + 1
-  }
-  return runs.length > 0 ? runs.join(',') : '-'
-}
+export const rankList = (ranks: readonly number[]): string => collapseRuns(ranks) || '-'
 
 /** One node's result as summary.json and --json report it. */
 export interface NodeRecord {
@@ -104,11 +97,33 @@ export function nodeRecord(r: NodeResult, ranks: string, rootCause?: Failure): N
   }
 }
 
+/** Cuts `text` to at most `max` characters, the last of them `…` when it was longer. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text
+  let end = Math.max(0, max - 1)
+  const last = text.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end-- // never half of a surrogate pair
+  return text.slice(0, end).trimEnd() + '…'
+}
+
+/** A result cut to `max` characters, its tag (` [root cause]`) kept whole where there is room: it says what the row is. */
+function cutResult(what: string, tag: string, max: number): string {
+  return tag && max >= tag.length + 2 ? cut(what, max - tag.length) + tag : cut(what + tag, max)
+}
+
+export interface SummaryOptions {
+  /**
+   * The terminal's columns: the result column is cut (ending in `…`) so that every row of the table
+   * fits, the other columns stay whole. Unset: nothing is cut (the log).
+   */
+  width?: number
+}
+
 /**
  * The root cause first (which node, how, and the last lines it printed), then the per-node table with
  * the root cause's row on top and every other failed node after it.
  */
-export function formatSummary(results: readonly NodeResult[], firstFailure: Failure | undefined, chalk: ChalkInstance, ranks: (node: number) => string = () => '-'): string {
+export function formatSummary(results: readonly NodeResult[], firstFailure: Failure | undefined, chalk: ChalkInstance, ranks: (node: number) => string = () => '-', options: SummaryOptions = {}): string {
   const out: string[] = []
   if (firstFailure) {
     out.push(chalk.red(`first failure: node ${firstFailure.rank} (${firstFailure.host}): ${firstFailure.what}`))
@@ -117,12 +132,19 @@ export function formatSummary(results: readonly NodeResult[], firstFailure: Fail
   }
   const order = [...results].sort((a, b) => Number(b.rank === firstFailure?.rank) - Number(a.rank === firstFailure?.rank) || a.rank - b.rank)
   const rows = order.map((r) => {
-    const root = r.rank === firstFailure?.rank
     // The root cause's row says what failed there (a worker's exit), not how its launcher ended after.
-    const outcome = root && firstFailure ? `${firstFailure.what} [root cause]` : describeStatus(r.status) + (r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '')
-    return [`n${r.rank}`, r.host, ranks(r.rank), outcome, seconds(r.endedAt - r.startedAt), String(r.output.lines)]
+    const [what, tag] = r.rank === firstFailure?.rank ? [firstFailure.what, ' [root cause]'] : [describeStatus(r.status), r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '']
+    return { what, tag, cells: [`n${r.rank}`, r.host, ranks(r.rank), what + tag, seconds(r.endedAt - r.startedAt), String(r.output.lines)] }
   })
-  const [header = '', ...lines] = alignColumns([['node', 'host', 'ranks', 'result', 'duration', 'lines'], ...rows])
+  const head = ['node', 'host', 'ranks', 'result', 'duration', 'lines']
+  if (options.width !== undefined) {
+    // The other columns, as wide as alignColumns makes them, and two spaces between each two: the
+    // result column gets the rest (at least its header's width: a row may overflow then).
+    const others = head.reduce((sum, h, c) => (c === RESULT ? sum : sum + Math.max(h.length, ...rows.map((r) => r.cells[c]?.length ?? 0))), 0)
+    const room = Math.max(head[RESULT]!.length, options.width - others - 2 * (head.length - 1))
+    for (const r of rows) r.cells[RESULT] = cutResult(r.what, r.tag, room)
+  }
+  const [header = '', ...lines] = alignColumns([head, ...rows.map((r) => r.cells)])
   out.push(chalk.bold(header), ...lines.map((text, i) => {
     const r = order[i]
     return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text

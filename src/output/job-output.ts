@@ -4,7 +4,7 @@ import type { JsonEvents } from './json.js'
 import type { LiveRegion } from './live.js'
 import type { RunLog } from './logdir.js'
 import { directWriter } from './file-writer.js'
-import { NodeOutput, type LineSink } from './node-output.js'
+import { NodeOutput, type LineSink, type NodeOutputHooks } from './node-output.js'
 import { Prefixer } from './prefix.js'
 import { lineFilter, TerminalSink } from './terminal.js'
 
@@ -25,6 +25,8 @@ export interface JobOutputIo {
   log?: RunLog
   now?: () => number
 }
+
+const SEP = ' · '
 
 /**
  * Where every node's lines go for one job: the terminal (prefixed, filtered, progress bars tamed),
@@ -53,7 +55,7 @@ export class JobOutput {
         format: options.prefix, nodes: nodes.map((n) => ({ node: n.rank, host: n.host })), tagged: options.tagged,
         maxRank: Math.max(0, worldSize - 1), maxLocalRank: Math.max(0, ...nodes.map((n) => n.nproc - 1)), chalk: io.chalk, timestamps: options.timestamps,
       })
-      this.sinks.push(new TerminalSink({ stdout: directWriter(io.stdout), stderr: directWriter(io.stderr), prefixer, show, ...(io.live ? { live: io.live } : {}) }))
+      this.sinks.push(new TerminalSink({ stdout: directWriter(io.stdout), stderr: directWriter(io.stderr), prefixer, show, logged: io.log !== undefined, ...(io.live ? { live: io.live } : {}) }))
     }
     if (io.log) this.sinks.push(io.log)
   }
@@ -64,19 +66,42 @@ export class JobOutput {
   }
 
   /** A fresh NodeOutput for one attempt of a node's job. */
-  forNode(node: { rank: number; host: string }, onStderrLine: (text: Buffer, rank: number | undefined) => void): NodeOutput {
-    const output = new NodeOutput(node.rank, node.host, this.sinks, { tagged: this.tagged, now: this.io.now ?? Date.now, onStderrLine })
+  forNode(node: { rank: number; host: string }, hooks: NodeOutputHooks): NodeOutput {
+    const output = new NodeOutput(node.rank, node.host, this.sinks, { tagged: this.tagged, now: this.io.now ?? Date.now, ...hooks })
     this.outputs.set(node.rank, output)
     return output
   }
 
-  /** `running 0:42 · 3/3 nodes · 1204 lines (n0 402 · n1 401 · n2 401)`: the live region's status row. */
-  status(elapsedMs: number, running: number, stopping: boolean): string {
+  /**
+   * `running 0:42 · 3/3 nodes · 1204 lines (n0 402 · n1 401 · n2 401)`: the live region's status row.
+   * Given the `width` it has, the row keeps its head and as many nodes' counts as fit, and says how
+   * many it left out (`… +250 nodes)`): a row cut blindly would end inside a node's count, a number
+   * that reads as a wrong one.
+   */
+  status(elapsedMs: number, running: number, stopping: boolean, width = Infinity): string {
     const s = Math.floor(elapsedMs / 1000)
     const clock = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`
-    const counts = this.nodes.map((n) => `n${n.rank} ${this.outputs.get(n.rank)?.lines ?? 0}`)
     const total = [...this.outputs.values()].reduce((sum, o) => sum + o.lines, 0)
-    const head = stopping ? this.io.chalk.yellow(`stopping ${clock}`) : this.io.chalk.cyan(`running ${clock}`)
-    return `${head} · ${running}/${this.nodes.length} nodes · ${total} lines (${counts.join(' · ')})`
+    const word = stopping ? `stopping ${clock}` : `running ${clock}`
+    const rest = ` · ${running}/${this.nodes.length} nodes · ${total} lines`
+    const head = (stopping ? this.io.chalk.yellow(word) : this.io.chalk.cyan(word)) + rest
+    // Every character of the row takes one column (ASCII, `·`, `…`): lengths are widths.
+    const room = width - word.length - rest.length - ' ()'.length
+    const all = this.nodes.map((n) => `n${n.rank} ${this.outputs.get(n.rank)?.lines ?? 0}`)
+    if (all.reduce((sum, c) => sum + c.length, SEP.length * (all.length - 1)) <= room) return `${head} (${all.join(SEP)})`
+    // Not all fit: the first counts, as many as leave room for the note on the nodes after them.
+    const more = (nodes: number): string => `… +${nodes} node${nodes === 1 ? '' : 's'}`
+    const counts: string[] = []
+    let used = 0
+    for (const [i, count] of all.entries()) {
+      const after = used + (i > 0 ? SEP.length : 0) + count.length
+      if (after + SEP.length + more(all.length - i - 1).length > room) break
+      counts.push(count)
+      used = after
+    }
+    // The last count kept made sure the note fits; with none kept, the note alone may not.
+    const note = more(all.length - counts.length)
+    if (counts.length > 0 || note.length <= room) counts.push(note)
+    return counts.length > 0 ? `${head} (${counts.join(SEP)})` : head
   }
 }

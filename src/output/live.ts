@@ -55,6 +55,11 @@ export class LiveRegion {
 
   constructor(private readonly tty: Terminal) {}
 
+  /** The columns a row may take (the terminal's, as it is now, less one); longer rows are cut. */
+  get width(): number {
+    return Math.max(20, (this.tty.columns ?? 80) - 1)
+  }
+
   /** The current state of one process's progress line (`text` already prefixed). */
   setProgress(key: string, text: string): void {
     this.progress.set(key, text)
@@ -113,7 +118,7 @@ export class LiveRegion {
 
   private redraw(): void {
     if (this.stopped) return
-    const width = Math.max(20, (this.tty.columns ?? 80) - 1)
+    const width = this.width
     // Never more rows than half the screen: a 32-rank job must not push the log off the terminal.
     const room = Math.max(1, Math.floor((this.tty.rows ?? 24) / 2) - 1)
     const bars = [...this.progress.values()]

@@ -25,6 +25,12 @@ export interface LineSink {
   onDrain(resume: () => void): void
   /** The sink takes kind 'lines' (many lines in one OutputLine); others get them one by one. */
   readonly blocks?: boolean
+  /**
+   * Nothing more comes from these origins (a rank's stream ended, or the node's stream): what a sink
+   * held back for them (the terminal's folded C++ frames) goes out now. Called after their last lines
+   * were written; returns false as `write` does.
+   */
+  end?(origins: readonly LineOrigin[]): boolean
 }
 
 /** A batch with every 'lines' block expanded into its 'line's, for sinks that take no blocks. */
@@ -38,6 +44,14 @@ function expandBlocks(lines: readonly OutputLine[]): readonly OutputLine[] {
 }
 
 const TAIL_LINES = 20
+
+/** What the supervisor learns from a node's output as it arrives. */
+export interface NodeOutputHooks {
+  /** Each stderr line (how launcher failures are noticed), with the rank that printed it. */
+  onStderrLine?: (text: Buffer, rank: number | undefined) => void
+  /** A worker of the node started (the rank tagger's start frame): past the rendezvous. */
+  onWorkerStart?: (rank: number | undefined) => void
+}
 
 /**
  * Everything one node prints, split into lines per stream and per rank (frames of the rank tagger, see
@@ -58,7 +72,7 @@ export class NodeOutput {
     readonly node: number,
     readonly host: string,
     private readonly sinks: readonly LineSink[],
-    private readonly options: { tagged: boolean; now: () => number; onStderrLine?: (text: Buffer, rank: number | undefined) => void },
+    private readonly options: { tagged: boolean; now: () => number } & NodeOutputHooks,
   ) {}
 
   /** Relays one of the node's streams until it ends (or closes or fails). */
@@ -75,6 +89,8 @@ export class NodeOutput {
     // The lines of one chunk are collected and handed over together: a flood of short lines costs one
     // write per chunk, not one per line.
     let batch: OutputLine[] = []
+    // The origins whose output ended in this chunk: told to the sinks after the batch's lines.
+    let ended: LineOrigin[] = []
     const emit = (origin: LineOrigin, events: LineEvent[]): void => {
       const at = this.options.now()
       for (const e of events) {
@@ -91,13 +107,19 @@ export class NodeOutput {
     }
     const flush = (): void => {
       this.recent.settle()
-      if (batch.length === 0) return
+      if (batch.length === 0 && ended.length === 0) return
       const blocks = batch
       batch = []
+      const ends = ended
+      if (ends.length > 0) ended = []
       let expanded: readonly OutputLine[] | undefined
       for (const sink of this.sinks) {
-        const lines = sink.blocks ? blocks : (expanded ??= expandBlocks(blocks))
-        const ok = sink.writeBatch ? sink.writeBatch(lines) : lines.map((l) => sink.write(l)).every(Boolean)
+        let ok = true
+        if (blocks.length > 0) {
+          const lines = sink.blocks ? blocks : (expanded ??= expandBlocks(blocks))
+          ok = sink.writeBatch ? sink.writeBatch(lines) : lines.map((l) => sink.write(l)).every(Boolean)
+        }
+        if (ends.length > 0 && sink.end) ok = sink.end(ends) && ok
         if (!ok) {
           this.waiting++
           sink.onDrain(resume)
@@ -106,6 +128,10 @@ export class NodeOutput {
     }
     const feed = (segments: Segment[]): void => {
       for (const s of segments) {
+        if (s.start) {
+          this.options.onWorkerStart?.(s.rank)
+          continue
+        }
         const key = `${s.rank ?? ''},${s.localRank ?? ''}`
         let split = splitters.get(key)
         if (!split) {
@@ -119,6 +145,7 @@ export class NodeOutput {
         if (s.end) {
           emit(split.origin, split.lines.end())
           splitters.delete(key)
+          ended.push(split.origin)
         }
       }
     }
@@ -133,7 +160,10 @@ export class NodeOutput {
         if (finished) return
         finished = true
         if (demux) feed(demux.end())
-        for (const { origin, lines } of splitters.values()) emit(origin, lines.end())
+        for (const { origin, lines } of splitters.values()) {
+          emit(origin, lines.end())
+          ended.push(origin)
+        }
         flush()
         this.sources.delete(source)
         resolve()

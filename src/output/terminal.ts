@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream'
+import { FrameRuns, foldedRun, isFrameLine, mayHoldFrames, type FrameRun } from './cpp-frames.js'
 import { whenDrained } from './drain.js'
 import { writesNow } from './file-writer.js'
 import { plainText, type LiveRegion } from './live.js'
@@ -63,15 +64,28 @@ export interface TerminalSinkOptions {
   /** On a TTY: progress bars are redrawn in place there, and lines are printed above it. */
   live?: LiveRegion
   progressIntervalMs?: number
+  /** Every line also goes to --log-dir: the line that stands for a folded C++ stack trace says so. */
+  logged?: boolean
 }
 
+/** Where a pending run of C++ frames came from, and when its first frame arrived: its fold line's prefix. */
+type RunOrigin = LineOrigin & { at: number }
 
-/** The job's lines on fanout's stdout and stderr, prefixed, filtered, with progress bars tamed. */
+const LF = 0x0a
+
+
+/**
+ * The job's lines on fanout's stdout and stderr, prefixed, filtered, with progress bars tamed, and each
+ * run of a process's C++ stack frames (torch's `frame #0: …` lines, often thousands at a failure)
+ * folded into one line that says how many there were: the log files and --json keep them all.
+ */
 export class TerminalSink implements LineSink {
   readonly blocks = true
   private readonly throttle: ProgressThrottle
   private blocked: Writable | undefined
   private readonly bytes = new PrefixedBytes()
+  /** The frames counted and not printed yet, per origin: their line is printed when the run ends. */
+  private readonly frames = new FrameRuns<RunOrigin>()
 
   constructor(private readonly options: TerminalSinkOptions) {
     this.throttle = new ProgressThrottle(options.progressIntervalMs ?? PROGRESS_INTERVAL_MS)
@@ -86,34 +100,103 @@ export class TerminalSink implements LineSink {
     let ok = true
     let dest: Writable | undefined
     const out = this.bytes
-    const send = (): void => {
-      if (!dest || out.length === 0) return
-      const { live } = this.options
-      const to = dest
-      const written = live ? live.print(to, out.take()) : writesNow(to) ? out.takeInto((bytes) => to.writeNow(bytes)) : to.write(out.take())
-      if (!written) {
-        ok = false
-        this.blocked = dest
-      }
-    }
     for (const line of lines) {
-      if (!this.shown(line)) continue
+      if (!this.options.show(line)) continue
+      const key = originKey(line)
+      if (!this.printed(line, key)) continue
       const to = line.stream === 'stdout' ? this.options.stdout : this.options.stderr
-      if (to !== dest) send()
+      if (to !== dest) ok = this.send(dest) && ok
       dest = to
       const prefix = this.options.prefixer.prefixBytes(line, line.at)
-      if (line.kind === 'lines') out.lines(line.text, prefix)
+      // With no run pending, a block without a frame (native searches for a `#`, no decoding) or a line
+      // that is no frame goes out as it is: the flood of a job's ordinary lines pays nothing more.
+      const plain = this.frames.size === 0 && (line.kind === 'lines' ? !mayHoldFrames(line.text) : line.kind === 'progress' || !isFrameLine(line.text))
+      if (!plain) this.fold(line, key, prefix)
+      else if (line.kind === 'lines') out.lines(line.text, prefix)
       else out.line(prefix, line.text)
     }
-    send()
-    return ok
+    return this.send(dest) && ok
   }
 
-  /** Whether a line is printed as a line; a progress state on a TTY goes to the live region instead. */
-  private shown(line: OutputLine): boolean {
+  /** The output of these origins ended: the frame runs they left pending are printed now. */
+  end(origins: readonly LineOrigin[]): boolean {
+    if (this.frames.size === 0) return true
+    let ok = true
+    let dest: Writable | undefined
+    for (const origin of origins) {
+      const run = this.frames.take(originKey(origin))
+      if (!run) continue
+      const to = origin.stream === 'stdout' ? this.options.stdout : this.options.stderr
+      if (to !== dest) ok = this.send(dest) && ok
+      dest = to
+      this.appendRun(run)
+    }
+    return this.send(dest) && ok
+  }
+
+  /** Writes what was appended to `dest`: false when it is full (its drain resumes the nodes). */
+  private send(dest: Writable | undefined): boolean {
+    const out = this.bytes
+    if (!dest || out.length === 0) return true
+    const { live } = this.options
+    const written = live ? live.print(dest, out.take()) : writesNow(dest) ? out.takeInto((bytes) => dest.writeNow(bytes)) : dest.write(out.take())
+    if (!written) this.blocked = dest
+    return written
+  }
+
+  /**
+   * Appends a line or block of an origin that has a frame run pending or prints frames: frame lines are
+   * counted, and the run's line goes out before the first other line of that origin.
+   */
+  private fold(line: OutputLine, key: string, prefix: Buffer): void {
+    const out = this.bytes
+    const text = line.text
+    const origin = (): RunOrigin => ({ node: line.node, host: line.host, rank: line.rank, localRank: line.localRank, stream: line.stream, at: line.at })
+    if (line.kind !== 'lines') {
+      if (line.kind === 'line' && isFrameLine(text)) return this.frames.add(key, text, origin)
+      this.endRun(key)
+      out.line(prefix, text)
+      return
+    }
+    if (!mayHoldFrames(text)) {
+      this.endRun(key)
+      out.lines(text, prefix)
+      return
+    }
+    // Every line ends in \n (a block's last byte is one); the lines between frames go out as blocks.
+    let others = 0
+    for (let start = 0; start < text.length; ) {
+      const end = text.indexOf(LF, start)
+      if (isFrameLine(text, start, end)) {
+        if (others < start) {
+          this.endRun(key)
+          out.lines(text.subarray(others, start), prefix)
+        }
+        this.frames.add(key, text.subarray(start, end), origin)
+        others = end + 1
+      }
+      start = end + 1
+    }
+    if (others < text.length) {
+      this.endRun(key)
+      out.lines(text.subarray(others), prefix)
+    }
+  }
+
+  /** Appends the line of `key`'s pending frame run, if it has one (its lines go where this line goes: same origin). */
+  private endRun(key: string): void {
+    const run = this.frames.take(key)
+    if (run) this.appendRun(run)
+  }
+
+  /** The line a finished run is printed as, with the prefix its frames would have had. */
+  private appendRun(run: FrameRun<RunOrigin>): void {
+    this.bytes.line(this.options.prefixer.prefixBytes(run.origin, run.origin.at), foldedRun(run, this.options.logged === true))
+  }
+
+  /** Whether a shown line is printed as a line; a progress state on a TTY goes to the live region instead. */
+  private printed(line: OutputLine, key: string): boolean {
     const { live, prefixer } = this.options
-    if (!this.options.show(line)) return false
-    const key = originKey(line)
     if (line.kind === 'progress') {
       if (live) {
         live.setProgress(key, prefixer.prefix(line, line.at) + plainText(line.text.toString('utf8')))

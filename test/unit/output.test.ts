@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
+import { collector } from './collector.js'
 import { Chalk } from 'chalk'
 import yargs from 'yargs'
 import { FanoutError } from '../../src/errors.js'
@@ -41,18 +42,6 @@ function expectUsage(fn: () => unknown, message?: RegExp): void {
   if (message) expect((caught as FanoutError).message).toMatch(message)
 }
 
-/** A Writable that keeps every chunk it gets (written synchronously, so order is exact). */
-function collector(log?: string[]): { stream: Writable; text: () => string } {
-  const chunks: Buffer[] = []
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(Buffer.from(chunk))
-      log?.push(Buffer.from(chunk).toString('utf8'))
-      cb()
-    },
-  })
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8') }
-}
 
 /** A Writable that holds every write until release(): its write() returns false, and 'drain' comes on release. */
 class GatedWritable extends Writable {
@@ -1420,7 +1409,7 @@ describe('JobOutput', () => {
 
   /** One attempt: pipes the node's stdout and stderr chunks through forNode(). */
   async function feed(job: JobOutput, node: number, o: { stdout?: Buffer[]; stderr?: Buffer[] }, onStderr: (t: Buffer) => void = () => {}): Promise<void> {
-    const out = job.forNode({ rank: node, host: NODES[node]!.host }, onStderr)
+    const out = job.forNode({ rank: node, host: NODES[node]!.host }, { onStderrLine: onStderr })
     const done: Promise<void>[] = []
     for (const name of ['stdout', 'stderr'] as const) {
       const src = new PassThrough()
@@ -1452,6 +1441,77 @@ describe('JobOutput', () => {
       const { job } = setup({}, { chalk: colour })
       expect(job.status(1000, 2, false)).toMatch(/^\x1b\[36mrunning 0:01\x1b\[39m · /)
       expect(job.status(1000, 2, true)).toMatch(/^\x1b\[33mstopping 0:01\x1b\[39m · /)
+    })
+
+    describe('in a width', () => {
+      const many = (n: number): PlannedNode[] => Array.from({ length: n }, (_v, i) => ({ rank: i, host: `h${i}`, nproc: 1, firstRank: i }))
+      async function job256(chalk = plain): Promise<JobOutput> {
+        const job = new JobOutput(many(256), { ...BASE }, { stdout: new PassThrough(), stderr: new PassThrough(), chalk, now: () => 0 })
+        for (const node of [0, 1, 7, 200]) {
+          const src = new PassThrough()
+          const done = job.forNode({ rank: node, host: `h${node}` }, () => {}).pipe(src, 'stdout')
+          src.end(frame(node, 0, 'x\n'.repeat(node + 1000)))
+          await done
+        }
+        const src = new PassThrough()
+        const done = job.forNode({ rank: 255, host: 'h255' }, () => {}).pipe(src, 'stdout')
+        src.end('x\n'.repeat(12345)) // untagged: more than a frame holds
+        await done
+        return job
+      }
+      const HEAD = 'running 0:42 · 256/256 nodes · 16553 lines'
+
+      it('keeps the head and the counts that fit, whole, and says how many nodes it left out', async () => {
+        const job = await job256()
+        const row = job.status(42_000, 256, false, 99)
+        expect(row).toBe(`${HEAD} (n0 1000 · n1 1001 · n2 0 · n3 0 · n4 0 · … +251 nodes)`)
+        expect(row.length).toBe(98) // n5 0 and its separator would make it 105
+        for (let width = 30; width < 400; width++) {
+          const r = job.status(42_000, 256, false, width)
+          expect(r.startsWith(HEAD)).toBe(true)
+          expect(r.length <= width || r === HEAD).toBe(true)
+          const counts = /^[^(]*\((.*)\)$/.exec(r)?.[1]?.split(' · ') ?? []
+          const shown = counts.filter((c) => /^n\d+ \d+$/.test(c))
+          // the counts kept are the first nodes' and whole; the note counts the rest
+          expect(shown).toEqual(Array.from({ length: shown.length }, (_v, i) => `n${i} ${[0, 1, 7].includes(i) ? i + 1000 : 0}`))
+          if (counts.length > 0) expect(counts.at(-1)).toBe(`… +${256 - shown.length} node${256 - shown.length === 1 ? '' : 's'}`)
+        }
+      })
+
+      it('a width for every count: the row as without one', async () => {
+        const job = await job256()
+        const whole = job.status(42_000, 256, false)
+        expect(whole).toMatch(/ · n254 0 · n255 12345\)$/)
+        expect(job.status(42_000, 256, false, whole.length)).toBe(whole)
+        // one column less: `n255 12345` gives way to `… +1 node`, one shorter
+        const upTo = (n: number): string => whole.slice(0, whole.indexOf(` · n${n + 1} `))
+        expect(job.status(42_000, 256, false, whole.length - 1)).toBe(`${upTo(254)} · … +1 node)`)
+        expect(job.status(42_000, 256, false, whole.length - 2)).toBe(`${upTo(253)} · … +2 nodes)`)
+      })
+
+      it('no room for the note: the head alone; no room for the head: the head still (the region cuts it)', async () => {
+        const job = await job256()
+        expect(job.status(42_000, 256, false, HEAD.length + ' (… +256 nodes)'.length)).toBe(`${HEAD} (… +256 nodes)`)
+        expect(job.status(42_000, 256, false, HEAD.length + ' (… +256 nodes)'.length - 1)).toBe(HEAD)
+        expect(job.status(42_000, 256, false, 10)).toBe(HEAD)
+      })
+
+      it('the colour codes of the head take no room', async () => {
+        const job = await job256(colour)
+        const row = job.status(42_000, 256, false, 99)
+        expect(row).toContain('\x1b[36m')
+        expect(visible(row)).toBe(`${HEAD} (n0 1000 · n1 1001 · n2 0 · n3 0 · n4 0 · … +251 nodes)`)
+      })
+
+      it('the live region gives its width: the terminal’s less one, at least 20', () => {
+        expect(new LiveRegion(fakeTty(120).tty).width).toBe(119)
+        expect(new LiveRegion({ write: () => true }).width).toBe(79)
+        expect(new LiveRegion(fakeTty(10).tty).width).toBe(20)
+        const { tty } = fakeTty(120)
+        const live = new LiveRegion(tty)
+        tty.columns = 60 // a resized terminal
+        expect(live.width).toBe(59)
+      })
     })
   })
 

@@ -124,6 +124,65 @@ describe('formatSummary', () => {
     expect(text.split('\n')).toHaveLength(3)
     expect(text).not.toContain('first failure')
   })
+
+  describe('cut to a width', () => {
+    const plain = new Chalk({ level: 0 })
+    const what = 'rank 3 raised torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO for details)'
+    const results = (): NodeResult[] => [result(0, exit(1)), result(1, signal('TERM'), { stoppedByFanout: true }), result(2, exit(0))]
+    const visible = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '')
+    /** The table's lines, its header first (after the failure block). */
+    const table = (text: string): string[] => {
+      const lines = text.split('\n').slice(0, -1)
+      return lines.slice(lines.findIndex((l) => visible(l).startsWith('node  ')))
+    }
+
+    it('every row fits; the result column is cut with a …, its tag kept, the other columns whole', () => {
+      const text = formatSummary(results(), failure(0, 1, { what, lastLines: ['a', 'b'] }), plain, () => '0-3', { width: 80 })
+      const rows = table(text)
+      expect(rows).toHaveLength(4)
+      for (const row of rows) expect(row.length).toBeLessThanOrEqual(80)
+      expect(Math.max(...rows.map((r) => r.length))).toBe(80) // cut to the width, not shorter
+      expect(rows[0]).toMatch(/^node\s+host\s+ranks\s+result\s+duration\s+lines$/)
+      // 80 columns less 26 for the other columns and 10 for the spaces between: 44 for the result
+      expect(rows[1]).toBe('n0    n0    0-3    rank 3 raised torch.distribute… [root cause]  1.5 s     0')
+      expect(rows[2]).toBe('n1    n1    0-3    signal TERM (terminated… [stopped by fanout]  1.5 s     0')
+      expect(rows[3]).toMatch(/^n2\s+n2\s+0-3\s+exit 0\s+1\.5 s\s+0$/)
+    })
+
+    it('the failure block above keeps the whole message, and the log (no width) the whole table', () => {
+      const first = failure(0, 1, { what, lastLines: ['a', 'b'] })
+      const cut = formatSummary(results(), first, plain, () => '0-3', { width: 80 })
+      expect(cut.split('\n')[0]).toBe(`first failure: node 0 (n0): ${what}`)
+      const whole = formatSummary(results(), first, plain, () => '0-3')
+      expect(whole).toBe(formatSummary(results(), first, plain, () => '0-3', {}))
+      expect(table(whole)[1]).toContain(`${what} [root cause]`)
+      expect(table(whole)[1]!.length).toBeGreaterThan(200)
+    })
+
+    it('a table that fits is left as it is', () => {
+      const first = failure(0, 1, { what: 'exit 1 (error)' })
+      expect(formatSummary(results(), first, plain, () => '0-3', { width: 200 })).toBe(formatSummary(results(), first, plain, () => '0-3'))
+    })
+
+    it('counts visible columns: the colours of failed rows do not take room', () => {
+      const text = formatSummary(results(), failure(0, 1, { what }), new Chalk({ level: 1 }), () => '0-3', { width: 70 })
+      const rows = table(text)
+      expect(rows[1]).toContain('\x1b[')
+      for (const row of rows) expect(visible(row).length).toBeLessThanOrEqual(70)
+      expect(visible(rows[1]!)).toContain('…')
+    })
+
+    it('long host names stay whole: the result column gets what they leave, at least its header', () => {
+      const host = 'gpu-node-with-a-rather-long-name-0001.cluster.example.org'
+      const many = results().map((r) => ({ ...r, host }))
+      const rows = table(formatSummary(many, failure(0, 1, { what }), plain, () => '0-3', { width: 80 }))
+      for (const row of rows.slice(1)) expect(row).toContain(host)
+      // 4 + 57 + 5 + 8 + 5 and 10 spaces leave nothing: the result column keeps 6 characters (its
+      // header's), too few for the tag as well; the blank before the cut is not kept before the …
+      expect(rows[1]).toMatch(/^n0\s+\S+\s+0-3\s+rank…\s+1\.5 s\s+0$/)
+      expect(rows[3]).toMatch(/\s+exit 0\s+1\.5 s\s+0$/)
+    })
+  })
 })
 
 describe('rankList', () => {
