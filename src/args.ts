@@ -3,7 +3,7 @@ import yargs, { type Argv } from 'yargs'
 import { usageError } from './errors.js'
 import { EPILOGUE, EXAMPLES } from './help.js'
 import type { EnvOptions } from './env.js'
-import { int, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
+import { int, joinDashValues, PARSER, readEnvOptions, readHostOptions, runParser, text, type Env } from './flags.js'
 import { parseHostsCommand, withHostOptions, type HostsOptions } from './hosts-args.js'
 import { isHostOrAddress, parseJumpHost, parsePort } from './hostfile.js'
 import { refuseNul } from './quote.js'
@@ -44,6 +44,8 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   keepaliveS: number
   killOnFailure: boolean
   timeoutS?: number
+  /** `--rdzv-timeout`: a node whose workers have not started this long after the launch fails the job. */
+  rdzvTimeoutS: number
   /** Whole-job relaunches after a failure (`--restarts`). */
   restarts?: number
   monitorIntervalS: number
@@ -51,6 +53,12 @@ export interface Options extends HostListOptions, EnvOptions, OutputOptions {
   /** Shell lines run on each node before the launcher (--venv, --conda, --setup). */
   setup: string[]
   strict: boolean
+  /** `--allow-version-skew`: nodes whose torch major.minor differ may launch (a warning). */
+  allowVersionSkew: boolean
+  /** `--allow-busy-gpus`: GPUs held by other processes are a warning. */
+  allowBusyGpus: boolean
+  /** `--wait-for-gpus`: how long to wait for busy GPUs to be freed. */
+  waitForGpusS?: number
   /** `--sync`: the local tree to copy to every node's working directory first. */
   sync?: SyncOptions
   /** `fanout check`: connect, probe and pre-flight only. */
@@ -78,6 +86,7 @@ function build(argv: string[], width: number) {
     .option('nproc-per-node', { type: 'string', describe: 'processes per node (default: the GPUs selected, else slots=, else its GPU count, else 1)', group: 'Nodes:' })
     .option('master-addr', { type: 'string', describe: 'rendezvous address (default: the address node 0 was reached at)', group: 'Rendezvous:' })
     .option('master-port', { type: 'string', describe: 'rendezvous port (default: a port found free on node 0)', group: 'Rendezvous:' })
+    .option('rdzv-timeout', { type: 'string', default: '120', describe: 'a node whose workers have not started this long after the launch is named, and the job stopped (exit 124)', group: 'Rendezvous:' })
     .option('ssh-port', { type: 'string', describe: 'SSH port for nodes without host:port (overrides ssh config)', group: 'SSH:' })
     .option('user', { alias: 'l', type: 'string', describe: 'remote user for nodes without user@ (overrides ssh config)', group: 'SSH:' })
     .option('identity', { alias: 'i', type: 'string', describe: 'private key file, tried before ssh config\'s (repeatable)', group: 'SSH:' })
@@ -126,6 +135,14 @@ function completionScript(parser: Argv<unknown>): string {
   return lines.join('\n').trimEnd()
 }
 
+/** joinDashValues for this parser's options that take a value (its string options and their aliases). */
+function joinValues(argv: string[], parser: Argv<unknown>): string[] {
+  // yargs has it; @types/yargs does not say so.
+  const { string, alias } = (parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }).getOptions()
+  const longOf = new Map(Object.entries(alias).flatMap(([long, shorts]) => shorts.map((short) => [short, long] as const)))
+  return joinDashValues(argv, new Set(string), (name) => longOf.get(name) ?? name)
+}
+
 /** `--jump`: each hop must be a `[user@]host[:port]`, or the whole is `none`. */
 function jumpSpec(spec: string | undefined): string | undefined {
   if (spec === undefined || spec.toLowerCase() === 'none') return spec
@@ -141,6 +158,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   // `fanout check [options] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight.
   const checkOnly = argv[0] === 'check'
   if (checkOnly) argv = argv.slice(1)
+  argv = joinValues(argv, build([], terminalWidth))
   let { a, output } = await runParser((words) => build(words, terminalWidth), argv)
   // `--sync=DIR` is read as `--sync --sync-dir=DIR` (sync/options.ts), in fanout's own words only.
   const expanded = expandSyncFlag(argv, a._.length + ((a['--'] as unknown[] | undefined) ?? []).length)
@@ -186,9 +204,12 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     keepaliveS: parseDuration('keepalive', a.keepalive),
     killOnFailure: a['kill-on-failure'] !== false,
     monitorIntervalS: parseDuration('monitor-interval', a['monitor-interval']),
+    rdzvTimeoutS: parseDuration('rdzv-timeout', a['rdzv-timeout']),
     launcher: readLauncherOptions(a),
     setup: setupSteps(a),
     strict: a.strict === true,
+    allowVersionSkew: a['allow-version-skew'] === true,
+    allowBusyGpus: a['allow-busy-gpus'] === true,
     ...readOutputOptions(a),
   }
   const optional = {
@@ -199,6 +220,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
     sshPort: port('ssh-port', text('ssh-port', a['ssh-port'])),
     user,
     timeoutS: a.timeout === undefined ? undefined : parseDuration('timeout', text('timeout', a.timeout)),
+    waitForGpusS: a['wait-for-gpus'] === undefined ? undefined : parseDuration('wait-for-gpus', text('wait-for-gpus', a['wait-for-gpus'])),
     sshConfig: a['ssh-config'] === undefined ? undefined : resolve(cwd, text('ssh-config', a['ssh-config']) ?? ''),
     jump: jumpSpec(text('jump', a.jump)),
   }

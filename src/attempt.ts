@@ -9,7 +9,7 @@ import { heldJobInput } from './remote-probe.js'
 import type { NodeSpec } from './nodes.js'
 import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from './summary.js'
 import { Supervisor, type Failure, type Job } from './supervisor.js'
-import type { RemoteProcess, Transport } from './transport/types.js'
+import { capture, type RemoteProcess, type Transport } from './transport/types.js'
 import type { RunIo } from './run.js'
 
 export interface AttemptOutcome {
@@ -31,6 +31,21 @@ export interface JobReport {
 }
 
 const STATUS_MS = 250
+/** How long the workers get to print their stacks before a job that timed out is stopped. */
+const STACKS_MS = 2000
+
+/** Which nodes are connected to the rendezvous store on node 0 (supervise/store-peers.ts), for a rendezvous that did not complete. */
+async function whoJoined(plan: LaunchPlan, node0: Transport | undefined): Promise<{ text: string; missing: number[] } | undefined> {
+  if (!node0) return undefined
+  const { STORE_PEERS_COMMAND, describeJoined, storePeers } = await import('./supervise/store-peers.js')
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 5000)))
+  const read = await Promise.race([capture(node0, STORE_PEERS_COMMAND), late]).finally(() => clearTimeout(timer))
+  if (!read) return undefined
+  const { stdout } = read
+  const store = `${plan.masterAddr.includes(':') ? `[${plan.masterAddr}]` : plan.masterAddr}:${plan.masterPort}`
+  return describeJoined(storePeers(stdout, plan.masterPort), plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })), store)
+}
 
 /**
  * Launches one attempt of the job on every node, supervises it to its end, and prints its summary. A
@@ -62,26 +77,34 @@ export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports
     : [])
   const ranks = (node: number): string => rankList(report.output.ranksOf(node))
   const supervisor = new Supervisor(jobs, {
-    output: (job, onStderrLine) => report.output.forNode(job, onStderrLine),
+    output: (job, hooks) => report.output.forNode(job, hooks),
     onExit: (result) => report.json?.emit('exit', { attempt, ...nodeRecord(result, ranks(result.rank), supervisor.firstFailure) }),
     heartbeatMs: 1000,
     graceMs: options.graceS * 1000,
     killOnFailure: options.killOnFailure,
     timeoutMs,
+    // Stacks and worker starts come from the rank tagger: without it there are neither.
+    ...(report.output.tagged ? { stacksMs: STACKS_MS, rendezvousTimeoutMs: options.rdzvTimeoutS * 1000 } : {}),
+    describeRendezvous: () => whoJoined(plan, transports[0]),
     log: (m) => io.ui.info(m),
   })
   // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.
   if (jobs.length < started.length) supervisor.abort(`${started.length - jobs.length} node(s) could not start the job`)
   const unsubscribe = io.onStop((reason) => supervisor.interrupt(reason))
+  const unsubscribeStacks = io.onStacks?.(() => supervisor.dumpStacks('SIGQUIT (Ctrl-\\)'))
   const since = Date.now()
   const { live } = io
-  const status = live && setInterval(() => live.setStatus(report.output.status(Date.now() - since, supervisor.runningCount, supervisor.isStopping)), STATUS_MS)
+  const status = live && setInterval(() => live.setStatus(report.output.status(Date.now() - since, supervisor.runningCount, supervisor.isStopping, live.width)), STATUS_MS)
   const results = await supervisor.results.finally(() => {
     unsubscribe()
+    unsubscribeStacks?.()
     clearInterval(status)
     live?.reset()
   })
-  io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk, ranks))
+  // On a terminal the table's result column is cut to its width, so that a long error does not wrap every
+  // row of it (the block above the table still says it whole); the log gets every word.
+  const width = io.stderr.isTTY && io.stderr.columns ? { width: io.stderr.columns } : {}
+  io.stderr.write(formatSummary(results, supervisor.firstFailure, io.chalk, ranks, width))
   report.log?.event(formatSummary(results, supervisor.firstFailure, new Chalk({ level: 0 }), ranks).trimEnd())
   const outcome: AttemptOutcome = {
     exitCode: jobExitCode(results, supervisor.firstFailure, supervisor.stopReason),

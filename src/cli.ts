@@ -23,6 +23,12 @@ function onStop(handler: (reason: StopReason) => void): () => void {
   return () => listeners.forEach(([sig, l]) => process.off(sig, l))
 }
 
+/** Subscribes to SIGQUIT (Ctrl-\): show where every rank is, without stopping anything. */
+function onStacks(handler: () => void): () => void {
+  process.on('SIGQUIT', handler)
+  return () => void process.off('SIGQUIT', handler)
+}
+
 /** All of stdin (`--hostfile -`), stopping once more than maxBytes came: the caller refuses that. */
 async function readStdin(maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -63,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
       const terminal = { input: process.stdin, output: stderr }
       const ask = process.stdin.isTTY && options.hostfile !== '-' ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}
-      return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, ...ask, ...(live ? { live } : {}) })
+      return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, onStacks, ...ask, ...(live ? { live } : {}) })
     } finally {
       live?.stop()
     }

@@ -92,6 +92,28 @@ export async function runParser<T>(build: (argv: string[]) => Argv<T>, argv: str
   return parseOnce(build(again), again)
 }
 
+/**
+ * Joins an option that takes a value with a value that starts with `-`: yargs would read
+ * `--launcher-args "--log-dir /tmp/logs"` as two options and refuse the second, where the user
+ * obviously meant the value (`--launcher-args="--log-dir /tmp/logs"` always worked). Only fanout's
+ * own words are looked at: the scan stops at the first word that is not an option (the script) or
+ * at `--`. `takesValue` says which option names (long or short, as typed without dashes) take a
+ * value; `longName` gives the long name of a short alias.
+ */
+export function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<string>, longName: (name: string) => string): string[] {
+  const out = [...argv]
+  for (let i = 0; i < out.length; i++) {
+    const word = out[i] as string
+    if (word === '--' || !word.startsWith('-') || word === '-') break
+    const name = word.replace(/^--?/, '')
+    if (word.includes('=') || !takesValue.has(name)) continue
+    const value = out[i + 1]
+    if (value !== undefined && value.startsWith('-')) out.splice(i, 2, `--${longName(name)}=${value}`)
+    else i++ // the value, whatever it is
+  }
+  return out
+}
+
 /** The host list and selection flags, validated; both commands take them. */
 export function readHostOptions(a: Record<string, unknown>, cwd: string, env: Env): HostListOptions {
   const hostfile = text('hostfile', a.hostfile)

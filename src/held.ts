@@ -11,17 +11,16 @@ export interface HeldProbe {
   status?: ExitStatus
 }
 
-const MARK = Buffer.from(`${PROBE_END}\n`)
-// The marker as a line of its own: the newline before it is part of what is searched for.
-const LINE_MARK = Buffer.from(`\n${PROBE_END}\n`)
-
 /**
- * Reads `stream` up to the marker line, then leaves it paused with anything after the marker put back,
- * for the job's output to read from there (NodeOutput.pipe resumes it). Ends without the marker when
- * the stream ends first. Each chunk is searched once, with the few bytes before it in which a marker
- * could begin (the set-up steps may print megabytes here).
+ * Reads `stream` up to the marker line (PROBE_END unless told), then leaves it paused with anything
+ * after the marker put back, for what follows to read from there (NodeOutput.pipe resumes it). Ends
+ * without the marker when the stream ends first. Each chunk is searched once, with the few bytes
+ * before it in which a marker could begin (the set-up steps may print megabytes here).
  */
-function readToMark(stream: Readable): Promise<{ text: string; marked: boolean }> {
+export function readToMark(stream: Readable, marker = PROBE_END): Promise<{ text: string; marked: boolean }> {
+  const MARK = Buffer.from(`${marker}\n`)
+  // The marker as a line of its own: the newline before it is part of what is searched for.
+  const LINE_MARK = Buffer.from(`\n${marker}\n`)
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     // The bytes before the next chunk, and where they begin in the stream: at first a newline at -1,
@@ -57,6 +56,8 @@ function readToMark(stream: Readable): Promise<{ text: string; marked: boolean }
     stream.on('data', onData)
     stream.on('end', onEnd)
     stream.on('close', onEnd)
+    // A stream left paused by an earlier read does not start again for a new 'data' listener.
+    stream.resume()
   })
 }
 

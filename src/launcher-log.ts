@@ -11,6 +11,8 @@
  *    The exception lines tell a failure of its own from a consequence of someone else's.
  */
 const WORKER_FAILED = /failed \(exitcode: (-?\d+)\) local_rank: (\d+) \(pid: \d+\) of binary/
+// torch 2.x prints a worker's uncaught exception with every line prefixed `[rank3]: `.
+const RANK_PREFIX = /^\[rank\d+\]:\s?/
 // The last line of a Python traceback (`RuntimeError: …`, `torch.distributed.DistNetworkError: …`).
 const EXCEPTION_LINE = /^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit)(?::|$)/
 // Messages of a rank that lost its peers, or of a launcher that was told to stop: consequences.
@@ -60,7 +62,7 @@ export class LauncherLogScanner {
   private scan(line: string): WorkerFailure | undefined {
     const m = WORKER_FAILED.exec(line)
     if (m) return { exitCode: Number(m[1]), localRank: Number(m[2]) }
-    const trimmed = line.trim()
+    const trimmed = line.trim().replace(RANK_PREFIX, '')
     if (EXCEPTION_LINE.test(trimmed)) {
       if (PEER_LOSS.test(line)) this.peerLoss = true
       else this.ownError ??= trimmed.length > 200 ? `${trimmed.slice(0, 200)}…` : trimmed

@@ -106,6 +106,11 @@ export interface LauncherContext {
   scriptArgs: readonly string[]
   /** Run each worker under the rank tagger (output/rank-tag.ts), so fanout knows which rank printed what. */
   rankTags?: boolean
+  /**
+   * c10d: the node's own address, given to torchrun (--local-addr, torch 2.x) so that its rendezvous
+   * never depends on host names resolving (without it, the agent publishes its host name).
+   */
+  localAddr?: string
 }
 
 /** The exact argv, and the launcher's own environment, for one node. */
@@ -127,7 +132,8 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
     ctx.python, '-m', options.kind === 'launch' ? 'torch.distributed.launch' : 'torch.distributed.run',
     flag('nnodes', ctx.nnodes), ...(c10d ? [] : [flag('node_rank', ctx.nodeRank)]), flag('nproc_per_node', ctx.nproc),
     ...(c10d
-      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`)]
+      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
+          ...(ctx.localAddr === undefined ? [] : [flag('local_addr', ctx.localAddr)])]
       : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
     ...(ctx.monitorIntervalS === undefined ? [] : [flag('monitor_interval', ctx.monitorIntervalS)]),
     ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),

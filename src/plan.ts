@@ -1,5 +1,6 @@
 import { FanoutError } from './errors.js'
-import { readProbeLines } from './remote-probe.js'
+import { readProbeLines, readProbeList } from './remote-probe.js'
+import { parseGpus, type Gpu, type GpuProcess } from './plan/gpus.js'
 import { shellJoin, shellQuote } from './quote.js'
 import { launcherCommand, type LauncherOptions } from './launcher.js'
 import { RANK_TAGGER } from './output/rank-tag.js'
@@ -33,6 +34,18 @@ export interface NodeFacts {
   presetIfnames: { GLOO_SOCKET_IFNAME?: string; NCCL_SOCKET_IFNAME?: string }
   /** The interface that routes to the probe's `routeTo` address ('' for none), when it was asked for one. */
   routeIface?: string
+  /** The node's own address on that route (`ip route get`'s src): what its torchrun is given as --local-addr. */
+  srcAddr?: string
+  /** The node's GPUs as nvidia-smi lists them (index, UUID, memory), when it has nvidia-smi. */
+  gpuList?: Gpu[]
+  /** The processes nvidia-smi sees on the node's GPUs, with their owner and command where ps tells. */
+  gpuProcesses?: GpuProcess[]
+  /** The node's own CUDA_VISIBLE_DEVICES, when set (the probe reads it after the set-up steps). */
+  cudaVisibleDevices?: string
+  /** Asked for a c10d rendezvous: torchrun has --local-addr (torch 2.x). */
+  localAddrFlag?: boolean
+  /** Asked for a c10d rendezvous without --local-addr: the host name torch's agent gives for this node. */
+  fqdn?: string
 }
 
 /** How many devices a CUDA_VISIBLE_DEVICES value shows: CUDA stops at the first invalid entry (-1). */
@@ -51,6 +64,7 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   // CUDA_VISIBLE_DEVICES narrows what CUDA will show; CUDA stops at the first invalid entry (-1).
   if (cvd !== undefined && cvd !== '<unset>') gpus = Math.min(smiGpus, visibleDevices(cvd))
   const facts: NodeFacts = { viaSsh, gpus, presetIfnames: {} }
+  if (cvd !== undefined && cvd !== '<unset>') facts.cudaVisibleDevices = cvd
   const [clientAddr, , serverAddr] = raw.get('ssh_connection')?.split(' ') ?? []
   if (serverAddr) facts.serverAddr = serverAddr
   if (clientAddr) facts.clientAddr = clientAddr
@@ -76,6 +90,17 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   if (nccl) facts.presetIfnames.NCCL_SOCKET_IFNAME = nccl
   const iface = raw.get('iface')
   if (iface !== undefined) facts.routeIface = iface
+  const src = raw.get('src')
+  if (src) facts.srcAddr = src
+  const gpuLines = readProbeList(stdout, 'gpu')
+  if (gpuLines.length > 0) {
+    const { gpus, processes } = parseGpus(gpuLines, readProbeList(stdout, 'gpu_app'), readProbeList(stdout, 'gpu_proc'))
+    facts.gpuList = gpus
+    facts.gpuProcesses = processes
+  }
+  if (raw.has('local_addr_flag')) facts.localAddrFlag = raw.get('local_addr_flag') === 'yes'
+  const fqdn = raw.get('fqdn')
+  if (fqdn) facts.fqdn = fqdn
   return facts
 }
 
@@ -119,6 +144,8 @@ export interface NodeCommand {
   nproc: number
   /** The node's first global rank under a static rendezvous (the nodes before it hold the ranks below). */
   firstRank: number
+  /** The node's addresses as far as fanout knows (its own on the route to the master, the one SSH reached). */
+  addrs: string[]
   cwd: string
   env: Record<string, string>
   argv: string[]
@@ -143,6 +170,16 @@ export function masterAddress(facts: readonly NodeFacts[], flag: string | undefi
   throw new FanoutError('cannot tell the address of node 0 (its SSH_CONNECTION was empty); pass --master-addr', 'PROBE')
 }
 
+/**
+ * A node's process count: --nproc-per-node, else the GPUs the selection chose for it, else its
+ * slots=, else the GPUs it shows (an explicit CUDA_VISIBLE_DEVICES narrows them as its own would
+ * have: the probe saw that one), else 1.
+ */
+export function nprocOf(node: Pick<PlanNode, 'gpus' | 'slots' | 'facts'>, options: Pick<PlanOptions, 'nprocPerNode' | 'jobEnv'>): number {
+  const cvd = options.jobEnv?.explicit.CUDA_VISIBLE_DEVICES
+  return options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, cvd === undefined ? node.facts.gpus : visibleDevices(cvd))
+}
+
 /** Decides the exact command each node runs (see launcher.ts for each launcher's argv). */
 export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): LaunchPlan {
   const masterAddr = masterAddress(nodes.map((n) => n.facts), options.masterAddr)
@@ -150,9 +187,7 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
   if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
   let firstRank = 0
   const commands = nodes.map((node): NodeCommand => {
-    // An explicit CUDA_VISIBLE_DEVICES narrows the node's GPUs as its own would have (the probe saw that one).
-    const cvd = options.jobEnv?.explicit.CUDA_VISIBLE_DEVICES
-    const nproc = options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, cvd === undefined ? node.facts.gpus : visibleDevices(cvd))
+    const nproc = nprocOf(node, options)
     const env: Record<string, string> = { PYTHONUNBUFFERED: '1' }
     if (node.gpus) {
       // Indices were chosen without probing (slots=, or --num-gpus' 0..N-1): a node with fewer GPUs
@@ -171,11 +206,13 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
       monitorIntervalS: options.monitorIntervalS, runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
       rankTags: options.rankTags ?? false,
       ...(node.facts.torchVersion ? { torchVersion: node.facts.torchVersion } : {}),
+      ...(node.facts.localAddrFlag && node.facts.srcAddr ? { localAddr: node.facts.srcAddr } : {}),
     })
     Object.assign(env, launched.env)
     const argv = launched.argv
     firstRank += nproc
-    return { rank: node.rank, host: node.host, nproc, firstRank: firstRank - nproc, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
+    const addrs = [...new Set([node.facts.srcAddr, node.facts.serverAddr].filter((a): a is string => a !== undefined))]
+    return { rank: node.rank, host: node.host, nproc, firstRank: firstRank - nproc, addrs, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
   })
   return { masterAddr, masterPort, nodes: commands }
 }
@@ -199,6 +236,6 @@ export function describeCommand(node: NodeCommand): string {
   // NAME='value', not 'NAME=value': a quoted assignment is a command name to the shell.
   const env = Object.entries(node.env).map(([k, v]) => `${k}=${isSecretName(k) ? '***' : shellJoin([v])}`)
   // The tagger's Python source would bury the command; it is named instead (src/output/rank-tag.ts).
-  const argv = node.argv.map((w) => (w === RANK_TAGGER ? '"$FANOUT_RANK_TAGGER"' : shellQuote(w))).join(' ')
+  const argv = node.argv.map((w) => (w === `-c${RANK_TAGGER}` ? '-c"$FANOUT_RANK_TAGGER"' : shellQuote(w))).join(' ')
   return `cd ${shellJoin([node.cwd])} && ${[...env, argv].join(' ')}`
 }

@@ -2,8 +2,10 @@ import type { Argv } from 'yargs'
 import { FanoutError, usageError } from './errors.js'
 import type { LauncherKind } from './launcher.js'
 import type { NodeFacts } from './plan.js'
+import { describeBusy, type Gpu, type GpuProcess } from './plan/gpus.js'
 import { shellQuote } from './quote.js'
-import { alignColumns } from './table.js'
+import { foldRows } from './output/fold-rows.js'
+import { alignColumns, collapseRuns } from './table.js'
 
 /**
  * Pre-flight: what the probe found on every node, checked before anything is launched, so that the
@@ -16,6 +18,8 @@ export interface PreflightNode {
   facts: NodeFacts
   /** What the node printed on stderr while probing (set-up output). */
   stderr: string
+  /** The processes holding the GPUs this node's job will use (plan/gpus.ts). */
+  busy?: ReadonlyArray<{ gpu: Gpu; process: GpuProcess }>
 }
 
 export interface PreflightContext {
@@ -29,6 +33,10 @@ export interface PreflightContext {
   setup: readonly string[]
   /** Different torch or Python versions across nodes are an error, not a warning. */
   strict: boolean
+  /** `--allow-version-skew`: nodes whose torch major.minor differ are a warning, not an error. */
+  allowVersionSkew?: boolean
+  /** `--allow-busy-gpus`: a GPU held by another process is a warning, not an error. */
+  allowBusyGpus?: boolean
 }
 
 /** Set-up steps from the flags, in the order they run: the environment first, then --setup lines. */
@@ -52,7 +60,10 @@ export function withSetupOptions<T>(y: Argv<T>) {
     .option('setup', { type: 'string', describe: "shell line run on each node before the launcher, same shell (repeatable): 'source ~/venv/bin/activate'", group: 'Job:' })
     .option('venv', { type: 'string', describe: 'activate this virtualenv on each node first (DIR/bin/activate)', group: 'Job:' })
     .option('conda', { type: 'string', describe: 'activate this conda environment on each node first', group: 'Job:' })
-    .option('strict', { type: 'boolean', default: false, describe: 'different torch or Python versions across nodes are an error', group: 'Job:' })
+    .option('strict', { type: 'boolean', default: false, describe: 'torch or Python versions that differ across nodes (patch level) are an error', group: 'Job:' })
+    .option('allow-version-skew', { type: 'boolean', default: false, describe: 'launch even when nodes run different torch major.minor versions (which cannot rendezvous)', group: 'Job:' })
+    .option('allow-busy-gpus', { type: 'boolean', default: false, describe: 'launch even when a GPU the job will use is held by another process', group: 'Job:' })
+    .option('wait-for-gpus', { type: 'string', describe: 'wait up to this long for busy GPUs to be freed (showing who holds them), e.g. 10m', group: 'Job:' })
 }
 
 function problems(node: PreflightNode, ctx: PreflightContext): string[] {
@@ -76,17 +87,52 @@ function problems(node: PreflightNode, ctx: PreflightContext): string[] {
 export function checkPreflight(nodes: readonly PreflightNode[], ctx: PreflightContext): { table: string; errors: string[]; warnings: string[] } {
   const rows = nodes.map((n) => {
     const found = problems(n, ctx)
-    return { n, found, cells: [`n${n.rank}`, n.host, n.facts.pythonVersion ?? '-', n.facts.torchVersion ?? (n.facts.torch ? '?' : '-'), String(n.facts.gpus), found.length === 0 ? 'ok' : found.map((p) => p.split('\n')[0]).join('; ')] }
+    const busy = (n.busy ?? []).map(describeBusy)
+    if (!ctx.allowBusyGpus) found.push(...busy)
+    const result = found.length === 0 ? (busy.length === 0 ? 'ok' : `ok; ${busy.join('; ')}`) : found.map((p) => p.split('\n')[0]).join('; ')
+    return { n, found, busy, cells: [n.facts.pythonVersion ?? '-', n.facts.torchVersion ?? (n.facts.torch ? '?' : '-'), String(n.facts.gpus), result] }
   })
-  const table = alignColumns([['node', 'host', 'python', 'torch', 'gpus', 'pre-flight'], ...rows.map((r) => r.cells)]).join('\n') + '\n'
+  // At 256 nodes the table would be 256 rows: runs of nodes that found the same are one row (clubak's way).
+  const folded = foldRows(rows.map((r) => ({ node: r.n.rank, host: r.n.host, cells: r.cells })))
+  const table = alignColumns([['node', 'host', 'python', 'torch', 'gpus', 'pre-flight'], ...folded]).join('\n') + '\n'
   const errors = rows.flatMap((r) => r.found.map((p) => `node ${r.n.rank} (${r.n.host}): ${p}`))
-  const warnings: string[] = []
+  const warnings: string[] = rows.flatMap((r) => (ctx.allowBusyGpus ? r.busy.map((b) => `node ${r.n.rank} (${r.n.host}): ${b} (--allow-busy-gpus)`) : []))
+  const busyNodes = rows.filter((r) => r.busy.length > 0).length
+  if (busyNodes > 0 && !ctx.allowBusyGpus) {
+    errors.push(`${busyNodes} node(s) have GPUs held by processes that are not part of this launch: stop them, choose other GPUs (--include host@0,1), wait for them (--wait-for-gpus 10m), or launch anyway (--allow-busy-gpus)`)
+  }
+  const skew = versionSkew(nodes)
+  if (skew) (ctx.allowVersionSkew ? warnings : errors).push(skew)
   for (const [what, get] of [['torch', (f: NodeFacts) => f.torchVersion], ['Python', (f: NodeFacts) => f.pythonVersion]] as const) {
+    if (what === 'torch' && skew) continue
     const versions = [...new Set(nodes.map((n) => get(n.facts)).filter((v): v is string => v !== undefined))]
     if (versions.length > 1) (ctx.strict ? errors : warnings).push(`nodes run different ${what} versions: ${versions.join(', ')}`)
   }
   return { table, errors, warnings }
 }
+
+const majorMinor = (version: string): string | undefined => /^(\d+)\.(\d+)/.exec(version)?.slice(1, 3).join('.')
+
+/**
+ * Nodes whose torch major.minor differ: their c10d stores speak different protocols (1.13 against
+ * 2.6: the 2.x nodes loop printing `TCPStore::ping … Connection reset by peer` until killed), so
+ * nothing can work. Names every version with the nodes that run it.
+ */
+export function versionSkew(nodes: readonly PreflightNode[]): string | undefined {
+  const byMinor = new Map<string, Array<{ rank: number; version: string }>>()
+  for (const n of nodes) {
+    const v = n.facts.torchVersion
+    const mm = v === undefined ? undefined : majorMinor(v)
+    if (v === undefined || mm === undefined) continue
+    byMinor.set(mm, [...(byMinor.get(mm) ?? []), { rank: n.rank, version: v }])
+  }
+  if (byMinor.size < 2) return undefined
+  const groups = [...byMinor.entries()].map(([mm, ns]) => `torch ${mm} on ${nodeList(ns.map((x) => x.rank))} (${[...new Set(ns.map((x) => x.version))].join(', ')})`)
+  return `nodes run different torch versions, which cannot rendezvous with each other: ${groups.join('; ')}. Install the same torch on every node, or pass --allow-version-skew to launch anyway`
+}
+
+/** `n0`, `n0,n3`, `n1-n31`: node ranks, runs collapsed. */
+export const nodeList = (ranks: readonly number[]): string => collapseRuns(ranks, (r) => `n${r}`)
 
 /** Fails the launch, exit 2, naming every node's problem. */
 export function preflightError(errors: readonly string[]): FanoutError {

@@ -1,7 +1,10 @@
 // The Python part of the node probe (remote-probe.ts runs it with the node's interpreter).
 
 // What the probe asks Python, in one start (on a loaded node, Python's start-up is the slowest step of
-// the probe): argv is "1" to look for torch, "1" to find a free port, and a port that must be free ("").
+// the probe): argv is "1" to look for torch, "1" to find a free port, a port that must be free (""), and
+// "1" when the job uses a c10d rendezvous: then whether torchrun has --local-addr (torch 2.x; read from
+// its source, not imported), and where it has not, the host name its agent would give the workers
+// (socket.getfqdn, as torch 1.x's agent calls it: the pre-flight checks that the others resolve it).
 // torch is found, and its version.py read, without importing it (an import takes seconds). The port
 // check sets SO_REUSEADDR as torch's TCPStore does: connections of the last run in TIME_WAIT do not count.
 // It imports as little as it can, since every node pays for each import on every launch: _socket, not
@@ -9,7 +12,7 @@
 // not importlib.util, and no re (17 ms): the version is read with str methods.
 export const PYTHON_PROBE = `
 import sys
-torch, want_port, port = sys.argv[1:4]
+torch, want_port, port, c10d = (sys.argv[1:5] + [""])[:4]
 if want_port == "1" or port:
     try:
         import _socket as socket
@@ -58,4 +61,19 @@ if torch == "1":
             break
         except OSError:
             pass
+    if c10d == "1" and spec:
+        flag = False
+        for folder in spec.submodule_search_locations or []:
+            try:
+                with open(os.path.join(folder, "distributed", "run.py")) as f:
+                    text = f.read()
+                flag = '"--local-addr"' in text or '"--local_addr"' in text
+                break
+            except OSError:
+                pass
+        print("fanout.local_addr_flag=" + ("yes" if flag else "no"))
+        if not flag:
+            sys.stdout.flush()
+            import socket
+            print("fanout.fqdn=" + socket.getfqdn(socket.gethostname()))
 `

@@ -10,8 +10,8 @@ import { WATCHDOG } from './watchdog.js'
  * user's login shell is.
  */
 
-/** Bytes the coordinator writes to a job's stdin: a heartbeat, or an order to signal the job. */
-export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: 'K' } as const
+/** Bytes the coordinator writes to a job's stdin: a heartbeat, an order to signal the job, or to have its workers print their stacks. */
+export const CONTROL = { heartbeat: '.', interrupt: 'I', terminate: 'T', kill: 'K', stacks: 'S' } as const
 
 // Shell functions shared by the job and the probe. The user's text runs among them (--env values are
 // exported, --setup lines are eval'd), so they keep no state in a variable the user could also mean:

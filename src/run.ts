@@ -13,6 +13,7 @@ import { formatAttempts, stopCode } from './summary.js'
 import type { StopReason } from './supervisor.js'
 import type { RemoteProcess, Transport } from './transport/types.js'
 import { reportingUi, type Ui } from './ui.js'
+import { processCounts } from './output/fold-rows.js'
 import type { LiveRegion } from './output/live.js'
 import type { AskSecret } from './ssh/credentials.js'
 import type { LocalTree } from './sync/run-sync.js'
@@ -31,6 +32,8 @@ export interface RunIo extends SourceIo {
   live?: LiveRegion
   /** Subscribes to the user's stop requests (Ctrl-C, SIGTERM, SIGHUP); returns the unsubscribe. */
   onStop: (handler: (reason: StopReason) => void) => () => void
+  /** Subscribes to the user's requests for the ranks' stacks (SIGQUIT, Ctrl-\); returns the unsubscribe. */
+  onStacks?: (handler: () => void) => () => void
 }
 
 async function connectNodes(nodes: NodeSpec[], options: Options, io: RunIo): Promise<Transport[]> {
@@ -152,11 +155,12 @@ interface RunContext {
 
 async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: RunContext): Promise<number> {
   const transports = await connectNodes(nodes, options, io)
-  // The first attempt's job is started by the probe's own command (held), unless no job follows the probe.
-  const held = options.checkOnly || options.dryRun ? undefined : new Array<RemoteProcess | undefined>(nodes.length)
+  // Each probe leaves its node's shell waiting for the plan (held): the reachability check runs there,
+  // and the first attempt's job starts there. Without a job (check, --dry-run) the shells get EOF.
+  const held = new Array<RemoteProcess | undefined>(nodes.length)
   try {
     if (ctx.tree) await syncNodes(ctx.tree, nodes, transports, options, io)
-    const planNodes = await probeNodes(nodes, transports, options, io, held)
+    const planNodes = await probeNodes({ nodes, transports, options, io, held, jobEnv: ctx.jobEnv })
     if (options.checkOnly) return 0
     // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
     const masterPort = options.masterPort ?? (planNodes[0]?.facts.freePort === undefined && options.launcher.kind === 'none' ? 29500 : undefined)
@@ -165,7 +169,7 @@ async function runNodes(options: Options, io: RunIo, nodes: NodeSpec[], ctx: Run
     let plan = planLaunch(planNodes, planOptions)
     const procs = plan.nodes.map((n) => n.nproc)
     const world = procs.reduce((a, b) => a + b, 0)
-    io.ui.info(`master ${plan.masterAddr}:${plan.masterPort} (node 0, ${nodes[0]?.entry.host}); ${nodes.length} node(s), ${world} process(es): ${procs.join(' + ')}`)
+    io.ui.info(`master ${plan.masterAddr}:${plan.masterPort} (node 0, ${nodes[0]?.entry.host}); ${nodes.length} node(s), ${world} process(es): ${processCounts(procs)}`)
     const unknown = options.onlyRanks?.filter((r) => r >= world) ?? []
     if (unknown.length > 0) throw new FanoutError(`--only: the job has ranks 0 to ${world - 1}, not ${unknown.join(',')}`, 'USAGE')
     if (options.dryRun) {

@@ -1,6 +1,6 @@
 import { CONTROL } from './remote.js'
 import { LauncherLogScanner, pickRootCause, type FailureCandidate } from './launcher-log.js'
-import type { NodeOutput } from './output/node-output.js'
+import type { NodeOutput, NodeOutputHooks } from './output/node-output.js'
 import { describeStatus, exitCodeOf } from './summary.js'
 import type { ExitStatus, RemoteProcess, Transport } from './transport/types.js'
 
@@ -40,8 +40,8 @@ const ROOT_CAUSE_WINDOW_MS = 3000
 export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
 
 export interface SuperviseOptions {
-  /** Where a node's output goes; `onStderrLine` sees each stderr line (how launcher failures are noticed). */
-  output: (job: Job, onStderrLine: (text: Buffer, rank: number | undefined) => void) => NodeOutput
+  /** Where a node's output goes; the hooks see each stderr line (how launcher failures are noticed) and each worker's start. */
+  output: (job: Job, hooks: Required<NodeOutputHooks>) => NodeOutput
   /** Told of each node's end as it happens (--json's exit events). */
   onExit?: (result: NodeResult) => void
   heartbeatMs: number
@@ -51,9 +51,25 @@ export interface SuperviseOptions {
   killOnFailure: boolean
   /** End the whole job after this long (`--timeout`). */
   timeoutMs?: number
+  /**
+   * The workers can print their Python stacks (the rank tagger's bootstrap): on --timeout and on a
+   * rendezvous that does not complete, they are asked to first, and given this long to print them
+   * before anything is stopped. Absent: no stacks (--no-rank-tags, --launcher none).
+   */
+  stacksMs?: number
+  /**
+   * `--rdzv-timeout`: a node whose workers have not started this long after the launch (workerStarted
+   * was never called for it) while the job runs is a failure, named, and the job is stopped.
+   */
+  rendezvousTimeoutMs?: number
+  /** More to say about a rendezvous that did not complete: which nodes are connected to the master's store, which not. */
+  describeRendezvous?: () => Promise<{ text: string; missing: readonly number[] } | undefined>
   log: (message: string) => void
   now?: () => number
 }
+
+/** The exit code of a job whose rendezvous did not complete within --rdzv-timeout (as for --timeout). */
+export const RENDEZVOUS_EXIT_CODE = 124
 
 export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0
 
@@ -66,24 +82,93 @@ export class Supervisor {
   stopReason: StopReason | undefined
   private readonly failures: Array<Failure & FailureCandidate> = []
   private readonly running = new Map<number, Job>()
+  /** Each node's output, for the last lines of a node named without a failure of its own. */
+  private readonly outputs = new Map<number, Pick<NodeOutput, 'tail'>>()
+  /** Nodes with a worker started (the rank tagger said so). */
+  private readonly started = new Set<number>()
   private stopping = false
   private killTimer: NodeJS.Timeout | undefined
+  /** Runs the stop that waits for the workers' stacks (--timeout, --rdzv-timeout). */
+  private stacksTimer: NodeJS.Timeout | undefined
+  private readonly now: () => number
 
   constructor(
     jobs: readonly Job[],
     private readonly options: SuperviseOptions,
   ) {
     const now = options.now ?? Date.now
+    this.now = now
     for (const job of jobs) this.running.set(job.rank, job)
     const heartbeat = setInterval(() => {
       for (const job of this.running.values()) job.proc.write(CONTROL.heartbeat)
     }, options.heartbeatMs)
     const deadline = options.timeoutMs === undefined ? undefined : setTimeout(() => this.interrupt('TIMEOUT'), options.timeoutMs)
+    const rendezvous = options.rendezvousTimeoutMs === undefined ? undefined : setTimeout(() => void this.rendezvousTimedOut(), options.rendezvousTimeoutMs)
     this.results = Promise.all(jobs.map((job) => this.watch(job, now))).finally(() => {
       clearInterval(heartbeat)
       clearTimeout(this.killTimer)
       clearTimeout(deadline)
+      clearTimeout(rendezvous)
+      clearTimeout(this.stacksTimer)
     })
+  }
+
+  /** A worker of this node started: past its rendezvous. */
+  workerStarted(rank: number): void {
+    this.started.add(rank)
+  }
+
+  /** Asks every running node's workers to print the Python stack of every thread (SIGQUIT, --timeout). */
+  dumpStacks(why: string): boolean {
+    if (this.options.stacksMs === undefined || this.running.size === 0) {
+      this.options.log(`${why}: no stacks to show (they need the rank tagger: not with --no-rank-tags or --launcher none)`)
+      return false
+    }
+    this.options.log(`${why}: the Python stack of every thread of every rank follows`)
+    for (const job of this.running.values()) job.proc.write(CONTROL.stacks)
+    return true
+  }
+
+  /** Runs `then` once the workers had time to print their stacks, or at once without stacks. */
+  private afterStacks(why: string, then: () => void): void {
+    if (!this.dumpStacks(why)) return then()
+    this.stacksTimer = setTimeout(then, this.options.stacksMs)
+  }
+
+  /**
+   * --rdzv-timeout ran out with nodes whose workers never started: torch would wait 15-30 minutes in
+   * silence. The first such node is the failure (exit 124), every one is named with what it printed
+   * last, the running ranks show their stacks, and the job is stopped.
+   */
+  private async rendezvousTimedOut(): Promise<void> {
+    if (this.stopping) return
+    const notStarted = [...this.running.values()].filter((j) => !this.started.has(j.rank))
+    if (notStarted.length === 0) return
+    const s = Math.round((this.options.rendezvousTimeoutMs ?? 0) / 1000)
+    const joined = await this.options.describeRendezvous?.().catch(() => undefined)
+    if (this.stopping) return
+    // The nodes not even connected to the store are the ones holding the rendezvous up; without that
+    // to go by (or if it names none of them), every node whose workers have not started is.
+    const suspects = notStarted.filter((j) => joined?.missing.includes(j.rank))
+    const named = suspects.length > 0 ? suspects : notStarted
+    const first = named[0] as Job
+    const others = this.started.size === 0 ? 'no node has started its workers' : `node(s) ${[...this.started].sort((a, b) => a - b).join(', ')} started theirs`
+    const why = `${others}${joined ? `; ${joined.text}` : ''}`
+    this.options.log(`rendezvous incomplete after ${s} s (--rdzv-timeout): ${named.map((j) => `node ${j.rank} (${j.host})`).join(', ')} held it up; ${why}`)
+    for (const j of named.slice(1)) {
+      const tail = this.outputs.get(j.rank)?.tail(5) ?? []
+      this.options.log(`node ${j.rank} (${j.host}) last printed:${tail.length === 0 ? ' nothing' : tail.map((l) => `\n  ${l}`).join('')}`)
+    }
+    const what = `its workers had not started ${s} s after the launch: the rendezvous did not complete (${why})`
+    const failure = { rank: first.rank, host: first.host, exitCode: RENDEZVOUS_EXIT_CODE, what, lastLines: this.outputs.get(first.rank)?.tail(10) ?? [], consequence: false, afterStop: false, at: this.now() }
+    this.stopping = true // no other failure competes meanwhile; the stacks come first
+    const stop = (): void => {
+      if (this.stopReason) return // the user stopped it meanwhile: their stop is the outcome
+      this.stopping = false
+      this.fail(failure)
+    }
+    if (this.started.size > 0) this.afterStacks('rendezvous incomplete', stop)
+    else stop()
   }
 
   private async watch(job: Job, now: () => number): Promise<NodeResult> {
@@ -99,19 +184,24 @@ export class Supervisor {
     // A rank's own exception, and what the node had printed up to it. torchrun reports the failed
     // worker only after it has stopped the others; stopped itself meanwhile (a peer's failure was seen
     // first), it never does, and its exit and last lines are teardown noise: this is what still tells.
-    let raised: { what: string; lastLines: string[]; afterStop: boolean } | undefined
-    const output = this.options.output(job, (text, rank) => {
+    let raised: { what: string; lastLines: string[]; afterStop: boolean; at: number } | undefined
+    const onWorkerStart = (): void => this.workerStarted(job.rank)
+    const output = this.options.output(job, { onWorkerStart, onStderrLine: (text, rank) => {
       const worker = log.line(text)
       if (!raised && log.ownError !== undefined) {
         const what = `${rank === undefined ? 'its output showed' : `rank ${rank} raised`} ${log.ownError}`
-        raised = { what, lastLines: output.tail(10), afterStop: this.stopping }
+        raised = { what, lastLines: output.tail(10), afterStop: this.stopping, at: now() }
       }
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
-      // The tail ends with torchrun's report itself, which `what` says already.
-      const seen = { lastLines: output.tail(11).slice(0, -1), afterStop: this.stopping }
-      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}`, seen)
-    })
+      // A rank's own exception just before is what failed: its lines are the ones to show, not the
+      // peers' that followed (torch 2's tracebacks are long enough to push it out of the tail). Else
+      // the tail, which ends with torchrun's report itself, which `what` says already.
+      const cause = raised && now() - raised.at <= ROOT_CAUSE_WINDOW_MS ? raised : undefined
+      const seen = cause ? { lastLines: cause.lastLines, afterStop: this.stopping } : { lastLines: output.tail(11).slice(0, -1), afterStop: this.stopping }
+      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}${cause ? ` after ${cause.what}` : ''}`, seen)
+    } })
+    this.outputs.set(job.rank, output)
     const piped = Promise.all([output.pipe(job.proc.stdout, 'stdout'), output.pipe(job.proc.stderr, 'stderr')])
     const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])
     this.running.delete(job.rank)
@@ -182,13 +272,20 @@ export class Supervisor {
     const what = reason === 'INT' ? 'Ctrl-C' : reason === 'TIMEOUT' ? 'timeout' : `SIG${reason}`
     if (this.stopReason) {
       if (reason === 'TIMEOUT') return
+      clearTimeout(this.stacksTimer)
       this.options.log(`second ${what}: killing ${this.running.size} node(s) now`)
       this.stop(CONTROL.kill)
       return
     }
     this.stopReason = reason
     const signal = reason === 'TIMEOUT' ? 'SIGTERM' : 'SIGINT'
-    this.options.log(`${what}: sending ${signal} to ${this.running.size} node(s); SIGKILL in ${this.options.graceMs / 1000} s${reason === 'TIMEOUT' ? '' : ' or on a second Ctrl-C'}`)
-    this.stop(reason === 'TIMEOUT' ? CONTROL.terminate : CONTROL.interrupt)
+    const stop = (): void => {
+      clearTimeout(this.stacksTimer)
+      this.options.log(`${what}: sending ${signal} to ${this.running.size} node(s); SIGKILL in ${this.options.graceMs / 1000} s${reason === 'TIMEOUT' ? '' : ' or on a second Ctrl-C'}`)
+      this.stop(reason === 'TIMEOUT' ? CONTROL.terminate : CONTROL.interrupt)
+    }
+    // Where is it stuck: a job that ran out of time shows its stacks before anything is stopped.
+    if (reason === 'TIMEOUT') this.afterStacks('timeout', stop)
+    else stop()
   }
 }

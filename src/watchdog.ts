@@ -14,11 +14,20 @@
 // returns, and its exit barrier (workers done, a peer failed) waits up to 300 s. So once stopping (an
 // order, or reap), an agent left without a running worker for 2 s is killed, alone (a healthy one is
 // gone by then: within 1.5 s of Ctrl-C in the teardown benchmark, three nodes on two cores), and the
-// rest of the group keeps its grace. A running worker is a child of the agent, in the group, not a
-// zombie (this watchdog is a child too, in a session of its own), read from /proc by the shell itself
-// (no process started); without /proc the agent waits like any launcher. Once stopping, the loop reads
+// rest of the group keeps its grace. A running worker is a child of the agent that is not a zombie and
+// not this watchdog (a child too, the wrapper's, in a session of its own), in any group: torch 2.x
+// starts each worker in a session of its own (start_new_session), and such a worker saving a
+// checkpoint on SIGINT must get the grace too, not 2 s. It is read from /proc by the shell itself (no
+// process started); without /proc the agent waits like any launcher. Once stopping, the loop reads
 // 1 s at a time, so as to look again between heartbeats, and counts silent seconds toward the
 // heartbeat timeout.
+// S (CONTROL.stacks): the agent's children, its workers, each started through the rank tagger's
+// bootstrap (node/worker-boot.ts), get SIGURG, on which Python's faulthandler prints the stack of
+// every thread and the worker goes on. SIGURG is ignored by default: a child that has not registered
+// the handler yet is not harmed.
+// runs PID: PID is not a zombie (its group is then in _group).
+// children CMD: runs CMD with each child of the agent but this watchdog, until one fails; a children
+// file that cannot be read fails too.
 // Args: $1 process group id, $2 heartbeat timeout (s), $3 grace before SIGKILL (s), $4 1 for an agent.
 export const WATCHDOG = `
 pg=$1 hb=$2 grace=$3 agent=$4
@@ -28,21 +37,26 @@ running() {
   kill -0 "$pg" 2>/dev/null && return 0
   ps -A -o pgid= -o stat= 2>/dev/null | awk -v g="$pg" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !(f || !NR) }'
 }
-member() {
+runs() {
   _st=
   read -r _st 2>/dev/null <"/proc/$1/stat" || [ -n "$_st" ] || return 1
   set -- \${_st##*) }
-  [ "$1" != Z ] && [ "$1" != X ] && [ "$3" = "$pg" ]
+  _group=$3
+  [ "$1" != Z ] && [ "$1" != X ]
 }
-idle_agent() {
-  [ "$agent" = 1 ] && member "$pg" || return 1
+children() {
   for _t in /proc/"$pg"/task/*/children; do
     _kids=
     read -r _kids 2>/dev/null <"$_t" || [ -n "$_kids" ] || [ -r "$_t" ] || return 1
     for _k in $_kids; do
-      if member "$_k"; then return 1; fi
+      [ "$_k" = "$$" ] || "$@" "$_k" || return 1
     done
   done
+}
+gone() { ! runs "$1"; }
+urg() { kill -URG "$1"; :; }
+idle_agent() {
+  [ "$agent" = 1 ] && runs "$pg" && [ "$_group" = "$pg" ] && children gone
 }
 # Kills an agent idle for 2 s or more, timed with /proc/uptime (centiseconds; no process started).
 # reap does not restart the clock: an agent seen idle after an order goes 2 s after that, EOF or not.
@@ -84,6 +98,7 @@ while kill -0 -"$pg" 2>/dev/null; do
     I) kill -INT -"$pg" 2>/dev/null; [ "$agent" != 1 ] || watching=1 limit=1 ;;
     T) kill -TERM -"$pg" 2>/dev/null; [ "$agent" != 1 ] || watching=1 limit=1 ;;
     K) kill -KILL -"$pg" 2>/dev/null ;;
+    S) [ "$agent" != 1 ] || children urg ;;
   esac
   [ -z "$watching" ] || stop_idle_agent
 done

@@ -3,7 +3,9 @@
  *
  * A frame is `0x1e 'F' RANK ',' LOCAL_RANK ':' LEN 0x1f` followed by exactly LEN payload bytes, where
  * RANK and LOCAL_RANK are 0-9 decimal digits (empty: unknown) and LEN is 1-5 digits, at most 4096; a
- * zero-length frame says that the rank's stream ended. Anything else is untagged (torchrun's own lines).
+ * zero-length frame says that the rank's stream ended. `0x1e 'S' RANK ',' LOCAL_RANK ':0' 0x1f` (no
+ * payload) says that the rank's worker started: the tagger writes it once, before it execs the
+ * worker, i.e. after the launcher's rendezvous. Anything else is untagged (torchrun's own lines).
  */
 
 /** One piece of the stream: a rank's payload bytes, or untagged bytes (rank and localRank undefined). */
@@ -13,6 +15,8 @@ export interface Segment {
   data: Buffer
   /** the rank's stream ended (zero-length frame) */
   end?: boolean
+  /** the rank's worker started (an 'S' frame); no data */
+  start?: boolean
 }
 
 const RS = 0x1e
@@ -27,6 +31,8 @@ interface Header {
   rank: number | undefined
   localRank: number | undefined
   len: number
+  /** An 'S' header: the worker started (len is 0). */
+  start: boolean
   /** index just after the header's 0x1f */
   next: number
 }
@@ -37,7 +43,8 @@ const BAD = 1
 function parseHeader(b: Buffer, p: number): Header | typeof PARTIAL | typeof BAD {
   let q = p + 1
   if (q >= b.length) return PARTIAL
-  if (b[q++] !== 0x46) return BAD
+  const kind = b[q++]
+  if (kind !== 0x46 && kind !== 0x53) return BAD
   const value: (number | undefined)[] = []
   for (let f = 0; f < 3; f++) {
     let digits = 0
@@ -53,7 +60,9 @@ function parseHeader(b: Buffer, p: number): Header | typeof PARTIAL | typeof BAD
     }
     value.push(digits > 0 ? v : undefined)
   }
-  return { rank: value[0], localRank: value[1], len: value[2]!, next: q }
+  const start = kind === 0x53
+  if (start && value[2] !== 0) return BAD
+  return { rank: value[0], localRank: value[1], len: value[2]!, start, next: q }
 }
 
 function tagged(rank: number | undefined, localRank: number | undefined, data: Buffer, end?: true): Segment {
@@ -103,7 +112,8 @@ export class FrameDemux {
   }
 
   private open(h: Header, out: Segment[]): void {
-    if (h.len === 0) out.push(tagged(h.rank, h.localRank, EMPTY, true))
+    if (h.start) out.push({ ...tagged(h.rank, h.localRank, EMPTY), start: true })
+    else if (h.len === 0) out.push(tagged(h.rank, h.localRank, EMPTY, true))
     else this.frame = { rank: h.rank, localRank: h.localRank, left: h.len }
   }
 

@@ -159,7 +159,7 @@ describeCluster('the job environment on a 3-host cluster', () => {
   it('an explicit CUDA_VISIBLE_DEVICES narrows the process count like the node\'s own', async () => {
     const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--dry-run', '--env', 'CUDA_VISIBLE_DEVICES=1', 'train.py'])
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stderr).toContain('3 process(es): 1 + 1 + 1')
+    expect(run.stderr).toContain('3 process(es): 3 × 1')
     expect(run.stdout.match(/ CUDA_VISIBLE_DEVICES=1 .* --nproc_per_node=1 /g)).toHaveLength(3)
   })
 

@@ -1,11 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { execFileSync, spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, beforeAll, expect, it } from 'vitest'
 import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, sshdLogCount, waitNoSurvivors, writeWork } from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
+// The examples, readable by the test user on every host (the checkout may be private: CI clones under /root).
+const EXAMPLES = join(cluster?.work ?? '', 'examples')
 const hostfile = (name: string, lines: string[]): string => writeWork(name, lines.join('\n') + '\n')
 
 // Every rank contributes rank+1; the sum over 6 ranks is 21. Each rank also reports the socket
@@ -20,27 +23,39 @@ sys.stdout.flush()
 dist.destroy_process_group()
 `
 
+beforeAll(() => {
+  mkdirSync(EXAMPLES, { recursive: true, mode: 0o755 })
+  copyFileSync(fileURLToPath(new URL('../../examples/train.py', import.meta.url)), join(EXAMPLES, 'train.py'))
+  chmodSync(join(EXAMPLES, 'train.py'), 0o644)
+})
+
 afterEach(async () => {
   // Whatever a test did, it must leave no process behind on any host.
   expect(await waitNoSurvivors(cluster?.hosts ?? [])).toEqual([])
 })
 
-describeCluster('fanout against a 3-host sshd cluster', () => {
+// The scenarios every torch must pass: Debian 12's torch 1.13 (h1-h3) and Debian 13's torch 2.6 (d1-d3,
+// whose host names resolve nowhere).
+describeCluster.each([
+  { torch: 'torch 1.13 (Debian 12)', names: ['h1', 'h2', 'h3'] },
+  { torch: 'torch 2.6 (Debian 13)', names: ['d1', 'd2', 'd3'] },
+])('3 hosts, $torch', ({ names }) => {
   it('runs a gloo all_reduce over 3 hosts × 2 processes: every rank gets the right sum', async () => {
     writeWork('allreduce.py', ALLREDUCE)
-    const sessions = (): number[] => NODES.map((h) => sshdLogCount(h, /Starting session: command /g))
+    const nodes = names.map(host)
+    const sessions = (): number[] => nodes.map((h) => sshdLogCount(h, /Starting session: command /g))
     const before = sessions()
-    const run = await runFanout(['--hostfile', hostfile('hosts3', ['h1', 'h2', 'h3']), ...clusterArgs(), 'allreduce.py'])
-    expect(run.stderr).toContain('6 process(es): 2 + 2 + 2')
+    const run = await runFanout(['--hostfile', hostfile(`hosts3-${names[0]}`, names), ...clusterArgs(), 'allreduce.py'])
+    expect(run.stderr).toContain('6 process(es): 3 × 2')
     expect(run.code, run.stderr).toBe(0)
     const ifaces = ['ens3', 'enp1s0', 'eno1']
     for (let rank = 0; rank < 6; rank++) {
       const node = Math.floor(rank / 2)
       // The line arrives whole, once, under its own node's prefix.
-      const line = `[n${node} h${node + 1} r${rank}]  rank ${rank} of 6 node ${node} sum 21 iface ${ifaces[node]}`
+      const line = `[n${node} ${names[node]} r${rank}]  rank ${rank} of 6 node ${node} sum 21 iface ${ifaces[node]}`
       expect(run.stdout.split('\n').filter((l) => l === line), run.stdout).toHaveLength(1)
     }
-    expect(run.stderr).toMatch(/n0\s+h1\s+0-1\s+exit 0/)
+    expect(run.stderr).toMatch(new RegExp(`n0\\s+${names[0]}\\s+0-1\\s+exit 0`))
     // Node 0's address was known from fanout's own connection: each probe found the route to it, and
     // no route phase (a round trip per node) followed.
     expect(run.stderr).not.toMatch(/^fanout: route:/m)
@@ -56,16 +71,27 @@ if os.environ["GROUP_RANK"] == "1":
     sys.exit(3)
 dist.init_process_group("gloo")  # the other nodes wait here for ranks that never come
 `)
-    const run = await runFanout(['-H', hostfile('hosts3', ['h1', 'h2', 'h3']), ...clusterArgs(), '--grace', '3', 'fail_on_node1.py'])
+    const run = await runFanout(['-H', hostfile(`hosts3-${names[0]}`, names), ...clusterArgs(), '--grace', '3', 'fail_on_node1.py'])
     // torchrun itself would sit in its exit barrier; fanout reads its report of the failed worker.
     expect(run.code, run.stderr).toBe(3)
     // Both of node 1's ranks exit 3; torchrun reports whichever it polled first.
-    expect(run.stderr).toMatch(/first failure: node 1 \(h2\): local rank [01] exited with code 3/)
+    expect(run.stderr).toMatch(new RegExp(`first failure: node 1 \\(${names[1]}\\): local rank [01] exited with code 3`))
     expect(run.stderr).toMatch(/last lines it printed:\n(.*\n)*  \[r[23]\] node 1 giving up/)
     // The others were stopped instead of waiting out torch's 30-minute rendezvous timeout.
     expect(run.ms).toBeLessThan(60_000)
   })
 
+  it('trains a small DistributedDataParallel model: the loss falls and every rank ends with the same parameters', async () => {
+    const run = await runFanout(['-H', hostfile(`hosts3-${names[0]}`, names), ...clusterArgs(), '-C', EXAMPLES, 'train.py', '--epochs', '3'])
+    expect(run.code, run.stderr).toBe(0)
+    const losses = [...run.stdout.matchAll(/epoch (\d)\/3 loss ([0-9.]+)/g)].map((m) => Number(m[2]))
+    expect(losses).toHaveLength(3)
+    expect(losses[2]).toBeLessThan(losses[0] as number)
+    expect(run.stdout.match(/rank \d\/6: parameters identical across ranks: True/g)).toHaveLength(6)
+  })
+})
+
+describeCluster('fanout against a 3-host sshd cluster', () => {
   it('passes script arguments byte for byte: quotes, $(…), backticks, ;, *, newline, non-ASCII', async () => {
     writeWork('echo args.py', 'import json, sys\nsys.stdout.write("ARGS " + json.dumps(sys.argv[1:]) + "\\n")\n')
     const marker = join(cluster?.work ?? '', 'injected')
@@ -86,7 +112,7 @@ dist.init_process_group("gloo")  # the other nodes wait here for ranks that neve
       expect(run.stdout).toContain(
         `cd ${cluster?.work} && PYTHONUNBUFFERED=1 GLOO_SOCKET_IFNAME=${iface} NCCL_SOCKET_IFNAME=${iface} /usr/bin/python3 -m torch.distributed.run ` +
           `--nnodes=3 --node_rank=${i} --nproc_per_node=2 --master_addr=10.99.0.11 --master_port=29511 --monitor_interval=0.25 ` +
-          `--no_python /usr/bin/python3 -S -c "$FANOUT_RANK_TAGGER" python -1 '' -- train.py --epochs 3`,
+          `--no_python /usr/bin/python3 -S -c"$FANOUT_RANK_TAGGER" train.py python -1 '' -- train.py --epochs 3`,
       )
     }
   })

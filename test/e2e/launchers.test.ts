@@ -1,5 +1,7 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { clusterArgs, describeCluster, runFanout, startFanout, writeWork } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, runFanout, startFanout, writeWork } from './cluster.js'
 
 const hostfile = (name: string, lines: string[]): string => writeWork(name, lines.join('\n') + '\n')
 
@@ -12,6 +14,17 @@ t = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(t)
 env = {k: os.environ.get(k) for k in ["RANK", "LOCAL_RANK", "WORLD_SIZE", "GROUP_RANK"]}
 sys.stdout.write("REPORT " + json.dumps({"argv": sys.argv[1:], "env": env, "sum": t.item()}) + "\\n")
+`
+// Node 1 fails in the first attempt; every later attempt all-reduces and says which attempt it is.
+const FLAKY = `
+import os, sys, torch, torch.distributed as dist
+attempt, node = os.environ["FANOUT_ATTEMPT"], os.environ["GROUP_RANK"]
+if attempt == "1" and node == "1":
+    sys.exit(5)
+dist.init_process_group("gloo")
+t = torch.ones(1)
+dist.all_reduce(t)
+sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f} port {os.environ['MASTER_PORT']}\\n")
 `
 const reports = (stdout: string): Array<{ argv: string[]; env: Record<string, string>; sum: number }> =>
   stdout.split('\n').filter((l) => l.includes('REPORT ')).map((l) => JSON.parse(l.slice(l.indexOf('REPORT ') + 7)))
@@ -29,13 +42,18 @@ describeCluster('launchers', () => {
     expect(run.stdout).toMatch(/\[n1 h2 r2\]\s+REPORT .*"RANK": "2"/)
   })
 
-  it('the legacy torch.distributed.launch passes --local_rank to the script', async () => {
+  // torch 1.x spells the flag with an underscore, torch 2.x with a dash.
+  it.each([
+    ['torch 1.13', ['h1', 'h2'], '--local_rank'],
+    ['torch 2.6', ['d1', 'd2'], '--local-rank'],
+  ])('the legacy torch.distributed.launch passes the local rank to the script (%s: %s)', async (_torch, hosts, flag) => {
     writeWork('report.py', REPORT)
-    const run = await runFanout(['-H', hostfile('hosts-2', ['h1', 'h2']), ...clusterArgs(), '--launcher', 'launch', 'report.py', '--lr', '0.1'])
+    const run = await runFanout(['-H', hostfile(`hosts-2-${hosts[0]}`, hosts), ...clusterArgs(), '--launcher', 'launch', 'report.py', '--lr', '0.1'])
     expect(run.code, run.stderr).toBe(0)
     const got = reports(run.stdout)
     expect(got).toHaveLength(4)
-    for (const r of got) expect(r.argv).toEqual([`--local_rank=${r.env.LOCAL_RANK}`, '--lr', '0.1'])
+    for (const r of got) expect(r.argv).toEqual([`${flag}=${r.env.LOCAL_RANK}`, '--lr', '0.1'])
+    expect(got.map((r) => r.sum)).toEqual([10, 10, 10, 10])
   })
 
   it('c10d rendezvous at the master, with a generated run id', async () => {
@@ -64,16 +82,7 @@ describeCluster('launchers', () => {
 
 describeCluster('job-level restarts', () => {
   it('--restarts 1 relaunches every node after a failure, on a fresh port, with FANOUT_ATTEMPT', async () => {
-    writeWork('flaky.py', `
-import os, sys, torch, torch.distributed as dist
-attempt, node = os.environ["FANOUT_ATTEMPT"], os.environ["GROUP_RANK"]
-if attempt == "1" and node == "1":
-    sys.exit(5)
-dist.init_process_group("gloo")
-t = torch.ones(1)
-dist.all_reduce(t)
-sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f} port {os.environ['MASTER_PORT']}\\n")
-`)
+    writeWork('flaky.py', FLAKY)
     const run = await runFanout(['-H', hostfile('hosts-3', ['h1', 'h2', 'h3']), ...clusterArgs(), '--restarts', '1', '--nproc-per-node', '1', 'flaky.py'])
     expect(run.code, run.stderr).toBe(0)
     expect(run.stderr).toMatch(/attempt 1 of 2 failed \(exit 5\); relaunching every node in 1 s on a fresh port/)
@@ -96,5 +105,36 @@ sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f} port {os.env
     const run = await job.done
     expect(run.code).toBe(130)
     expect(run.stderr).not.toContain('attempt 2 of 4: master')
+  })
+})
+
+describeCluster('launchers on torch 2.6 hosts (Debian 13)', () => {
+  it('--restarts 1 relaunches every node after a failure, on a fresh port', async () => {
+    writeWork('flaky.py', FLAKY)
+    const run = await runFanout(['-H', hostfile('hosts-d3', ['d1', 'd2', 'd3']), ...clusterArgs(), '--restarts', '1', '--nproc-per-node', '1', 'flaky.py'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toMatch(/attempts:\n  attempt 1: failed, exit 5 \(first failure: node 1 \(d2\): local rank 0 exited with code 5\)\n  attempt 2: succeeded\n/)
+    expect(run.stdout.split('\n').filter((l) => /attempt 2 node \d sum 3 port \d+$/.test(l))).toHaveLength(3)
+  })
+
+  it('c10d rendezvous on hosts whose names resolve nowhere: each node\'s torchrun is given its own address (--local-addr)', async () => {
+    writeWork('report.py', REPORT)
+    const run = await runFanout(['-H', hostfile('hosts-d3', ['d1', 'd2', 'd3']), ...clusterArgs(), '--rdzv-backend', 'c10d', 'report.py'])
+    expect(run.code, run.stderr).toBe(0)
+    const got = reports(run.stdout)
+    expect(got.map((r) => Number(r.env.RANK)).sort()).toEqual([0, 1, 2, 3, 4, 5])
+    for (const r of got) expect(r.sum).toBe(21)
+    const dry = await runFanout(['-H', hostfile('hosts-d3', ['d1', 'd2', 'd3']), ...clusterArgs(), '--rdzv-backend', 'c10d', '--dry-run', 'report.py'])
+    for (const [i, addr] of ['10.99.0.31', '10.99.0.32', '10.99.0.33'].entries()) expect(dry.stdout).toMatch(new RegExp(`# node ${i} \\(d${i + 1}\\)\\n.* --rdzv-backend=c10d .*--local-addr=${addr.replace(/\./g, '\\.')} `))
+  })
+
+  it('--launcher-args "--log-dir DIR" (a value that starts with --) reaches torchrun', async () => {
+    writeWork('report.py', REPORT)
+    const logs = join(cluster?.work ?? '', 'torchrun-logs')
+    rmSync(logs, { recursive: true, force: true })
+    const run = await runFanout(['-H', hostfile('hosts-d2', ['d1', 'd2']), ...clusterArgs(), '--nproc-per-node', '1', '--launcher-args', `--log-dir ${logs}`, 'report.py'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(existsSync(logs)).toBe(true)
+    expect(readdirSync(logs).length).toBeGreaterThan(0)
   })
 })

@@ -12,8 +12,19 @@ describeCluster('pre-flight and remote set-up', () => {
     writeWork('hello.py', HELLO)
     const run = await runFanout(['check', '-H', hostfile(), ...clusterArgs(), 'hello.py'])
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stderr).toMatch(/node\s+host\s+python\s+torch\s+gpus\s+pre-flight\n(n\d\s+h\d\s+3\.\d+\.\d+\s+1\.13\S*\s+2\s+ok\n){3}/)
+    // Three nodes that found the same are one row, as clubak folds them.
+    expect(run.stderr).toMatch(/node\s+host\s+python\s+torch\s+gpus\s+pre-flight\nn0-n2 \(3 nodes\)\s+h\[1-3\]\s+3\.\d+\.\d+\s+1\.13\S*\s+2\s+ok\n/)
     expect(run.stdout).not.toContain('hello from node')
+  })
+
+  it('at scale the table and the launch line stay short: identical rows fold, process counts read N × k', async () => {
+    writeWork('hello.py', HELLO)
+    // n3 is told apart by its own CUDA_VISIBLE_DEVICES: one GPU, one process.
+    const run = await runFanout(['--hosts', 'n[1-8]', ...clusterArgs(), '--setup', '[ "$(hostname)" != fo-n3 ] || export CUDA_VISIBLE_DEVICES=0', 'hello.py'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toMatch(/\nn0 +n1 +3\.\S+ +1\.13\S* +2 +ok\nn1 +n2 +3\.\S+ +1\.13\S* +2 +ok\nn2 +n3 +3\.\S+ +1\.13\S* +1 +ok\nn3-n7 \(5 nodes\) +n\[4-8\] +3\.\S+ +1\.13\S* +2 +ok\n/)
+    expect(run.stderr).toContain('8 node(s), 15 process(es): 2 × 2 + 1 + 5 × 2')
+    expect(run.stdout.match(/hello from node/g)).toHaveLength(15)
   })
 
   it.each<[string, string[], RegExp]>([

@@ -3,8 +3,11 @@ import { afterEach, beforeAll, expect, it } from 'vitest'
 import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork, type RunningFanout } from './cluster.js'
 
 // Every scenario ends with: no process but sshd on any host, and the rendezvous port free again.
+// Most run on Debian 12's torch 1.13 (h1-h3); the core set runs on Debian 13's torch 2.6 (d1-d3) too,
+// whose agents start every worker in a session of its own.
 const HOSTS = ['h1', 'h2', 'h3']
-const hostfile = (): string => writeWork('hosts-teardown', HOSTS.join('\n') + '\n')
+const TORCH2 = ['d1', 'd2', 'd3']
+const hostfile = (hosts = HOSTS): string => writeWork(`hosts-teardown-${hosts[0]}`, hosts.join('\n') + '\n')
 let port = 29600
 const nextPort = (): string => String(++port)
 
@@ -38,25 +41,26 @@ dist.barrier()
 sys.stdout.write(f"rank {dist.get_rank()} relaunched\\n")
 `
 
-const args = (masterPort: string, ...extra: string[]): string[] => ['-H', hostfile(), ...clusterArgs(), '--master-port', masterPort, ...extra]
+const args = (masterPort: string, ...extra: string[]): string[] => argsOn(HOSTS, masterPort, ...extra)
+const argsOn = (hosts: string[], masterPort: string, ...extra: string[]): string[] => ['-H', hostfile(hosts), ...clusterArgs(), '--master-port', masterPort, ...extra]
 
 /** Starts forever.py on the three hosts and waits until it is training (rank 0 printed step 3). */
-async function startTraining(masterPort: string, flags: string[] = [], scriptArgs: string[] = []): Promise<RunningFanout> {
-  const job = startFanout([...args(masterPort, ...flags), 'forever.py', ...scriptArgs])
+async function startTraining(masterPort: string, flags: string[] = [], scriptArgs: string[] = [], hosts = HOSTS): Promise<RunningFanout> {
+  const job = startFanout([...argsOn(hosts, masterPort, ...flags), 'forever.py', ...scriptArgs])
   await job.waitFor(/step 3\n/)
   return job
 }
 
 /** Nothing is left on any host, and the same rendezvous port works for an immediate relaunch. */
-async function expectCleanAndRelaunchable(masterPort: string): Promise<void> {
-  expect(await waitNoSurvivors(HOSTS.map(host), 3000)).toEqual([])
-  const again = await runFanout([...args(masterPort, '--nproc-per-node', '1'), 'quick.py'])
+async function expectCleanAndRelaunchable(masterPort: string, hosts = HOSTS): Promise<void> {
+  expect(await waitNoSurvivors(hosts.map(host), 3000)).toEqual([])
+  const again = await runFanout([...argsOn(hosts, masterPort, '--nproc-per-node', '1'), 'quick.py'])
   expect(again.code, again.stderr).toBe(0)
   expect(again.stdout.match(/relaunched/g)).toHaveLength(3)
 }
 
 afterEach(async () => {
-  for (const h of HOSTS) execFileSync('ip', ['link', 'set', `fo-v${h.slice(1)}`, 'up'])
+  for (const h of [...HOSTS, ...TORCH2]) execFileSync('ip', ['link', 'set', host(h).link, 'up'])
   expect(await waitNoSurvivors(cluster?.hosts ?? [], 10_000)).toEqual([])
 })
 beforeAll(() => {
@@ -148,7 +152,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     // h2's torchrun too, maybe before it reports its worker. Either way the summary names the node
     // whose rank raised, with the exception among the last lines it printed.
     expect(run.stderr).toMatch(
-      /first failure: node 1 \(h2\): (local rank \d exited with code 1|exit 1 \(error\) after rank 3 raised RuntimeError: rank 3 blew up)\nlast lines it printed:\n(  .*\n)*  \[r3\] RuntimeError: rank 3 blew up/,
+      /first failure: node 1 \(h2\): (local rank \d exited with code 1( after rank 3 raised RuntimeError: rank 3 blew up)?|exit 1 \(error\) after rank 3 raised RuntimeError: rank 3 blew up)\nlast lines it printed:\n(  .*\n)*  \[r3\] RuntimeError: rank 3 blew up/,
     )
     expect(run.stderr).toMatch(/node \d \(h\d\) failed: .*stopping all 3 running node\(s\)/)
     await expectCleanAndRelaunchable(p)
@@ -188,7 +192,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
   it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
     const p = nextPort()
     const job = await startTraining(p, ['--heartbeat-timeout', '3', '--keepalive', '1'])
-    execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
+    execFileSync('ip', ['link', 'set', host('h2').link, 'down'])
     const cutAt = Date.now()
     // No EOF can reach h2: only the missing heartbeats tell its watchdog.
     expect(await waitNoSurvivors([host('h2')], 5000)).toEqual([])
@@ -196,7 +200,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     const run = await job.done
     expect(run.code).toBe(255)
     expect(run.stderr).toMatch(/first failure: node 1 \(h2\): connection lost/)
-    execFileSync('ip', ['link', 'set', 'fo-v2', 'up'])
+    execFileSync('ip', ['link', 'set', host('h2').link, 'up'])
     await expectCleanAndRelaunchable(p)
   })
 
@@ -224,5 +228,81 @@ sys.stdout.write(f"steady rank {dist.get_rank()} finished\\n")
     const run = await steady.done
     expect(run.code, run.stderr).toBe(0)
     expect(run.stdout.match(/steady rank \d finished/g)).toHaveLength(3)
+  })
+})
+
+describeCluster('teardown on torch 2.6 hosts (Debian 13): workers in sessions of their own go too', () => {
+  // torch 2.x starts each worker in a session of its own: the watchdog must still see it as its agent's
+  // running worker, or the agent (idle in its eyes) would be killed 2 s after the stop, and the worker
+  // with it, in the middle of its checkpoint.
+  it.each([['torch 1.13', HOSTS.slice(0, 2)], ['torch 2.6', TORCH2.slice(0, 2)]])('Ctrl-C (%s): a worker that saves a checkpoint on SIGINT gets the --grace it needs', async (_torch, hosts) => {
+    writeWork('slow_stop.py', `
+import signal, sys, time, torch.distributed as dist
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+def save(n, f):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # torch 1.13 gets SIGINT twice: from its group and its agent
+    sys.stdout.write(f"rank {rank} saving a checkpoint\\n"); sys.stdout.flush()
+    time.sleep(6)
+    sys.stdout.write(f"rank {rank} checkpoint saved\\n"); sys.stdout.flush()
+    sys.exit(0)
+signal.signal(signal.SIGINT, save)
+sys.stdout.write(f"rank {rank} training\\n"); sys.stdout.flush()
+while True:
+    time.sleep(0.2)
+`)
+    const job = startFanout([...argsOn(hosts, nextPort(), '--nproc-per-node', '1', '--grace', '20'), 'slow_stop.py'])
+    await job.waitFor(/rank 0 training\n[^]*rank 1 training\n|rank 1 training\n[^]*rank 0 training\n/)
+    process.kill(job.pid, 'SIGINT')
+    const run = await job.done
+    expect(run.code).toBe(130)
+    expect(run.stdout.match(/rank \d checkpoint saved/g)).toHaveLength(2)
+    expect(run.stderr).not.toContain('grace period over')
+    expect(await waitNoSurvivors(hosts.map(host), 5000)).toEqual([])
+  })
+
+  it('Ctrl-C: SIGINT reaches every node, fanout exits 130, nothing is left, the port is free again', async () => {
+    const p = nextPort()
+    const job = await startTraining(p, [], [], TORCH2)
+    process.kill(job.pid, 'SIGINT')
+    const run = await job.done
+    expect(run.code, run.stderr).toBe(130)
+    expect(run.stderr).toContain('Ctrl-C: sending SIGINT to 3 node(s)')
+    await expectCleanAndRelaunchable(p, TORCH2)
+  })
+
+  it('SIGKILL to fanout: each node\'s watchdog sees the channel close and stops the job', async () => {
+    const p = nextPort()
+    const job = await startTraining(p, ['--heartbeat-timeout', '5'], [], TORCH2)
+    process.kill(job.pid, 'SIGKILL')
+    const killedAt = Date.now()
+    await job.done
+    expect(await waitNoSurvivors(TORCH2.map(host), 6000)).toEqual([])
+    expect(Date.now() - killedAt).toBeLessThan(6000)
+    await expectCleanAndRelaunchable(p, TORCH2)
+  })
+
+  it('a rank raising an exception on one node stops the whole job; the summary names that node', async () => {
+    const p = nextPort()
+    const run = await runFanout([...argsOn(TORCH2, p), 'forever.py', '--fail'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(
+      /first failure: node 1 \(d2\): (local rank \d exited with code 1( after rank 3 raised RuntimeError: rank 3 blew up)?|exit 1 \(error\) after rank 3 raised RuntimeError: rank 3 blew up)\nlast lines it printed:\n(  .*\n)*  \[r3\] \[rank3\]: RuntimeError: rank 3 blew up/,
+    )
+    await expectCleanAndRelaunchable(p, TORCH2)
+  })
+
+  it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
+    const p = nextPort()
+    const job = await startTraining(p, ['--heartbeat-timeout', '3', '--keepalive', '1'], [], TORCH2)
+    execFileSync('ip', ['link', 'set', host('d2').link, 'down'])
+    const cutAt = Date.now()
+    expect(await waitNoSurvivors([host('d2')], 5000)).toEqual([])
+    expect(Date.now() - cutAt).toBeLessThan(5000)
+    const run = await job.done
+    expect(run.code).toBe(255)
+    expect(run.stderr).toMatch(/first failure: node 1 \(d2\): connection lost/)
+    execFileSync('ip', ['link', 'set', host('d2').link, 'up'])
+    await expectCleanAndRelaunchable(p, TORCH2)
   })
 })

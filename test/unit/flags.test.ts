@@ -75,3 +75,26 @@ describe("yargs' messages in fanout's words", () => {
     expect((await refusal(() => options(argv), 'USAGE')).message).toBe(message)
   })
 })
+
+describe('an option\'s value may start with -- in both spellings', () => {
+  it.each<[string[], string[]]>([
+    [['--launcher-args', '--log-dir /tmp/logs', 'train.py'], ['--log-dir', '/tmp/logs']],
+    [['--launcher-args=--log-dir /tmp/logs', 'train.py'], ['--log-dir', '/tmp/logs']],
+    [['--launcher-args', '-r 3', 'train.py'], ['-r', '3']],
+    [['--dry-run', '--launcher-args', '--tee 3', '--python', '/opt/py', 'train.py'], ['--tee', '3']],
+  ])('%j', async (argv, launcherArgs) => {
+    expect((await options(argv)).launcher.launcherArgs).toEqual(launcherArgs)
+  })
+
+  it('--setup and a short alias (-C) take such a value too; the script\'s own words are left alone', async () => {
+    const o = await options(['--setup', '--version-check-nothing || true', '-C', '/work', 'train.py', '--launcher-args', '--x'])
+    expect(o.setup).toEqual(['--version-check-nothing || true'])
+    expect(o.chdir).toBe('/work')
+    expect(o.scriptArgs).toEqual(['--launcher-args', '--x'])
+  })
+
+  it('after --, nothing is joined', async () => {
+    const o = await options(['--', 'train.py', '--setup', '--x'])
+    expect([o.script, o.scriptArgs]).toEqual(['train.py', ['--setup', '--x']])
+  })
+})

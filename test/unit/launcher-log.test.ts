@@ -31,6 +31,9 @@ describe('LauncherLogScanner', () => {
     ['  ValueError: bad shape\n', 'ValueError: bad shape', false],
     [`ValueError: ${'x'.repeat(300)}\n`, `ValueError: ${'x'.repeat(188)}…`, false],
     ['Traceback (most recent call last):\n', undefined, false],
+    // torch 2.x prefixes each line of a worker's traceback with its rank
+    ['[rank3]: RuntimeError: rank 3 blew up\n', 'RuntimeError: rank 3 blew up', false],
+    ['[rank2]: RuntimeError: [./gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.99.0.32]:3989\n', undefined, true],
     ['this line mentions an Error in passing\n', undefined, false],
   ])('classifies %j (own error %j, peer loss %s)', (line, own, peer) => {
     const s = new LauncherLogScanner()

@@ -30,7 +30,8 @@ describe('launcherCommand', () => {
   ])('%s', (_name, o, ctx, expected) => expect(argv(o, ctx)).toBe(expected))
 
   // With rank tags the launcher runs the tagger (--no_python), which execs the worker as the launcher would have.
-  const TAG = 'py -S -c <tagger>'
+  // The tagger's first argument names the script for torch's failure report (rank-tag.ts).
+  const TAG = 'py -S -c<tagger> train.py'
   it.each<[string, Partial<LauncherOptions>, Record<string, unknown>, string]>([
     ['torchrun: the script under python -u', {}, {}, `--master_port=29500 --no_python ${TAG} python -1  -- train.py --x a b`],
     ['torch 2 spelling', {}, { torchVersion: '2.1.0' }, `--master-port=29500 --no-python ${TAG} python -1  -- train.py --x a b`],
@@ -42,7 +43,7 @@ describe('launcherCommand', () => {
     ['launch --use-env: no flag inserted', { kind: 'launch', useEnv: true }, {}, `--master_port=29500 --use_env --no_python ${TAG} python -1  -- train.py --x a b`],
     ['launcher args before the tagger', { launcherArgs: ['--tee', '3'] }, {}, `--master_port=29500 --no_python --tee 3 ${TAG} python -1  -- train.py --x a b`],
   ])('rank tags, %s', (_name, o, ctx, tail) => {
-    const words = launcherCommand({ ...TORCHRUN, ...o }, { ...CTX, ...ctx, rankTags: true }).argv.map((w) => (w === RANK_TAGGER ? '<tagger>' : w))
+    const words = launcherCommand({ ...TORCHRUN, ...o }, { ...CTX, ...ctx, rankTags: true }).argv.map((w) => (w === `-c${RANK_TAGGER}` ? '-c<tagger>' : w))
     const text = words.join(' ')
     expect(text.slice(text.search(/--master.port/))).toBe(tail)
   })

@@ -141,6 +141,7 @@ describe('planLaunch', () => {
         host: n.host,
         nproc: 8,
         firstRank: n.rank * 8,
+        addrs: [n.facts.serverAddr],
         cwd: '/shared/proj',
         env: { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: n.iface, NCCL_SOCKET_IFNAME: n.iface },
         argv: [
@@ -151,6 +152,20 @@ describe('planLaunch', () => {
         ],
       })),
     )
+  })
+
+  it('c10d: a node whose torchrun has --local-addr is given its own address on the route to the master; one without is not', () => {
+    const nodes: PlanNode[] = [
+      { ...(THREE[0] as PlanNode), facts: facts({ gpus: 8, serverAddr: '10.0.0.10', freePort: 29511, torchVersion: '2.6.0', localAddrFlag: true, srcAddr: '10.0.0.10' }) },
+      { ...(THREE[1] as PlanNode), facts: facts({ gpus: 8, serverAddr: '192.168.9.1', torchVersion: '2.6.0', localAddrFlag: true, srcAddr: '10.0.0.11' }) },
+      { ...(THREE[2] as PlanNode), facts: facts({ gpus: 8, serverAddr: '10.0.0.12', torchVersion: '1.13.1', localAddrFlag: false, srcAddr: '10.0.0.12' }) },
+    ]
+    const plan = planLaunch(nodes, { ...OPTIONS, launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [], rdzvBackend: 'c10d' } })
+    expect(plan.nodes.map((n) => n.argv.find((a) => /^--local.addr/.test(a)))).toEqual(['--local-addr=10.0.0.10', '--local-addr=10.0.0.11', undefined])
+    // Its addresses: the route's source first, then the one SSH reached.
+    expect(plan.nodes[1]?.addrs).toEqual(['10.0.0.11', '192.168.9.1'])
+    // Not for the static rendezvous, which never asks the agents' addresses.
+    expect(planLaunch(nodes, OPTIONS).nodes.some((n) => n.argv.some((a) => /local.addr/.test(a)))).toBe(false)
   })
 
   it('passes --monitor_interval only when asked, before the script', () => {

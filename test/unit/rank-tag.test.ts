@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RANK_TAGGER, taggedWorkerArgv, type WorkerSpec } from '../../src/output/rank-tag.js'
 import { FrameDemux, type Segment } from '../../src/output/frames.js'
+import { WORKER_BOOT } from '../../src/node/worker-boot.js'
+import { expectStuckDump, reEscape, STUCK } from './stuck-worker.js'
 
 const PY = '/usr/bin/python3'
 const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
@@ -26,6 +28,9 @@ interface RunOptions {
   detached?: boolean
   /** Called after every stdout chunk with what arrived so far. */
   onOut?: (out: Segment[], child: ChildProcess) => void
+  /** Called once the process is started. */
+  onSpawn?: (child: ChildProcess) => void
+  timeoutMs?: number
 }
 
 /** Spawns argv with stdout/stderr on pipes, demultiplexes both, and resolves when the process and both streams are done. */
@@ -40,7 +45,8 @@ function runArgv(argv: string[], o: RunOptions = {}): Promise<Run> {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error('tagger run timed out'))
-    }, 5000)
+    }, o.timeoutMs ?? 5000)
+    o.onSpawn?.(child)
     const outD = new FrameDemux()
     const errD = new FrameDemux()
     const out: Segment[] = []
@@ -74,6 +80,7 @@ function streams(segs: Segment[]): { data: Record<string, Buffer>; ended: string
   const parts: Record<string, Buffer[]> = {}
   const ended: string[] = []
   for (const s of segs) {
+    if (s.start) continue // the worker's start (its own test below)
     const key = s.rank === undefined && s.localRank === undefined ? 'u' : `${s.rank},${s.localRank}`
     expect(ended, `data after the end of ${key}`).not.toContain(key)
     if (s.end) ended.push(key)
@@ -91,6 +98,11 @@ function strictFrames(raw: Buffer): { sizes: number[]; data: Record<string, Buff
   let p = 0
   while (p < raw.length) {
     const sep = raw.indexOf(0x1f, p)
+    const start = /^\x1eS\d*,\d*:0$/.test(raw.subarray(p, sep).toString('latin1'))
+    if (sep >= 0 && start) {
+      p = sep + 1 // the worker's start: no payload
+      continue
+    }
     const m = /^\x1eF(\d*),(\d*):(\d{1,5})$/.exec(raw.subarray(p, sep).toString('latin1'))
     if (sep < 0 || !m) throw new Error(`no frame at byte ${p}: ${JSON.stringify(raw.subarray(p, p + 40).toString('latin1'))}`)
     const len = Number(m[3])
@@ -108,6 +120,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'fanout-rank-tag-'))
   writeFileSync(join(dir, 'show_argv.py'), 'import sys, json\nprint(json.dumps(sys.argv))\n')
   writeFileSync(join(dir, 'show_argv_mod.py'), 'import sys, json\nprint(json.dumps(sys.argv[1:]))\n')
+  writeFileSync(join(dir, 'show_cmdline.py'), 'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.argv, getattr(sys, "orig_argv", None)]))\n')
+  writeFileSync(join(dir, 'stuck.py'), STUCK)
+  writeFileSync(join(dir, 'boom.py'), 'def inner():\n    raise ValueError("boom")\nprint("before")\ninner()\n')
+  writeFileSync(join(dir, 'ki.py'), 'def f():\n    raise KeyboardInterrupt\nf()\n')
   writeFileSync(join(dir, 'run.sh'), '#!/bin/sh\nprintf "%s\\n" "$0" "$@"\n')
   chmodSync(join(dir, 'run.sh'), 0o755)
 })
@@ -115,12 +131,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('taggedWorkerArgv', () => {
   it('puts the tagger, its mode, flag and the argv after --no_python', () => {
-    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual(['python3', '-S', '-c', RANK_TAGGER, 'python', '-1', '', '--', 'train.py', '--epochs', '3'])
-    expect(taggedWorkerArgv('py', { mode: 'exec', argv: ['./run.sh'], localRankFlag: { flag: '--local-rank', insertAt: 1 } })).toEqual(['py', '-S', '-c', RANK_TAGGER, 'exec', '1', '--local-rank', '--', './run.sh'])
+    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual(['python3', '-S', `-c${RANK_TAGGER}`, 'train.py', 'python', '-1', '', '--', 'train.py', '--epochs', '3'])
+    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['-m', 'pkg.train', 'x'] })[3]).toBe('pkg.train')
+    expect(taggedWorkerArgv('py', { mode: 'exec', argv: ['./run.sh'], localRankFlag: { flag: '--local-rank', insertAt: 1 } })).toEqual(['py', '-S', `-c${RANK_TAGGER}`, './run.sh', 'exec', '1', '--local-rank', '--', './run.sh'])
   })
 
-  it('refuses an exec worker without a program and a flag position outside the argv', () => {
+  it('refuses a worker without a program (or -m without a module) and a flag position outside the argv', () => {
     expect(() => taggedWorkerArgv('py', { mode: 'exec', argv: [] })).toThrow(/program/)
+    expect(() => taggedWorkerArgv('py', { mode: 'python', argv: [] })).toThrow(/program/)
+    expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['-m'] })).toThrow(/module/)
     expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 2 } })).toThrow(RangeError)
     expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 0 } })).toThrow(RangeError)
   })
@@ -152,9 +171,15 @@ describe('rank tagger (real python3)', () => {
 
   it('sends empty rank fields when RANK and LOCAL_RANK are unset or not numbers', async () => {
     const unset = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }))
-    expect(unset.rawOut.toString('latin1')).toBe('\x1eF,:2\x1fx\n\x1eF,:0\x1f')
+    expect(unset.rawOut.toString('latin1')).toBe('\x1eS,:0\x1f\x1eF,:2\x1fx\n\x1eF,:0\x1f')
     const bad = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), { rank: '1x', localRank: '12345678901' })
-    expect(bad.rawOut.toString('latin1')).toBe('\x1eF,:2\x1fx\n\x1eF,:0\x1f')
+    expect(bad.rawOut.toString('latin1')).toBe('\x1eS,:0\x1f\x1eF,:2\x1fx\n\x1eF,:0\x1f')
+  })
+
+  it('says first that the worker started (a start frame with its ranks), before anything the worker prints', async () => {
+    const r = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), { rank: '5', localRank: '1' })
+    expect(r.rawOut.toString('latin1').startsWith('\x1eS5,1:0\x1f\x1eF5,1:2\x1fx\n')).toBe(true)
+    expect(r.out[0]).toEqual({ rank: 5, localRank: 1, data: Buffer.alloc(0), start: true })
   })
 
   it('python mode runs [sys.executable, -u, ...argv], with site (the tagger\'s own -S is not passed on)', async () => {
@@ -163,6 +188,20 @@ describe('rank tagger (real python3)', () => {
     const [exe, cmdline, noSite, site] = JSON.parse(text(r.out)) as [string, string[], number, boolean]
     expect(cmdline).toEqual([exe, '-u', '-c', code, 'a', '--b'])
     expect([noSite, site]).toEqual([0, true])
+  })
+
+  it('python mode runs a script or -m module through the worker bootstrap: [sys.executable, -u, -c, WORKER_BOOT, ...argv]', async () => {
+    const script = await runTagger({ mode: 'python', argv: ['show_cmdline.py', 'a', '--b'] }, { cwd: dir })
+    const [exe, cmdline, argv, orig] = JSON.parse(text(script.out)) as [string, string[], string[], string[] | null]
+    expect(cmdline).toEqual([exe, '-u', '-c', WORKER_BOOT, 'show_cmdline.py', 'a', '--b'])
+    expect(argv).toEqual(['show_cmdline.py', 'a', '--b'])
+    // What `python -u show_cmdline.py a --b` would have in sys.orig_argv (3.10+).
+    expect(orig).toEqual([exe, '-u', 'show_cmdline.py', 'a', '--b'])
+    const mod = await runTagger({ mode: 'python', argv: ['-m', 'show_cmdline', 'x'] }, { cwd: dir })
+    const [exe2, cmdline2, argv2, orig2] = JSON.parse(text(mod.out)) as [string, string[], string[], string[] | null]
+    expect(cmdline2).toEqual([exe2, '-u', '-c', WORKER_BOOT, '-m', 'show_cmdline', 'x'])
+    expect(argv2).toEqual([join(dir, 'show_cmdline.py'), 'x'])
+    expect(orig2).toEqual([exe2, '-u', '-m', 'show_cmdline', 'x'])
   })
 
   it('python mode runs -m modules', async () => {
@@ -179,6 +218,15 @@ describe('rank tagger (real python3)', () => {
     const r = await runTagger(worker, { cwd: dir, rank: '7', localRank: '3' })
     expect(r.code).toBe(0)
     expect(JSON.parse(text(r.out, '7,3'))).toEqual(argv)
+  })
+
+  it('inserts the local-rank flag after the script or module, behind the bootstrap', async () => {
+    const script = await runTagger({ mode: 'python', argv: ['show_cmdline.py', 'a'], localRankFlag: { flag: '--local_rank', insertAt: 1 } }, { cwd: dir, localRank: '2' })
+    const [exe, cmdline] = JSON.parse(text(script.out, '0,2')) as [string, string[]]
+    expect(cmdline).toEqual([exe, '-u', '-c', WORKER_BOOT, 'show_cmdline.py', '--local_rank=2', 'a'])
+    const mod = await runTagger({ mode: 'python', argv: ['-m', 'show_cmdline', 'a'], localRankFlag: { flag: '--local-rank', insertAt: 2 } }, { cwd: dir, localRank: '2' })
+    const [exe2, cmdline2] = JSON.parse(text(mod.out, '0,2')) as [string, string[]]
+    expect(cmdline2).toEqual([exe2, '-u', '-c', WORKER_BOOT, '-m', 'show_cmdline', '--local-rank=2', 'a'])
   })
 
   it('inserts the local-rank flag after an exec-mode program', async () => {
@@ -325,5 +373,57 @@ describe('rank tagger (real python3)', () => {
     expect(r.rawErr.toString('latin1')).toBe('\x1eF4,0:0\x1f')
     const f = strictFrames(r.rawOut)
     expect(f.data['4,0']!.equals(Buffer.alloc(1000000, 'z'))).toBe(true)
+  })
+
+  describe('tagger -> worker bootstrap -> worker', () => {
+    it('a SIGURG makes the worker dump every thread\'s stack to its stderr, framed with its rank, and go on', async () => {
+      let sent = false
+      const r = await runTagger(
+        { mode: 'python', argv: ['stuck.py'] },
+        {
+          cwd: dir,
+          rank: '3',
+          localRank: '1',
+          timeoutMs: 30_000,
+          onOut: (out, child) => {
+            if (!sent && text(out, '3,1').includes('ready\n')) {
+              sent = true
+              child.kill('SIGURG')
+            }
+          },
+        },
+      )
+      expect([r.code, r.signal]).toEqual([0, null])
+      expect(streams(r.out)).toEqual({ data: { '3,1': Buffer.from('ready\ndone True\n') }, ended: ['3,1'] })
+      // Nothing outside the frames: the dump is the rank's stderr, like anything else it writes.
+      const err = strictFrames(r.rawErr)
+      expect(Object.keys(err.data)).toEqual(['3,1'])
+      expectStuckDump(err.data['3,1']!.toString('latin1'), `${reEscape(dir)}/stuck\\.py`)
+    }, 40_000)
+
+    it('a SIGURG while the tagger is still starting (nothing registered yet) is ignored', async () => {
+      const r = await runTagger({ mode: 'python', argv: ['boom.py'] }, { cwd: dir, onSpawn: (child) => child.kill('SIGURG') })
+      expect(r.code).toBe(1)
+      expect(text(r.out)).toBe('before\n')
+      expect(text(r.err)).not.toContain('most recent call first')
+    })
+
+    it('an uncaught exception: the rank\'s stderr is what python3 -u SCRIPT prints, byte for byte, and exit 1', async () => {
+      const r = await runTagger({ mode: 'python', argv: ['boom.py'] }, { cwd: dir, rank: '5', localRank: '0' })
+      const plain = await runArgv([PY, '-u', 'boom.py'], { cwd: dir })
+      expect(plain.code).toBe(1)
+      expect(plain.rawErr.toString()).toMatch(/^Traceback \(most recent call last\):\n {2}File "[^"]*boom\.py", line 4, in <module>\n/)
+      expect(r.code).toBe(1)
+      expect(streams(r.out)).toEqual({ data: { '5,0': plain.rawOut }, ended: ['5,0'] })
+      expect(streams(r.err)).toEqual({ data: { '5,0': plain.rawErr }, ended: ['5,0'] })
+    })
+
+    it('an uncaught KeyboardInterrupt: its traceback, then the worker ends by SIGINT, as under python3 itself', async () => {
+      const r = await runTagger({ mode: 'python', argv: ['ki.py'] }, { cwd: dir })
+      const plain = await runArgv([PY, '-u', 'ki.py'], { cwd: dir })
+      expect([plain.code, plain.signal]).toEqual([null, 'SIGINT'])
+      expect([r.code, r.signal]).toEqual([null, 'SIGINT'])
+      expect(text(r.err)).toBe(plain.rawErr.toString())
+    })
   })
 })

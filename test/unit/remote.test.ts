@@ -7,6 +7,8 @@ import { createServer, type AddressInfo } from 'node:net'
 import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, CONTROL, type JobSpec } from '../../src/remote.js'
 import { heldJobInput, heldProbeCommand, PROBE_END, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../../src/remote-probe.js'
 import { FanoutError } from '../../src/errors.js'
+import { REACH_END, reachWords } from '../../src/node/reach.js'
+import { wordsBlock } from '../../src/remote.js'
 import { parseProbe } from '../../src/plan.js'
 
 describe('readProbeLines', () => {
@@ -337,14 +339,18 @@ describe('jobCommand: the watchdog', () => {
   // A stand-in for torchrun's agent: it ignores SIGTERM and SIGINT (as torch's agent does while blocked
   // in a store call) and keeps a worker as its child; the worker obeys SIGTERM unless STUBBORN is set,
   // and says it is ready once it has chosen. With ORPHAN, a member of the group that is not its child
-  // (its parent gone) ignores SIGTERM too.
+  // (its parent gone) ignores SIGTERM too. With SESSION, the worker runs in a session of its own, as
+  // torch 2.x starts them. A SIGURG makes the worker say so (fanout's request for stacks).
   // The interpreter itself, by path: a version manager's python3 (pyenv's shim) would lead the group instead.
   const AGENT = [
     'import os, signal, subprocess, sys, time',
     'for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)',
-    'worker = "import signal, time\\nif %r: signal.signal(signal.SIGTERM, signal.SIG_IGN)\\nprint(\'ready\', flush=True)\\ntime.sleep(60)" % bool(os.environ.get("STUBBORN"))',
+    'worker = "import signal, time\\nif %r: signal.signal(signal.SIGTERM, signal.SIG_IGN)\\nsignal.signal(signal.SIGURG, lambda n, f: print(\'stacks\', flush=True))\\nprint(\'ready\', flush=True)\\nwhile True: time.sleep(60)" % bool(os.environ.get("STUBBORN"))',
     'if os.environ.get("ORPHAN"): subprocess.run(["/bin/sh", "-c", "(trap \\"\\" TERM; exec sleep 30) >/dev/null 2>&1 &"])',
-    'w = subprocess.Popen([sys.executable, "-c", worker], preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)])',
+    // Out of the group, such a worker goes with its agent as fanout's rank tagger makes it (PR_SET_PDEATHSIG).
+    'import ctypes',
+    'def child(): [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)]; ctypes.CDLL(None).prctl(1, signal.SIGKILL)',
+    'w = subprocess.Popen([sys.executable, "-c", worker], preexec_fn=child, start_new_session=bool(os.environ.get("SESSION")))',
     'w.wait()',
     'time.sleep(60)',
   ].join('\n')
@@ -387,6 +393,7 @@ describe('jobCommand: the watchdog', () => {
   it.each<[string, Partial<JobSpec>]>([
     ['the same launcher, not an agent (--launcher none): it keeps the whole grace', { agent: false }],
     ['an agent whose worker still runs (it handles SIGTERM slowly): left alone until the grace', { env: { STUBBORN: '1' } }],
+    ['an agent whose worker still runs in a session of its own (torch 2.x): left alone until the grace too', { env: { STUBBORN: '1', SESSION: '1' } }],
   ])('%s', async (_name, over) => {
     const p = startJob(agentJob(over))
     heartbeat(p.child, 500)
@@ -412,6 +419,18 @@ describe('jobCommand: the watchdog', () => {
     }, 250)
     // The worker is gone at once and seen so within a heartbeat: killed by ~2.3 s; a restart at EOF would make it >= 3.5 s.
     expect(ms).toBeLessThan(3100)
+  }, 12_000)
+
+  it.each([['in the group', {}], ['in a session of its own (torch 2.x)', { SESSION: '1' }]])('S: the agent\'s workers (%s) get SIGURG, and go on; nothing else is signalled', async (_name, env) => {
+    const p = startJob(agentJob({ env }))
+    heartbeat(p.child, 500)
+    await ready(p)
+    p.child.stdin.write(CONTROL.stacks)
+    for (let i = 0; i < 60 && !p.stdout().includes('stacks'); i++) await sleep(50)
+    expect(p.stdout()).toBe('ready\nstacks\n')
+    expect(p.child.exitCode).toBeNull()
+    p.child.stdin.write(CONTROL.kill)
+    expect((await within(p.done, 2000, 'job after K')).signal).toBe('SIGKILL')
   }, 12_000)
 
   it('heartbeats do nothing to the job', async () => {
@@ -485,8 +504,16 @@ describe('probeCommand: real execution through /bin/sh', () => {
   beforeAll(() => {
     bin = join(dir, 'bin dir')
     mkdirSync(bin, { recursive: true })
-    // nvidia-smi -L listing $FAKE_GPUS GPUs, and a "python" answering the probe's two questions.
-    writeFileSync(join(bin, 'nvidia-smi'), '#!/bin/sh\ni=0\nwhile [ "$i" -lt "${FAKE_GPUS:-0}" ]; do echo "GPU $i: Fake (UUID: GPU-$i)"; i=$((i + 1)); done\n')
+    // nvidia-smi's two queries: $FAKE_GPUS GPUs, and the processes $FAKE_APPS names (`UUID, PID, MiB` lines);
+    // and a "python" answering the probe's two questions.
+    writeFileSync(join(bin, 'nvidia-smi'), [
+      '#!/bin/sh',
+      'case $1 in',
+      '  --query-gpu=index,uuid,memory.used,memory.total) i=0; while [ "$i" -lt "${FAKE_GPUS:-0}" ]; do echo "$i, GPU-$i, 0, 81559"; i=$((i + 1)); done ;;',
+      '  --query-compute-apps=gpu_uuid,pid,used_memory) [ -z "$FAKE_APPS" ] || printf "%s\\n" "$FAKE_APPS" ;;',
+      '  *) exit 1 ;;',
+      'esac',
+    ].join('\n') + '\n')
     writeFileSync(
       join(bin, "py'thon"),
       // Called as PYTHON [-S] -c PROGRAM TORCH WANT_PORT PORT (see PYTHON_PROBE); -S only without the torch lookup.
@@ -553,6 +580,9 @@ describe('probeCommand: real execution through /bin/sh', () => {
     expect(parseProbe(stdout, true)).toEqual({
       viaSsh: true,
       gpus: 2,
+      cudaVisibleDevices: '0,1',
+      gpuList: [0, 1, 2, 3].map((index) => ({ index, uuid: `GPU-${index}`, memoryUsed: 0, memoryTotal: 81559 })),
+      gpuProcesses: [],
       clientAddr: '10.0.0.5',
       serverAddr: '10.0.0.11',
       python,
@@ -566,20 +596,31 @@ describe('probeCommand: real execution through /bin/sh', () => {
   it('without SSH, CUDA_VISIBLE_DEVICES or python: only the GPU count', async () => {
     const stdout = await probe('no-such-python-fanout', true, { ...baseEnv(), FAKE_GPUS: '3' })
     const raw = Object.fromEntries(readProbeLines(stdout))
-    expect(raw).toEqual({ ssh_connection: '', cuda_visible_devices: '<unset>', gloo_socket_ifname: '', nccl_socket_ifname: '', gpus: '3', cwd: 'ok' })
-    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, cwd: true, presetIfnames: {} })
+    expect(raw).toEqual({ ssh_connection: '', cuda_visible_devices: '<unset>', gloo_socket_ifname: '', nccl_socket_ifname: '', gpu: '2, GPU-2, 0, 81559', gpus: '3', cwd: 'ok' })
+    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 3, cwd: true, presetIfnames: {}, gpuList: [0, 1, 2].map((index) => ({ index, uuid: `GPU-${index}`, memoryUsed: 0, memoryTotal: 81559 })), gpuProcesses: [] })
+  }, 10_000)
+
+  it('reads what holds the GPUs: nvidia-smi\'s compute apps, with the owner and command ps gives for each pid', async () => {
+    // This test's own process is the "holder" of GPU 1 (ps can see it); pid 999999999 is one ps cannot.
+    const apps = `GPU-1, ${process.pid}, 30000\nGPU-0, 999999999, [N/A]\nNo running processes found`
+    const stdout = await probe('no-such-python-fanout', false, { ...baseEnv(), FAKE_GPUS: '2', FAKE_APPS: apps })
+    const facts = parseProbe(stdout, false)
+    expect(facts.gpuProcesses).toEqual([
+      { gpuUuid: 'GPU-1', pid: process.pid, memory: 30000, user: expect.stringMatching(/\S/), command: expect.stringContaining('node') },
+      { gpuUuid: 'GPU-0', pid: 999999999 },
+    ])
   }, 10_000)
 
   it.each<[string, string, number]>([
-    ['MIG devices under a GPU, a blank line, no newline at the end', 'GPU 0: A (UUID: GPU-0)\n  MIG 1g.10gb Device 0: (UUID: MIG-0)\n\nGPU 1: B (UUID: GPU-1)', 2],
+    ['a blank line, no newline at the end', '0, GPU-0, 1, 2\n\n1, GPU-1, 1, 2', 2],
     ['an error instead of a list', 'No devices were found\n', 0],
     ['nothing at all', '', 0],
-    ['"GPU " only at the start of a line counts', 'xGPU 0\n GPU 1\nGPU 2: C\n', 1],
-  ])('counts the GPUs nvidia-smi -L lists: %s', async (_name, listing, gpus) => {
+    ['only lines that start with an index count', 'x0, GPU-0\n 1, GPU-1\n2, GPU-2, 0, 1\nNVIDIA-SMI has failed\n', 1],
+  ])('counts the GPUs nvidia-smi --query-gpu lists: %s', async (_name, listing, gpus) => {
     const odd = join(dir, `odd nvidia ${gpus} ${listing.length}`)
     mkdirSync(odd, { recursive: true })
     writeFileSync(join(odd, 'listing'), listing)
-    writeFileSync(join(odd, 'nvidia-smi'), `#!/bin/sh\ncat "${join(odd, 'listing')}"\n`)
+    writeFileSync(join(odd, 'nvidia-smi'), `#!/bin/sh\ncase $1 in --query-gpu=*) cat "${join(odd, 'listing')}" ;; esac\n`)
     chmodSync(join(odd, 'nvidia-smi'), 0o755)
     const stdout = await probe('no-such-python-fanout', false, { ...baseEnv(), PATH: `${odd}:${process.env.PATH ?? '/usr/bin:/bin'}` })
     expect(readProbeLines(stdout).get('gpus')).toBe(String(gpus))
@@ -649,6 +690,28 @@ describe('heldProbeCommand: the probe, then the job it is sent on stdin, in one 
     expect(await watchdogsGone(p.pid, 2000)).toBe(true)
   }, 15_000)
 
+  it('runs the reachability check it is sent (node/reach.ts) and marks its end, then still runs the job', async () => {
+    const server = createServer((c) => c.end())
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    try {
+      const p = await startHeld(probeSpec())
+      const REACH = `${REACH_END}\n`
+      p.child.stdin.write(wordsBlock(reachWords('python3', { role: 'connect', names: ['localhost', 'no-such-host.invalid'] }, '127.0.0.1', port, 5)))
+      await within((async () => { while (!p.stdout().endsWith(REACH) || !p.stderr().endsWith(REACH)) await sleep(20) })(), 8000, 'reach')
+      const after = p.stdout().slice(p.stdout().indexOf(END) + END.length)
+      expect(after).toMatch(/^fanout\.reach=ok 127\.0\.0\.1\nfanout\.resolve=localhost( \S+)*\nfanout\.resolve=no-such-host\.invalid\nfanout\.reach_end\n$/)
+      expect(after).toMatch(/resolve=localhost.* 127\.0\.0\.1/)
+      p.child.stdin.write(heldJobInput(job({ argv: ['/bin/sh', '-c', 'echo job ran'] })))
+      const stop = heartbeat(p.child)
+      expect(await within(p.done, 5000, 'job')).toMatchObject({ code: 0 })
+      stop()
+      expect(p.stdout().endsWith(`${REACH}job ran\n`)).toBe(true)
+    } finally {
+      server.close()
+    }
+  }, 20_000)
+
   it('the job it starts has the watchdog: EOF on stdin stops the whole group at once', async () => {
     const p = await startHeld(probeSpec())
     p.child.stdin.write(heldJobInput(job({ argv: ['/bin/sh', '-c', 'sleep 30 & sleep 30'] })))
@@ -681,17 +744,17 @@ describe('routeCommand', () => {
     return p.stdout()
   }
 
-  it('prints one fanout.iface line, whatever the machine has', async () => {
-    expect(await route('127.0.0.1')).toMatch(/^fanout\.iface=[^\n]*\n$/)
+  it('prints one fanout.iface and one fanout.src line, whatever the machine has', async () => {
+    expect(await route('127.0.0.1')).toMatch(/^fanout\.iface=[^\n]*\nfanout\.src=[^\n]*\n$/)
   })
 
-  it('the master\'s own address: the interface holding it, not a route', async () => {
-    expect(await route('127.0.0.1')).toBe('fanout.iface=lo\n')
+  it('the master\'s own address: the interface holding it, not a route, and the address itself as the source', async () => {
+    expect(await route('127.0.0.1')).toBe('fanout.iface=lo\nfanout.src=127.0.0.1\n')
   })
 
   it('a host name is resolved on the node first (ip takes addresses only); an unknown one has no interface', async () => {
-    expect(await route('localhost')).toBe('fanout.iface=lo\n')
-    expect(await route('no-such-host.invalid')).toBe('fanout.iface=\n')
+    expect(await route('localhost')).toBe('fanout.iface=lo\nfanout.src=127.0.0.1\n')
+    expect(await route('no-such-host.invalid')).toBe('fanout.iface=\nfanout.src=\n')
   })
 })
 
