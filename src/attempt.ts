@@ -10,6 +10,8 @@ import type { NodeSpec } from './nodes.js'
 import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from './summary.js'
 import { Supervisor, type Failure, type Job } from './supervisor.js'
 import { capture, type RemoteProcess, type Transport } from './transport/types.js'
+import { within } from './launch/within.js'
+import { endpoint } from './plan/endpoint.js'
 import type { RunIo } from './run.js'
 
 export interface AttemptOutcome {
@@ -38,13 +40,9 @@ const STACKS_MS = 2000
 async function whoJoined(plan: LaunchPlan, node0: Transport | undefined): Promise<{ text: string; missing: number[] } | undefined> {
   if (!node0) return undefined
   const { STORE_PEERS_COMMAND, describeJoined, storePeers } = await import('./supervise/store-peers.js')
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 5000)))
-  const read = await Promise.race([capture(node0, STORE_PEERS_COMMAND), late]).finally(() => clearTimeout(timer))
+  const read = await within(capture(node0, STORE_PEERS_COMMAND), 5000)
   if (!read) return undefined
-  const { stdout } = read
-  const store = `${plan.masterAddr.includes(':') ? `[${plan.masterAddr}]` : plan.masterAddr}:${plan.masterPort}`
-  return describeJoined(storePeers(stdout, plan.masterPort), plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })), store)
+  return describeJoined(storePeers(read.stdout, plan.masterPort), plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })), endpoint(plan.masterAddr, plan.masterPort))
 }
 
 /**

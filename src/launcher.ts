@@ -5,6 +5,7 @@ import { taggedWorkerArgv, type WorkerSpec } from './output/rank-tag.js'
 import type { JobEnv } from './env.js'
 import { commandTooLong, jobCommandSize, MAX_COMMAND_BYTES, type CommandSize } from './remote.js'
 import { probeCommandSize } from './remote-probe.js'
+import { endpoint } from './plan/endpoint.js'
 
 /**
  * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy
@@ -127,12 +128,12 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
   // hosts the store is said outright: torch's guess (the endpoint matches this machine's hostname or
   // its addresses) fails on multi-homed and NATed nodes. --launcher-args come later and may override.
   const c10d = options.rdzvBackend === 'c10d'
-  const endpoint = `${ctx.masterAddr.includes(':') ? `[${ctx.masterAddr}]` : ctx.masterAddr}:${ctx.masterPort}`
+
   const argv = [
     ctx.python, '-m', options.kind === 'launch' ? 'torch.distributed.launch' : 'torch.distributed.run',
     flag('nnodes', ctx.nnodes), ...(c10d ? [] : [flag('node_rank', ctx.nodeRank)]), flag('nproc_per_node', ctx.nproc),
     ...(c10d
-      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
+      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint(ctx.masterAddr, ctx.masterPort)), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
           ...(ctx.localAddr === undefined ? [] : [flag('local_addr', ctx.localAddr)])]
       : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
     ...(ctx.monitorIntervalS === undefined ? [] : [flag('monitor_interval', ctx.monitorIntervalS)]),

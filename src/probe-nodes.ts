@@ -1,6 +1,7 @@
 import type { Options } from './args.js'
 import type { JobEnv } from './env.js'
 import { holdProbe } from './held.js'
+import type { ReachCheck } from './launch/reach.js'
 import type { Busy } from './launch/wait-for-gpus.js'
 import type { NodeSpec } from './nodes.js'
 import { failPhase, label } from './phase.js'
@@ -163,7 +164,7 @@ async function proveReach(planNodes: PlanNode[], held: (RemoteProcess | undefine
  * torch 1.x's c10d rendezvous (no --local-addr) gives the workers the host name of the node whose
  * agent got group rank 0 (torch sorts the agents by host name): the name every node must resolve.
  */
-function masterName(planNodes: readonly PlanNode[]): { masterName?: NonNullable<import('./launch/reach.js').ReachCheck['masterName']> } {
+function masterName(planNodes: readonly PlanNode[]): Pick<ReachCheck, 'masterName'> {
   const named = planNodes.filter((n) => n.facts.localAddrFlag === false && n.facts.fqdn)
   if (named.length === 0) return {}
   const first = [...named].sort((a, b) => ((a.facts.fqdn as string) < (b.facts.fqdn as string) ? -1 : 1))[0] as PlanNode

@@ -4,6 +4,8 @@ import { wordsBlock } from '../remote.js'
 import { readProbeLines, readProbeList } from '../remote-probe.js'
 import type { RemoteProcess } from '../transport/types.js'
 import type { Ui } from '../ui.js'
+import { endpoint } from '../plan/endpoint.js'
+import { within } from './within.js'
 
 /**
  * Proves, before anything is launched, that every node can open a TCP connection to the master
@@ -36,10 +38,7 @@ export interface ReachCheck {
 /** What one node's check printed: its outcome as lines, or undefined when it never answered. */
 async function runCheck(node: ReachNode, words: string[], waitMs: number): Promise<Map<string, string> & { resolved: string[] } | undefined> {
   node.proc.write(wordsBlock(words))
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)))
-  const done = Promise.all([readToMark(node.proc.stdout, REACH_END), readToMark(node.proc.stderr, REACH_END)])
-  const answer = await Promise.race([done, late]).finally(() => clearTimeout(timer))
+  const answer = await within(Promise.all([readToMark(node.proc.stdout, REACH_END), readToMark(node.proc.stderr, REACH_END)]), waitMs)
   if (!answer || !answer[0].marked) return undefined
   return Object.assign(readProbeLines(answer[0].text), { resolved: readProbeList(answer[0].text, 'resolve') })
 }
@@ -47,7 +46,7 @@ async function runCheck(node: ReachNode, words: string[], waitMs: number): Promi
 /** Runs the check on every node at once; the problems found, one line each, naming the node. */
 export async function checkReach(ui: Ui, nodes: readonly ReachNode[], check: ReachCheck): Promise<string[]> {
   const { addr, port } = check.master
-  const target = `${addr.includes(':') ? `[${addr}]` : addr}:${port}`
+  const target = endpoint(addr, port)
   const name = check.masterName
   // The master's own shell answers once every other node has connected, or at the time limit.
   const waitMs = (check.timeoutS + 15) * 1000
