@@ -11,6 +11,7 @@ export const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt --python ~/venv/bin/python train.py', "use a venv's interpreter"],
   ['$0 -H hosts.txt --env-file .env --env NCCL_DEBUG=INFO train.py', 'set variables on every node'],
   ['$0 -H hosts.txt --timeout 2h -C /shared/proj train.py', 'another directory; stop after 2 hours'],
+  ['$0 -H hosts.txt --wait-for-gpus 10m train.py', 'wait for GPUs another job still holds'],
   ['$0 -H hosts.txt --only 0 --log-dir logs train.py', "show rank 0's lines; keep every rank's in logs/"],
   ['$0 -H hosts.txt --json train.py | jq .', 'newline-delimited JSON events for other programs'],
   ['$0 -H hosts.txt --sync train.py', 'copy this directory to every node first (only what changed)'],
@@ -24,5 +25,6 @@ export const EPILOGUE = [
   '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
   'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once). Nodes behind a jump host (ProxyJump, or --jump) are reached through one shared connection to it.',
   'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
+  'While a job runs, Ctrl-\\ (SIGQUIT) prints the Python stack of every thread of every rank, and the job goes on; --timeout prints them before it stops the job.',
 ].join('\n\n')
 
