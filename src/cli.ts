@@ -23,10 +23,22 @@ function onStop(handler: (reason: StopReason) => void): () => void {
   return () => listeners.forEach(([sig, l]) => process.off(sig, l))
 }
 
-/** Subscribes to SIGQUIT (Ctrl-\): show where every rank is, without stopping anything. */
-function onStacks(handler: () => void): () => void {
-  process.on('SIGQUIT', handler)
-  return () => void process.off('SIGQUIT', handler)
+/**
+ * SIGQUIT (Ctrl-\): the running job shows where every rank is, without stopping anything (onStacks
+ * subscribes it); before or between jobs `noJob` says there is nothing to show. Never fanout's end,
+ * SIGQUIT's default, which would leave the nodes' shells waiting. `stop` removes the listener.
+ */
+function stacksSignal(noJob: () => void): { onStacks: (handler: () => void) => () => void; stop: () => void } {
+  let current: (() => void) | undefined
+  const listener = (): void => (current ?? noJob)()
+  process.on('SIGQUIT', listener)
+  return {
+    onStacks: (handler) => {
+      current = handler
+      return () => void (current === handler && (current = undefined))
+    },
+    stop: () => void process.off('SIGQUIT', listener),
+  }
 }
 
 /** All of stdin (`--hostfile -`), stopping once more than maxBytes came: the caller refuses that. */
@@ -69,7 +81,12 @@ export async function main(argv: string[]): Promise<number> {
       // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
       const terminal = { input: process.stdin, output: stderr }
       const ask = process.stdin.isTTY && options.hostfile !== '-' ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}
-      return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, onStacks, ...ask, ...(live ? { live } : {}) })
+      const stacks = stacksSignal(() => ui.info('SIGQUIT (Ctrl-\\): no job is running now, so there are no stacks to show'))
+      try {
+        return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, onStacks: stacks.onStacks, ...ask, ...(live ? { live } : {}) })
+      } finally {
+        stacks.stop()
+      }
     } finally {
       live?.stop()
     }

@@ -183,6 +183,15 @@ sys.stdout.write(f"rank {dist.get_rank()} done\\n")
     expect(run.stderr).toContain('SIGQUIT (Ctrl-\\): the Python stack of every thread of every rank follows')
     for (const r of [0, 1, 2, 3]) expect(run.stderr).toMatch(new RegExp(`\\[n\\d h\\d r${r}\\]! +File ".*steady_steps\\.py", line \\d+ in training_step`))
     expect(run.stdout.match(/rank \d done/g)).toHaveLength(4)
+    // Before any job runs (here: the probe's set-up step), Ctrl-\ says there is nothing to show, and
+    // does not end fanout (SIGQUIT's default would, with the nodes' shells still waiting).
+    const early = startFanout(['--hosts', 'h1,h2', ...clusterArgs(), '--setup', 'sleep 3', '--launcher', 'none', '--', 'sh', '-c', 'echo launched'])
+    await early.waitFor(/connect: /)
+    process.kill(early.pid, 'SIGQUIT')
+    const after = await early.done
+    expect(after.code, after.stderr).toBe(0)
+    expect(after.stderr).toContain('SIGQUIT (Ctrl-\\): no job is running now, so there are no stacks to show')
+    expect(after.stdout.match(/launched/g)).toHaveLength(2)
   })
 
   it('a rendezvous that does not complete is named within --rdzv-timeout: the node that never joined, what it printed, exit 124', async () => {
