@@ -9,7 +9,7 @@ import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ENV } from './lib/env.mjs'
-import { readProbeLines, routeCommand } from '../dist/remote-probe.js'
+import { readProbeLines, routeCommand } from '../dist/node/probe.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Build step after tsc: bundles the CLI (dist/cli.js and everything it imports: yargs, chalk, listr2,
+// Build step after tsc: bundles the CLI (dist/cli/main.js and everything it imports: yargs, chalk, listr2,
 // ssh2's JavaScript; each lazily imported part still starts only when used) into one CommonJS file,
-// dist/cli.cjs, which cli-loader.ts compiles with the V8 code cache that code-cache.mjs records next.
+// dist/cli/cli.cjs, which cli/loader.ts compiles with the V8 code cache that code-cache.mjs records next.
 // Node 20 loads ES modules file by file, with no compile cache: yargs alone is some 60 files, ssh2 30
 // more, and compiling them was a good part of every start (~0.1 s of CPU; bench/, npm run bench).
-// bin/fanout.js starts dist/entry.js (tsc's output), which answers --help from fast-help.ts's texts
+// bin/fanout.js starts dist/cli/entry.js (tsc's output), which answers --help from fast-help.ts's texts
 // without loading the bundle.
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
-const dist = fileURLToPath(new URL('../dist/', import.meta.url))
+const dist = fileURLToPath(new URL('../dist/cli/', import.meta.url))
 
 // Start-up work a launch does not need, deferred or done once, in two dependencies' code as it is
 // bundled. Each change is matched by exact text: a new version of a package that no longer matches
@@ -73,7 +73,7 @@ const nativeParts = {
 for (const old of ['chunks', 'entry.bundle.js', 'entry.bundle.js.map', 'cli.cjs.cache']) rmSync(`${dist}${old}`, { recursive: true, force: true })
 const ID_PLACEHOLDER = '0'.repeat(32)
 await build({
-  entryPoints: [`${dist}cli.js`],
+  entryPoints: [`${dist}main.js`],
   outfile: `${dist}cli.cjs`,
   bundle: true,
   format: 'cjs',
@@ -93,7 +93,7 @@ await build({
 })
 const bundled = readFileSync(`${dist}cli.cjs`, 'latin1')
 const nonAscii = /[^\x00-\x7f]/.exec(bundled)
-if (nonAscii) throw new Error(`bundle: dist/cli.cjs holds a non-ASCII character at ${nonAscii.index}: cli-loader.ts reads it as latin1`)
+if (nonAscii) throw new Error(`bundle: dist/cli/cli.cjs holds a non-ASCII character at ${nonAscii.index}: cli/loader.ts reads it as latin1`)
 // The build's ID: a hash of the bundle as written (its ID still zeros), the same length as the zeros.
 const id = createHash('sha256').update(bundled).digest('hex').slice(0, ID_PLACEHOLDER.length)
 writeFileSync(`${dist}cli.cjs`, bundled.replace(ID_PLACEHOLDER, id), 'latin1')

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Build step after bundle.mjs: records V8's code cache for dist/cli.cjs (see src/cli-loader.ts) after
+// Build step after bundle.mjs: records V8's code cache for dist/cli/cli.cjs (see src/cli/loader.ts) after
 // a launch of `true` on localhost, run here by the bundle itself, so that the cache holds what a start
 // compiles: the arguments, the plan, the phases, the supervisor and the output. (ssh2 and the SSH
 // transport, which a local launch does not load, are compiled on use: no sshd is needed to build; a
@@ -11,13 +11,13 @@ import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-const dist = new URL('../dist/', import.meta.url)
+const dist = new URL('../dist/cli/', import.meta.url)
 const LAUNCH = ['--hosts', 'localhost', '--launcher', 'none', '--plain', '--', 'true']
 
 if (process.argv[2] === '--record') {
-  const { cacheHeader, compileCli } = await import('../dist/cli-loader.js')
+  const { cacheHeader, compileCli } = await import('../dist/cli/loader.js')
   const compiled = compileCli(dist)
-  if (compiled === undefined) throw new Error('code-cache: no dist/cli.cjs (run scripts/bundle.mjs first)')
+  if (compiled === undefined) throw new Error('code-cache: no dist/cli/cli.cjs (run scripts/bundle.mjs first)')
   try {
     await compiled.run().main(LAUNCH)
   } catch {
@@ -32,6 +32,6 @@ if (process.argv[2] === '--record') {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--record'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000 })
   if (child.status !== 0) {
     const why = child.error?.message ?? `exit ${child.status}, signal ${child.signal}`
-    process.stderr.write(`code-cache: no code cache recorded for dist/cli.cjs (${why}); fanout will start without one\n${child.stderr ?? ''}`)
+    process.stderr.write(`code-cache: no code cache recorded for dist/cli/cli.cjs (${why}); fanout will start without one\n${child.stderr ?? ''}`)
   }
 }

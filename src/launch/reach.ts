@@ -1,9 +1,9 @@
-import { readToMark } from '../held.js'
+import { readToMark } from './held.js'
 import { REACH_END, reachWords } from '../node/reach.js'
-import { wordsBlock } from '../remote.js'
-import { readProbeLines, readProbeList } from '../remote-probe.js'
+import { wordsBlock } from '../node/job.js'
+import { readProbeLines, readProbeList } from '../node/probe.js'
 import type { RemoteProcess } from '../transport/types.js'
-import type { Ui } from '../ui.js'
+import type { Ui } from '../output/ui.js'
 import { endpoint } from '../plan/endpoint.js'
 import { within } from './within.js'
 

@@ -1,6 +1,6 @@
 import { FanoutError } from '../errors.js'
 import { describeBusy, type Gpu, type GpuProcess } from '../plan/gpus.js'
-import type { StopReason } from '../supervisor.js'
+import type { StopReason } from '../supervise/supervisor.js'
 
 /** What holds the GPUs a node's job will use. */
 export type Busy = ReadonlyArray<{ gpu: Gpu; process: GpuProcess }>

@@ -1,7 +1,7 @@
 // What a launch on hundreds of nodes says about them, folded: the pre-flight table's identical rows
 // become one, as ClusterShell's clubak folds nodes with identical output, and the launch line's
 // per-node process counts are written by runs (`32 × 8`, not thirty-two 8s joined by `+`).
-import { compressHosts } from '../hostrange.js'
+import { compressHosts } from '../hosts/hostrange.js'
 
 /**
  * Per-node process counts, in node order, run-length written: a run of 2 or more equal neighbours is

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs'
 import { usageError } from '../errors.js'
-import { text } from '../flags.js'
+import { text } from '../cli/flags.js'
 import { checkPrefixFormat } from './prefix.js'
 
 /** How the job's output is shown and kept (the Output flags). */

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import { usageError } from '../errors.js'
-import { text } from '../flags.js'
+import { text } from '../cli/flags.js'
 import { DEFAULT_LIMITS, parseSyncMax, type ScanLimits } from './limits.js'
 
 /** `--sync`: copy a local tree to every node's working directory before the launch. */

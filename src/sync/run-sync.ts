@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { hashCommand } from '../remote.js'
+import { hashCommand } from '../node/job.js'
 import { capture, type Transport } from '../transport/types.js'
 import { syncTree, type SyncProgress, type SyncStats } from './apply.js'
 import { listRemote } from './remote-tree.js'

@@ -2,11 +2,11 @@ import type { Duplex, Readable } from 'node:stream'
 import type { ClientChannel } from 'ssh2'
 import type ssh2 from 'ssh2'
 import { FanoutError } from '../errors.js'
-import type { SshTarget } from '../ssh/config.js'
-import { openClient, type SshOptions } from './ssh-client.js'
+import type { SshTarget } from './ssh/config.js'
+import { openClient, type SshOptions } from './ssh/client.js'
 import type { ExitStatus, RemoteProcess, Transport } from './types.js'
 
-export { isDroppedHandshake, type SshOptions } from './ssh-client.js'
+export { isDroppedHandshake, type SshOptions } from './ssh/client.js'
 
 const full = (s: Readable): boolean => s.readableLength >= s.readableHighWaterMark
 

@@ -10,10 +10,10 @@ import { clusterArgs, describeCluster, startFanout } from './cluster.js'
  * JavaScript ciphers without a word.
  */
 
-const DIST = new URL('../../dist/', import.meta.url)
+const DIST = new URL('../../dist/cli/', import.meta.url)
 
 it('the built CLI is compiled from the code cache its build recorded, by the Node running it', () => {
-  const script = `import { compileCli } from ${JSON.stringify(new URL('cli-loader.js', DIST).href)}; console.log(compileCli(new URL(${JSON.stringify(DIST.href)})).cache)`
+  const script = `import { compileCli } from ${JSON.stringify(new URL('loader.js', DIST).href)}; console.log(compileCli(new URL(${JSON.stringify(DIST.href)})).cache)`
   expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim()).toBe('used')
   expect(readFileSync(new URL('cli.cjs', DIST), 'latin1')).toMatch(/^\/\*fanout-build:[0-9a-f]{32}\*\/\n/)
 })

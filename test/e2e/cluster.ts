@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, inject } from 'vitest'
-import { forwardedByDefault } from '../../src/env.js'
+import { forwardedByDefault } from '../../src/plan/env.js'
 
 export interface ClusterHost {
   name: string

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs, type HostsOptions, type Options, type ParsedArgs } from '../../src/args.js'
+import { parseArgs, type HostsOptions, type Options, type ParsedArgs } from '../../src/cli/parse.js'
 import type { FanoutError } from '../../src/errors.js'
 import { refusal } from './refusal.js'
 

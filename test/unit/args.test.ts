@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, parseDuration, type Options } from '../../src/args.js'
+import { parseArgs, parseDuration, type Options } from '../../src/cli/parse.js'
 import { FanoutError } from '../../src/errors.js'
 
 const CWD = '/home/me/proj'
@@ -183,8 +183,8 @@ describe('parseArgs: errors are USAGE, exit code 2', () => {
 describe('parseArgs: --help and --version', () => {
   const read = (file: string): string => readFileSync(fileURLToPath(new URL(`../../src/${file}`, import.meta.url)), 'utf8')
   // The launch's own options, and the host options it shares with `fanout hosts` (not that command's own).
-  const hostArgs = read('hosts-args.ts')
-  const source = read('args.ts') + hostArgs.slice(hostArgs.indexOf('function withHostOptions'), hostArgs.indexOf('function buildHosts'))
+  const hostArgs = read('cli/hosts-args.ts')
+  const source = read('cli/parse.ts') + hostArgs.slice(hostArgs.indexOf('function withHostOptions'), hostArgs.indexOf('function buildHosts'))
   const optionNames = [...source.matchAll(/\.option\('([a-z-]+)'/g)].map((m) => m[1] ?? '')
 
   it('the option definitions were found', () => {

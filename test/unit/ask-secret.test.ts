@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { askSecret, type SecretTerminal } from '../../src/ask-secret.js'
+import { askSecret, type SecretTerminal } from '../../src/cli/ask-secret.js'
 import { FanoutError } from '../../src/errors.js'
 
 /** A terminal that records, in order, what the prompt did to it, and lets the test type. */

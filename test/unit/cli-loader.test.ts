@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { cacheHeader, compileCli, loadCli } from '../../src/cli-loader.js'
+import { cacheHeader, compileCli, loadCli } from '../../src/cli/loader.js'
 
 // A stand-in for dist/cli.cjs: a CommonJS module whose main says which file it is and what its
 // wrapper was given. Each test writes it to its own directory: V8 keeps what it compiled per source
@@ -100,7 +100,7 @@ describe('loadCli', () => {
 
   it('falls back to the modules themselves without a bundle (src/, or dist/ from tsc alone)', async () => {
     const cli = await loadCli(dirWith({}))
-    expect(cli).toBe(await import('../../src/cli.js'))
-    expect(readFileSync(new URL('../../src/cli.ts', import.meta.url), 'utf8')).toContain('export async function main')
+    expect(cli).toBe(await import('../../src/cli/main.js'))
+    expect(readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8')).toContain('export async function main')
   })
 })

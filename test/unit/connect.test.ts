@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { limitHandshakes, type ConnectPolicy } from '../../src/connect.js'
+import { limitHandshakes, type ConnectPolicy } from '../../src/launch/connect.js'
 
 class Dropped extends Error {
   readonly retryable = true

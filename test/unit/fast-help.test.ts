@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync, utimesSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { parseArgs } from '../../src/args.js'
-import { fastKey, fastOutput, FAST_ARGV, FAST_WIDTHS, isEnglishLocale, stamp, wrapWidth, yargsLocale } from '../../src/fast-help.js'
-import { renderFastTexts } from '../../src/help-render.js'
+import { parseArgs } from '../../src/cli/parse.js'
+import { fastKey, fastOutput, FAST_ARGV, FAST_WIDTHS, isEnglishLocale, stamp, wrapWidth, yargsLocale } from '../../src/cli/fast-help.js'
+import { renderFastTexts } from '../../src/cli/help-render.js'
 
 const LOCALE_VARS = ['LC_ALL', 'LC_MESSAGES', 'LANG', 'LANGUAGE'] as const
 const saved = Object.fromEntries(LOCALE_VARS.map((k) => [k, process.env[k]]))
@@ -114,14 +114,14 @@ describe('the pre-rendered texts are what yargs prints live', () => {
 })
 
 describe('fastOutput: the file written by the build', () => {
-  /** A dist/ with args.js, ../package.json and help-text.json as render-help.mjs writes them. */
+  /** A dist/cli/ with parse.js, ../../package.json and help-text.json as render-help.mjs writes them. */
   function fakeDist(texts: Record<string, string>): URL {
     const root = mkdtempSync(join(tmpdir(), 'fanout-fast-help-'))
-    mkdirSync(join(root, 'dist'))
+    mkdirSync(join(root, 'dist/cli'), { recursive: true })
     writeFileSync(join(root, 'package.json'), '{}')
-    writeFileSync(join(root, 'dist/args.js'), '')
-    const dir = pathToFileURL(join(root, 'dist') + '/')
-    writeFileSync(join(root, 'dist/help-text.json'), JSON.stringify({ stamp: stamp(dir), texts }))
+    writeFileSync(join(root, 'dist/cli/parse.js'), '')
+    const dir = pathToFileURL(join(root, 'dist/cli') + '/')
+    writeFileSync(join(root, 'dist/cli/help-text.json'), JSON.stringify({ stamp: stamp(dir), texts }))
     return dir
   }
 
@@ -134,13 +134,13 @@ describe('fastOutput: the file written by the build', () => {
 
   it('declines when the parser was built again since (tsc alone: the texts may be stale)', () => {
     const dir = fakeDist({ '--help@100': 'HELP\n' })
-    utimesSync(new URL('args.js', dir), new Date(), new Date(Date.now() + 5000))
+    utimesSync(new URL('parse.js', dir), new Date(), new Date(Date.now() + 5000))
     expect(fastOutput(['--help'], undefined, {}, dir)).toBeUndefined()
   })
 
   it('declines when package.json changed since (--version)', () => {
     const dir = fakeDist({ '--version@100': '0.1.0\n' })
-    utimesSync(new URL('../package.json', dir), new Date(), new Date(Date.now() + 5000))
+    utimesSync(new URL('../../package.json', dir), new Date(), new Date(Date.now() + 5000))
     expect(fastOutput(['--version'], undefined, {}, dir)).toBeUndefined()
   })
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs, type Options } from '../../src/args.js'
-import { int, yargsMessage } from '../../src/flags.js'
+import { parseArgs, type Options } from '../../src/cli/parse.js'
+import { int, yargsMessage } from '../../src/cli/flags.js'
 import { refusal } from './refusal.js'
 
 const CWD = '/home/me/proj'

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { foldRows, processCounts, type NodeRow } from '../../src/output/fold-rows.js'
-import { expandHostList } from '../../src/hostrange.js'
-import { alignColumns } from '../../src/table.js'
+import { expandHostList } from '../../src/hosts/hostrange.js'
+import { alignColumns } from '../../src/output/table.js'
 
 describe('processCounts', () => {
   it.each<[number[], string]>([

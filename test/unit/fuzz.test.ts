@@ -1,9 +1,9 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs } from '../../src/args.js'
+import { parseArgs } from '../../src/cli/parse.js'
 import { FanoutError } from '../../src/errors.js'
-import { parseHostfile, parseHostList, type HostEntry } from '../../src/hostfile.js'
-import { selectHosts } from '../../src/select.js'
-import { parseEnvFile } from '../../src/env.js'
+import { parseHostfile, parseHostList, type HostEntry } from '../../src/hosts/hostfile.js'
+import { selectHosts } from '../../src/hosts/select.js'
+import { parseEnvFile } from '../../src/plan/env.js'
 import { mulberry32 } from './prng.js'
 
 /**

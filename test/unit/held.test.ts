@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { PassThrough } from 'node:stream'
-import { holdProbe } from '../../src/held.js'
-import { PROBE_END } from '../../src/remote-probe.js'
+import { holdProbe } from '../../src/launch/held.js'
+import { PROBE_END } from '../../src/node/probe.js'
 import type { ExitStatus, RemoteProcess, Transport } from '../../src/transport/types.js'
 
 /** A node whose shell prints the given chunks on stdout and stderr, then (with `exit`) ends. */

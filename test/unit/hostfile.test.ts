@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { hostNameProblem, isHostOrAddress, parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hostfile.js'
+import { hostNameProblem, isHostOrAddress, parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hosts/hostfile.js'
 
 const F = 'hosts.txt'
 

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { compressHosts, expandHostList, expandHostRange, expandRangeItems, MAX_HOSTS, splitHostList } from '../../src/hostrange.js'
+import { compressHosts, expandHostList, expandHostRange, expandRangeItems, MAX_HOSTS, splitHostList } from '../../src/hosts/hostrange.js'
 import { refusal } from './refusal.js'
 
 describe('expandHostRange', () => {

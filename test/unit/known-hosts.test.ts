@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
-import { checkHostKey, fingerprint, knownHostsLine, knownKeyTypes, type KnownHostsFile } from '../../src/ssh/known-hosts.js'
+import { checkHostKey, fingerprint, knownHostsLine, knownKeyTypes, type KnownHostsFile } from '../../src/transport/ssh/known-hosts.js'
 
 // --- Real keys, encoded to the SSH wire format ssh2's hostVerifier receives ---------------
 

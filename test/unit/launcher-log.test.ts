@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LauncherLogScanner, pickRootCause } from '../../src/launcher-log.js'
+import { LauncherLogScanner, pickRootCause } from '../../src/supervise/launcher-log.js'
 
 const T1 = 'ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 3) local_rank: 0 (pid: 11187) of binary: /usr/bin/python3\n'
 const T2 = 'E1127 10:00:00.000000 1234 torch/distributed/elastic/multiprocessing/api.py:869] failed (exitcode: -9) local_rank: 5 (pid: 1234) of binary: /usr/bin/python3\n'

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
 import { execFileSync } from 'node:child_process'
-import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, readLauncherOptions, splitWords, type CommandFitInput, type LauncherOptions } from '../../src/launcher.js'
-import { RANK_TAGGER } from '../../src/output/rank-tag.js'
-import type { JobEnv } from '../../src/env.js'
-import { planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan.js'
-import { jobCommandSize, MAX_COMMAND_BYTES } from '../../src/remote.js'
-import { probeCommandSize } from '../../src/remote-probe.js'
+import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, readLauncherOptions, splitWords, type CommandFitInput, type LauncherOptions } from '../../src/plan/launcher.js'
+import { RANK_TAGGER } from '../../src/node/rank-tag.js'
+import type { JobEnv } from '../../src/plan/env.js'
+import { planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan/plan.js'
+import { jobCommandSize, MAX_COMMAND_BYTES } from '../../src/node/job.js'
+import { probeCommandSize } from '../../src/node/probe.js'
 import { mulberry32 } from './prng.js'
 
 const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }

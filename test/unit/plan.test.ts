@@ -4,7 +4,7 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FanoutError } from '../../src/errors.js'
-import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan.js'
+import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan/plan.js'
 
 const lines = (...l: string[]): string => l.join('\n') + '\n'
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { REACH_PYTHON } from '../../src/node/reach.js'
-import { readProbeLines } from '../../src/remote-probe.js'
+import { readProbeLines } from '../../src/node/probe.js'
 
 /** Runs the reachability program as a held shell does (python3 -S -c SOURCE ARGS…) and collects its stdout. */
 function reach(args: string[]): Promise<{ out: Map<string, string>; ms: number }> {

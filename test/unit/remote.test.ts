@@ -4,12 +4,12 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
-import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, CONTROL, type JobSpec } from '../../src/remote.js'
-import { heldJobInput, heldProbeCommand, PROBE_END, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../../src/remote-probe.js'
+import { jobCommand, jobCommandSize, jobInput, MAX_COMMAND_BYTES, CONTROL, type JobSpec } from '../../src/node/job.js'
+import { heldJobInput, heldProbeCommand, PROBE_END, probeCommand, probeCommandSize, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../../src/node/probe.js'
 import { FanoutError } from '../../src/errors.js'
 import { REACH_END, reachWords } from '../../src/node/reach.js'
-import { wordsBlock } from '../../src/remote.js'
-import { parseProbe } from '../../src/plan.js'
+import { wordsBlock } from '../../src/node/job.js'
+import { parseProbe } from '../../src/plan/plan.js'
 
 describe('readProbeLines', () => {
   it.each<[string, string, Record<string, string>]>([

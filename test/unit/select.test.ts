@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import type { FanoutError } from '../../src/errors.js'
-import type { HostEntry } from '../../src/hostfile.js'
-import { selectHosts, type Selection } from '../../src/select.js'
+import type { HostEntry } from '../../src/hosts/hostfile.js'
+import { selectHosts, type Selection } from '../../src/hosts/select.js'
 import { refusal } from './refusal.js'
 
 const entry = (spec: string): HostEntry => {

@@ -1,7 +1,7 @@
 import SSHConfig from 'ssh-config'
 import { userInfo } from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { resolveTarget } from '../../src/ssh/config.js'
+import { resolveTarget } from '../../src/transport/ssh/config.js'
 
 const target = (config: string, host = 'gpu01') => resolveTarget({ host, line: 1 } as never, SSHConfig.parse(config), {})
 

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { Chalk } from 'chalk'
-import { describeStatus, exitCodeOf, formatSummary, jobExitCode, nodeRecord, rankList } from '../../src/summary.js'
-import type { Failure, NodeResult, StopReason } from '../../src/supervisor.js'
+import { describeStatus, exitCodeOf, formatSummary, jobExitCode, nodeRecord, rankList } from '../../src/supervise/summary.js'
+import type { Failure, NodeResult, StopReason } from '../../src/supervise/supervisor.js'
 import type { ExitStatus } from '../../src/transport/types.js'
 
 const exit = (code: number): ExitStatus => ({ code, signal: null })
@@ -211,7 +211,7 @@ describe('nodeRecord', () => {
 
 describe('formatAttempts', () => {
   it('one line per attempt, with the root cause of each failure', async () => {
-    const { formatAttempts } = await import('../../src/summary.js')
+    const { formatAttempts } = await import('../../src/supervise/summary.js')
     const failure = { rank: 1, host: 'h2', exitCode: 5, what: 'local rank 0 exited with code 5', lastLines: [] }
     expect(formatAttempts([{ exitCode: 5, failure }, { exitCode: 0 }])).toBe(
       'attempts:\n  attempt 1: failed, exit 5 (first failure: node 1 (h2): local rank 0 exited with code 5)\n  attempt 2: succeeded\n',

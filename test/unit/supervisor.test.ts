@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { PassThrough } from 'node:stream'
-import { CONTROL } from '../../src/remote.js'
+import { CONTROL } from '../../src/node/job.js'
 import { NodeOutput } from '../../src/output/node-output.js'
-import { Supervisor, type Job, type SuperviseOptions } from '../../src/supervisor.js'
+import { Supervisor, type Job, type SuperviseOptions } from '../../src/supervise/supervisor.js'
 import type { ExitStatus, RemoteProcess, Transport } from '../../src/transport/types.js'
 
 /** A node's launcher that fanout drives through control bytes; `onControl` plays the node's side. */

@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WORKER_BOOT } from '../../src/node/worker-boot.js'
-import { RANK_TAGGER } from '../../src/output/rank-tag.js'
-import { escapeMacros } from '../../src/launcher.js'
+import { RANK_TAGGER } from '../../src/node/rank-tag.js'
+import { escapeMacros } from '../../src/plan/launcher.js'
 import { expectStuckDump, reEscape, STUCK } from './stuck-worker.js'
 
 // The interpreter the rest of the unit tests use (Debian 12: 3.11). The bootstrap mimics each version's

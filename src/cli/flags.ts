@@ -1,0 +1,149 @@
+import { resolve } from 'node:path'
+import type { Argv } from 'yargs'
+import type { HostListOptions } from './parse.js'
+import { parseEnvFlag, type EnvOptions } from '../plan/env.js'
+import { quote, usageError } from '../errors.js'
+import { MAX_HOSTS } from '../hosts/hostrange.js'
+import { NO_HOSTS } from '../hosts/hostsource.js'
+
+/** Parsing helpers shared by fanout's two commands (args.ts). */
+
+/** The environment variables parsing may look at (cli.ts passes process.env). */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Words after the script are the script's; numbers stay text (`007` is not 7). */
+export const PARSER = { 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true }
+
+export const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
+  if (value === undefined) return undefined
+  // Digits only: Number() would also take `1e3`, `0x10`, ` 4`, `+4` and `1.0`, which are typos here.
+  const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${typeof value === 'string' ? quote(value) : JSON.stringify(value)})`)
+  return n
+}
+
+export const text = (flag: string, v: unknown): string | undefined => {
+  if (v === undefined) return undefined
+  if (Array.isArray(v)) throw usageError(`--${flag} was given more than once`)
+  if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
+  return v
+}
+
+type Parsed = { a: Record<string, unknown> & { _: Array<string | number> }; output: string }
+
+/** yargs' messages in fanout's words: one line per problem, naming the flag as it is typed. */
+export function yargsMessage(message: string): string {
+  const unknown = /^Unknown arguments?: (.*)$/s.exec(message)
+  if (unknown) {
+    const names = (unknown[1] ?? '').split(', ').map((n) => (n.length === 1 ? `-${n}` : `--${n}`))
+    return `unknown option${names.length > 1 ? 's' : ''} ${names.join(', ')}; see fanout --help`
+  }
+  if (message.startsWith('Invalid values:')) {
+    const lines = message.split('\n').slice(1).map((line) => {
+      const m = /^\s*Argument: (.+?), Given: (.*), Choices: (.*)$/s.exec(line)
+      return m ? `--${m[1]} must be one of ${m[3]} (got ${m[2]})` : line.trim()
+    })
+    return lines.filter((l) => l !== '').join('\n')
+  }
+  return message
+}
+
+/**
+ * yargs reads `--no-X` as "X is false" (boolean-negation) even where `no-X` is an option of its own:
+ * `--no-python` would leave `no-python` unset and make `python` false. Given back to the option it names.
+ */
+function ownNegations(a: Parsed['a']): void {
+  for (const key of Object.keys(a)) {
+    if (!key.startsWith('no-') || !(key.slice(3) in a)) continue
+    const base = key.slice(3)
+    const values = [a[base]].flat()
+    if (!values.includes(false)) continue
+    const rest = values.filter((v) => v !== false)
+    a[key] = true
+    if (rest.length === 0) delete a[base]
+    else a[base] = rest.length === 1 ? rest[0] : rest
+  }
+}
+
+async function parseOnce<T>(parser: Argv<T>, argv: string[]): Promise<Parsed> {
+  let output = ''
+  parser.fail((message, error) => {
+    throw usageError(yargsMessage(message || error?.message || 'invalid arguments'))
+  })
+  const a = (await parser.parseAsync(argv, {}, (_e, _a, out) => void (output = out))) as Parsed['a']
+  ownNegations(a)
+  return { a, output }
+}
+
+/**
+ * Runs a yargs parser, turning its failures into USAGE errors and capturing what --help printed.
+ * `--hostfile -` (stdin) is parsed again as `--hostfile=-`: yargs gives the long option an empty value
+ * and halts at the lone `-` as if it were the script (`-H -` works as it is).
+ */
+export async function runParser<T>(build: (argv: string[]) => Argv<T>, argv: string[]): Promise<Parsed> {
+  const first = await parseOnce(build(argv), argv)
+  const words = [...first.a._, ...((first.a['--'] as string[] | undefined) ?? [])]
+  if (first.a.hostfile !== '' || words[0] !== '-') return first
+  // Nothing after the word yargs halted at was parsed, so the first `--hostfile -` is that one.
+  const i = argv.findIndex((w, k) => w === '-' && argv[k - 1] === '--hostfile')
+  if (i < 1) return first
+  const again = [...argv.slice(0, i - 1), '--hostfile=-', ...argv.slice(i + 1)]
+  return parseOnce(build(again), again)
+}
+
+/**
+ * Joins an option that takes a value with a value that starts with `-`: yargs would read
+ * `--launcher-args "--log-dir /tmp/logs"` as two options and refuse the second, where the user
+ * obviously meant the value (`--launcher-args="--log-dir /tmp/logs"` always worked). Only fanout's
+ * own words are looked at: the scan stops at the first word that is not an option (the script) or
+ * at `--`. `takesValue` says which option names (long or short, as typed without dashes) take a
+ * value; `longName` gives the long name of a short alias.
+ */
+export function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<string>, longName: (name: string) => string): string[] {
+  const out = [...argv]
+  for (let i = 0; i < out.length; i++) {
+    const word = out[i] as string
+    if (word === '--' || !word.startsWith('-') || word === '-') break
+    const name = word.replace(/^--?/, '')
+    if (word.includes('=') || !takesValue.has(name)) continue
+    const value = out[i + 1]
+    if (value !== undefined && value.startsWith('-')) out.splice(i, 2, `--${longName(name)}=${value}`)
+    else i++ // the value, whatever it is
+  }
+  return out
+}
+
+/** The host list and selection flags, validated; both commands take them. */
+export function readHostOptions(a: Record<string, unknown>, cwd: string, env: Env): HostListOptions {
+  const hostfile = text('hostfile', a.hostfile)
+  const hosts = text('hosts', a.hosts)
+  if (hostfile !== undefined && hosts !== undefined) throw usageError('--hostfile and --hosts cannot be used together')
+  const given = {
+    hostfile: hostfile === undefined || hostfile === '-' ? hostfile : resolve(cwd, hostfile),
+    hosts,
+    include: text('include', a.include),
+    exclude: text('exclude', a.exclude),
+    numNodes: int('num-nodes', text('num-nodes', a['num-nodes']), 1, MAX_HOSTS),
+    numGpus: int('num-gpus', text('num-gpus', a['num-gpus']), 1, 4096),
+  }
+  // Said before anything is read; with SLURM_JOB_NODELIST set, hostsource.ts reads the allocation's list.
+  if (hostfile === undefined && hosts === undefined && !env.SLURM_JOB_NODELIST?.trim()) throw usageError(NO_HOSTS)
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+}
+
+/** --env (with `--env NAME`'s local value), --env-file and --no-default-env; only what was given. */
+export function readEnvOptions(a: Record<string, unknown>, cwd: string, env: Env): EnvOptions {
+  // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.
+  const list = (flag: string): string[] => [a[flag] ?? []].flat().map((v) => {
+    if (typeof v !== 'string' || v === '') throw usageError(`--${flag} needs a value`)
+    return v
+  })
+  const options: EnvOptions = {}
+  const flags = list('env').map((word) => parseEnvFlag(word, env))
+  const files = list('env-file').map((f) => resolve(cwd, f))
+  if (flags.length > 0) options.envFlags = flags
+  if (files.length > 0) options.envFiles = files
+  if (a['default-env'] === false) options.defaultEnv = false
+  return options
+}
