@@ -1,11 +1,12 @@
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 
 /**
  * `fanout --help` and `--version` without loading yargs: the texts are rendered at build time by the
- * same yargs definition (scripts/render-help.mjs, run after tsc, so they cannot go stale) and printed
- * here only when they are exactly what yargs would print now: the same words, a terminal width rendered
- * for, and a locale in which yargs speaks English. Anything else goes through the CLI as before.
- * Kept free of imports beyond node:fs: this module is all that `fanout --help` loads.
+ * same yargs definition (scripts/render-help.mjs, run after the bundle, so they cannot go stale) and
+ * printed here only when they are exactly what yargs would print now: the bundle they were rendered
+ * with (which the CLI runs), the same version, a terminal width rendered for, and a locale in which
+ * yargs speaks English. Anything else goes through the CLI as before. Kept free of imports beyond
+ * node:fs: this module is all that `fanout --help` loads.
  */
 
 /** The command lines answered here. */
@@ -34,16 +35,27 @@ export function fastKey(argv: readonly string[], columns: number | undefined, en
 }
 
 /**
- * The files whose change makes the texts stale, relative to dist/: the parser (tsc rewrites every
- * output on a build, so a build without the render step changes its time) and package.json (--version).
+ * What the texts were rendered for, as recorded next to them: the build of the bundle (its first line
+ * names it, scripts/bundle.mjs; the CLI runs the bundle when there is one) and the version in
+ * package.json (--version). Not modification times: a package's files get npm's fixed date when it is
+ * installed. Without a bundle (tsc alone) there is no build to name, and nothing is answered here.
  */
-export const STAMPED = ['parse.js', '../../package.json'] as const
-
-/** The modification times of the STAMPED files in `dir`, as recorded next to the texts. */
-export const stamp = (dir: URL): number[] => STAMPED.map((f) => statSync(new URL(f, dir)).mtimeMs)
+export function stamp(dir: URL): string[] {
+  const head = Buffer.alloc(64)
+  const fd = openSync(new URL('cli.cjs', dir), 'r')
+  try {
+    readSync(fd, head, 0, head.length, 0)
+  } finally {
+    closeSync(fd)
+  }
+  const build = /^\/\*fanout-build:([0-9a-f]+)\*\//.exec(head.toString('latin1'))?.[1]
+  if (build === undefined) throw new Error('the bundle names no build')
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', dir), 'utf8')) as { version?: unknown }
+  return [build, String(version)]
+}
 
 export interface RenderedTexts {
-  stamp: number[]
+  stamp: string[]
   texts: Record<string, string>
 }
 

@@ -1,17 +1,8 @@
-import { Chalk, type ChalkInstance } from 'chalk'
-import { parseArgs, type Options } from './parse.js'
-import { askSecret } from './ask-secret.js'
 import { FanoutError } from '../errors.js'
-import type { StopReason } from '../supervise/supervisor.js'
-
-/** NO_COLOR / FORCE_COLOR / --color, deciding per stream (a pipe gets no escape codes). */
-function colourFor(stream: NodeJS.WriteStream, choice: Options['color'], env: NodeJS.ProcessEnv): ChalkInstance {
-  if (choice === 'never') return new Chalk({ level: 0 })
-  if (choice === 'always') return new Chalk({ level: 1 })
-  if (env.NO_COLOR) return new Chalk({ level: 0 })
-  if (env.FORCE_COLOR !== undefined) return new Chalk({ level: env.FORCE_COLOR === '0' ? 0 : 1 })
-  return new Chalk({ level: stream.isTTY ? 1 : 0 })
-}
+import { refuseNul } from '../node/quote.js'
+import type { StopReason } from '../supervise/types.js'
+import type { CliIo, Command } from './command.js'
+import { commandOf } from './parse.js'
 
 /** Subscribes to the signals that mean "stop the job": Ctrl-C, SIGTERM, SIGHUP (terminal closed). */
 function onStop(handler: (reason: StopReason) => void): () => void {
@@ -23,22 +14,10 @@ function onStop(handler: (reason: StopReason) => void): () => void {
   return () => listeners.forEach(([sig, l]) => process.off(sig, l))
 }
 
-/**
- * SIGQUIT (Ctrl-\): the running job shows where every rank is, without stopping anything (onStacks
- * subscribes it); before or between jobs `noJob` says there is nothing to show. Never fanout's end,
- * SIGQUIT's default, which would leave the nodes' shells waiting. `stop` removes the listener.
- */
-function stacksSignal(noJob: () => void): { onStacks: (handler: () => void) => () => void; stop: () => void } {
-  let current: (() => void) | undefined
-  const listener = (): void => (current ?? noJob)()
-  process.on('SIGQUIT', listener)
-  return {
-    onStacks: (handler) => {
-      current = handler
-      return () => void (current === handler && (current = undefined))
-    },
-    stop: () => void process.off('SIGQUIT', listener),
-  }
+/** Subscribes to SIGQUIT (Ctrl-\); while a listener is there, SIGQUIT does not end the process. */
+function onQuit(handler: () => void): () => void {
+  process.on('SIGQUIT', handler)
+  return () => void process.off('SIGQUIT', handler)
 }
 
 /** All of stdin (`--hostfile -`), stopping once more than maxBytes came: the caller refuses that. */
@@ -53,43 +32,23 @@ async function readStdin(maxBytes: number): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
-/** The entry point: the only place that reads argv, the environment and stdin, and decides the exit code. */
+/**
+ * The entry point: the only place that reads argv, the environment and stdin, touches the process's
+ * signals, and decides the exit code. Each command (cli/commands/) parses its own words and runs.
+ */
 export async function main(argv: string[]): Promise<number> {
   const { stdout, stderr, env } = process
   try {
-    const parsed = await parseArgs(argv, process.cwd(), stdout.columns ?? 100, env)
-    if (parsed.kind === 'hosts') {
-      const { runHostsCommand } = await import('./hosts-command.js')
-      return await runHostsCommand(parsed.options, { stdout, stderr, env, readStdin })
-    }
-    if (parsed.kind !== 'run') {
+    refuseNul(argv) // quote.ts: no word with a NUL can reach a node intact
+    const { command, words } = commandOf(argv)
+    const cmd = command as Command<unknown>
+    const parsed = await cmd.parse(words, { cwd: process.cwd(), width: stdout.columns ?? 100, env })
+    if (parsed.kind !== 'options') {
       stdout.write(parsed.text + '\n')
       return 0
     }
-    const { options } = parsed
-    const chalk = colourFor(stdout, options.color, env)
-    const errChalk = colourFor(stderr, options.color, env)
-    const { plainUi, listrUi } = await import('../output/ui.js')
-    const animated = Boolean(stderr.isTTY) && !options.plain && !options.json
-    // On a TTY the job's lines scroll above a few live rows (progress bars, status); fanout's own
-    // messages go through the same region so that neither garbles the other.
-    const live = animated ? new (await import('../output/live.js')).LiveRegion(stderr) : undefined
-    const print = (text: string): void => void (live ? live.print(stderr, text) : stderr.write(text))
-    const ui = animated ? await listrUi(stderr, errChalk, print) : plainUi(print, errChalk)
-    const { runJob } = await import('../launch/run.js')
-    try {
-      // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
-      const terminal = { input: process.stdin, output: stderr }
-      const ask = process.stdin.isTTY && options.hostfile !== '-' ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}
-      const stacks = stacksSignal(() => ui.info('SIGQUIT (Ctrl-\\): no job is running now, so there are no stacks to show'))
-      try {
-        return await runJob(options, { stdout, stderr, env, readStdin, chalk, ui, onStop, onStacks: stacks.onStacks, ...ask, ...(live ? { live } : {}) })
-      } finally {
-        stacks.stop()
-      }
-    } finally {
-      live?.stop()
-    }
+    const io: CliIo = { stdout, stderr, env, stdin: process.stdin, readStdin, onStop, onQuit }
+    return await cmd.run(parsed.options, io)
   } catch (e) {
     if (e instanceof FanoutError) {
       stderr.write(`fanout: ${e.message.replace(/\n/g, '\nfanout: ')}\n`)

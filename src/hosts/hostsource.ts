@@ -3,6 +3,9 @@ import { FanoutError, usageError } from '../errors.js'
 import { MAX_BYTES, parseHostfile, parseHostList, type HostEntry, type ParsedHostfile } from './hostfile.js'
 import { selectHosts, type Selection } from './select.js'
 
+/** Where the nodes come from and which of them to use: every command takes these. */
+export interface HostListOptions extends HostSource, Selection {}
+
 /** Where the host list comes from: one of these, else SLURM's allocation. */
 export interface HostSource {
   /** A hostfile path, or `-` for stdin. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { usageError } from '../errors.js'
 import type { HostEntry } from './hostfile.js'
 import type { SshFlags, SshTarget } from '../transport/ssh/config.js'
-import { LOCAL_HOSTS } from '../transport/local.js'
+import { LOCAL_HOSTS } from '../transport/types.js'
 
 /** A node of the job: its rank, how to reach it, and what the hostfile said about it. */
 export interface NodeSpec {

@@ -1,18 +1,19 @@
 import { Chalk } from 'chalk'
-import type { Options } from '../cli/parse.js'
 import type { JsonEvents } from '../output/json.js'
 import type { JobOutput } from '../output/job-output.js'
 import type { RunLog } from '../output/logdir.js'
 import type { LaunchPlan } from '../plan/plan.js'
 import { jobCommand, jobInput, type JobSpec } from '../node/job.js'
 import { heldJobInput } from '../node/probe.js'
-import type { NodeSpec } from '../hosts/nodes.js'
 import { formatSummary, jobExitCode, nodeRecord, rankList, type NodeRecord } from '../supervise/summary.js'
 import { Supervisor, type Failure, type Job } from '../supervise/supervisor.js'
-import { capture, type RemoteProcess, type Transport } from '../transport/types.js'
-import { within } from './within.js'
+import type { TeardownOptions } from '../supervise/options.js'
+import { capture, type Transport } from '../transport/types.js'
 import { endpoint } from '../plan/endpoint.js'
-import type { RunIo } from './run.js'
+import type { LauncherOptions } from '../plan/launcher.js'
+import type { ProbedNode } from './cluster.js'
+import type { RunIo } from './io.js'
+import { within } from './within.js'
 
 export interface AttemptOutcome {
   exitCode: number
@@ -45,45 +46,64 @@ async function whoJoined(plan: LaunchPlan, node0: Transport | undefined): Promis
   return describeJoined(storePeers(read.stdout, plan.masterPort), plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })), endpoint(plan.masterAddr, plan.masterPort))
 }
 
+export interface AttemptInput {
+  plan: LaunchPlan
+  /** The nodes, in plan order; a node's held shell is taken (cleared) to start its job. */
+  nodes: readonly ProbedNode[]
+  /** Run again in each job's shell before the launcher. */
+  setup: readonly string[]
+  launcher: LauncherOptions
+  teardown: TeardownOptions
+  io: RunIo
+  report: JobReport
+  /** 1 for the first attempt (--restarts counts on). */
+  attempt: number
+  /** What is left of --timeout for this attempt. */
+  timeoutMs?: number
+}
+
 /**
  * Launches one attempt of the job on every node, supervises it to its end, and prints its summary. A
- * node with a `held` shell (its probe's, waiting) is started through it, and its entry taken (cleared).
+ * node with a held shell (its probe's, waiting) is started through it, and the shell taken (cleared).
  */
-export async function runAttempt(plan: LaunchPlan, nodes: NodeSpec[], transports: Transport[], options: Options, io: RunIo, report: JobReport, attempt: number, timeoutMs?: number, held?: (RemoteProcess | undefined)[]): Promise<AttemptOutcome> {
+export async function runAttempt(input: AttemptInput): Promise<AttemptOutcome> {
+  const { plan, nodes, launcher, teardown, io, report, attempt, timeoutMs } = input
   report.log?.startAttempt(attempt)
   // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
-  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: options.setup, argv: n.argv, heartbeatTimeoutS: options.heartbeatTimeoutS, graceS: Math.ceil(options.graceS), agent: options.launcher.kind !== 'none' }))
+  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: input.setup, argv: n.argv, heartbeatTimeoutS: teardown.heartbeatTimeoutS, graceS: Math.ceil(teardown.graceS), agent: launcher.kind !== 'none' }))
   const commands = specs.map(jobCommand)
   const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
     label: `n${n.rank} ${n.host}`,
     node: { rank: n.rank, host: n.host },
     run: async () => {
-      const waiting = held?.[i]
-      if (waiting && held) {
-        held[i] = undefined
+      const node = nodes[i] as ProbedNode
+      const waiting = node.held
+      if (waiting) {
+        delete node.held
         waiting.write(heldJobInput(specs[i] as JobSpec))
         return waiting
       }
-      const proc = await (transports[i] as Transport).exec(commands[i] as string)
+      const proc = await node.transport.exec(commands[i] as string)
       // The environment and the set-up lines, before any heartbeat: never on the node's command line.
       proc.write(jobInput(specs[i] as JobSpec))
       return proc
     },
   })), 'launched')
-  const jobs: Job[] = started.flatMap((r, i) => r.status === 'fulfilled'
-    ? [{ rank: i, host: nodes[i]?.entry.host ?? '', proc: r.value, transport: transports[i] as Transport }]
-    : [])
+  const jobs: Job[] = started.flatMap((r, i) => {
+    const node = nodes[i] as ProbedNode
+    return r.status === 'fulfilled' ? [{ rank: node.spec.rank, host: node.spec.entry.host, proc: r.value, transport: node.transport }] : []
+  })
   const ranks = (node: number): string => rankList(report.output.ranksOf(node))
   const supervisor = new Supervisor(jobs, {
     output: (job, hooks) => report.output.forNode(job, hooks),
     onExit: (result) => report.json?.emit('exit', { attempt, ...nodeRecord(result, ranks(result.rank), supervisor.firstFailure) }),
     heartbeatMs: 1000,
-    graceMs: options.graceS * 1000,
-    killOnFailure: options.killOnFailure,
+    graceMs: teardown.graceS * 1000,
+    killOnFailure: teardown.killOnFailure,
     timeoutMs,
     // Stacks and worker starts come from the rank tagger: without it there are neither.
-    ...(report.output.tagged ? { stacksMs: STACKS_MS, rendezvousTimeoutMs: options.rdzvTimeoutS * 1000 } : {}),
-    describeRendezvous: () => whoJoined(plan, transports[0]),
+    ...(report.output.tagged ? { stacksMs: STACKS_MS, rendezvousTimeoutMs: teardown.rdzvTimeoutS * 1000 } : {}),
+    describeRendezvous: () => whoJoined(plan, nodes[0]?.transport),
     log: (m) => io.ui.info(m),
   })
   // Nothing is half-launched: if a node could not start, the ones that did are stopped at once.

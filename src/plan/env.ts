@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs'
 import { quote, usageError } from '../errors.js'
-import type { Env } from '../cli/flags.js'
+
+/** The environment variables of this machine, as main.ts hands them in (process.env). */
+export type Env = Readonly<Record<string, string | undefined>>
 
 /**
  * The job's environment on every node: variables forwarded from this machine by default, then
@@ -136,30 +137,6 @@ export function resolveJobEnv(input: { localEnv: Env; defaults: boolean; files: 
   const forwarded = input.defaults ? defaultForwarded(input.localEnv) : {}
   for (const name of Object.keys(explicit)) delete forwarded[name]
   return { forwarded, explicit }
-}
-
-function readEnvFile(path: string): Record<string, string> {
-  let bytes: Buffer
-  try {
-    bytes = readFileSync(path)
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message
-    throw usageError(`--env-file ${path}: cannot read it: ${why}`)
-  }
-  let text: string
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-  } catch {
-    throw usageError(`--env-file ${path}: not a text file (not UTF-8)`)
-  }
-  return parseEnvFile(text, path)
-}
-
-/** Reads the --env-files and resolves the job's environment (the one impure step, before connecting). */
-export function loadJobEnv(options: EnvOptions, localEnv: Env): JobEnv {
-  const files = (options.envFiles ?? []).map(readEnvFile)
-  return resolveJobEnv({ localEnv, defaults: options.defaultEnv !== false, files, flags: options.envFlags ?? [] })
 }
 
 /**

@@ -1,11 +1,10 @@
-import type { Argv } from 'yargs'
-import { usageError } from '../errors.js'
-import { int, text } from '../cli/flags.js'
 import { taggedWorkerArgv, type WorkerSpec } from '../node/rank-tag.js'
 import type { JobEnv } from './env.js'
 import { commandTooLong, jobCommandSize, MAX_COMMAND_BYTES, type CommandSize } from '../node/job.js'
 import { probeCommandSize } from '../node/probe.js'
 import { endpoint } from './endpoint.js'
+import type { JobOptions } from './options.js'
+import type { TeardownOptions } from '../supervise/options.js'
 
 /**
  * The per-node launcher: torchrun (`python -m torch.distributed.run`), the legacy
@@ -27,68 +26,8 @@ export interface LauncherOptions {
   rdzvBackend?: 'c10d' | 'static'
   /** `--launcher-args`: more launcher flags, split like a shell would (quotes respected). */
   launcherArgs: string[]
-}
-
-export function withLauncherOptions<T>(y: Argv<T>) {
-  return y
-    .option('launcher', { type: 'string', choices: ['torchrun', 'launch', 'none'], default: 'torchrun', describe: 'torchrun; launch (legacy torch.distributed.launch); none (run the command itself)', group: 'Launcher:' })
-    .option('module', { alias: 'm', type: 'boolean', default: false, describe: 'SCRIPT is a Python module (python -m SCRIPT)', group: 'Launcher:' })
-    .option('no-python', { type: 'boolean', default: false, describe: 'SCRIPT is an executable, not a Python file', group: 'Launcher:' })
-    .option('use-env', { type: 'boolean', default: false, describe: 'launch: pass LOCAL_RANK in the environment, not --local-rank', group: 'Launcher:' })
-    .option('max-restarts', { type: 'string', describe: 'torchrun --max-restarts (counted per node)', group: 'Launcher:' })
-    .option('restarts', { type: 'string', describe: 'relaunch the whole job up to N times after a failure (fresh port, backoff, FANOUT_ATTEMPT)', group: 'Launcher:' })
-    .option('rdzv-backend', { type: 'string', choices: ['c10d', 'static'], describe: 'c10d: dynamic rendezvous at the master, with a generated run id', group: 'Launcher:' })
-    .option('launcher-args', { type: 'string', describe: 'more launcher flags, passed as given: "--log-dir /tmp/logs"', group: 'Launcher:' })
-}
-
-/** Splits a flag string into words as a POSIX shell would (quotes and backslashes), nothing expanded. */
-export function splitWords(input: string): string[] {
-  const words: string[] = []
-  let word: string | undefined
-  let quote: '"' | "'" | undefined
-  for (let i = 0; i < input.length; i++) {
-    const c = input[i] as string
-    if (quote === "'") c === "'" ? (quote = undefined) : (word = (word ?? '') + c)
-    else if (quote === '"') {
-      if (c === '"') quote = undefined
-      else if (c === '\\' && /["\\$`]/.test(input[i + 1] ?? '')) word = (word ?? '') + input[++i]
-      else word = (word ?? '') + c
-    } else if (/\s/.test(c)) {
-      if (word !== undefined) words.push(word)
-      word = undefined
-    } else {
-      word ??= ''
-      if (c === "'" || c === '"') quote = c
-      else if (c === '\\') word += input[++i] ?? ''
-      else word += c
-    }
-  }
-  if (quote) throw usageError(`--launcher-args: unterminated ${quote} quote in ${JSON.stringify(input)}`)
-  if (word !== undefined) words.push(word)
-  return words
-}
-
-/** Validates the launcher flags: combinations the launchers themselves would reject fail here, before any connection. */
-export function readLauncherOptions(a: Record<string, unknown>): LauncherOptions {
-  const kind = (text('launcher', a.launcher) ?? 'torchrun') as LauncherKind
-  const options: LauncherOptions = {
-    kind,
-    module: a.module === true,
-    noPython: a['no-python'] === true,
-    useEnv: a['use-env'] === true,
-    launcherArgs: splitWords(text('launcher-args', a['launcher-args']) ?? ''),
-  }
-  const maxRestarts = int('max-restarts', text('max-restarts', a['max-restarts']), 0, 1000)
-  if (maxRestarts !== undefined) options.maxRestarts = maxRestarts
-  const rdzv = text('rdzv-backend', a['rdzv-backend'])
-  if (rdzv) options.rdzvBackend = rdzv as 'c10d' | 'static'
-  const used = Object.entries({ '-m/--module': options.module, '--no-python': options.noPython, '--use-env': options.useEnv, '--max-restarts': maxRestarts !== undefined, '--rdzv-backend': rdzv !== undefined, '--launcher-args': options.launcherArgs.length > 0 })
-    .filter(([, on]) => on).map(([flag]) => flag)
-  if (kind === 'none' && used.length > 0) throw usageError(`${used.join(', ')}: only for --launcher torchrun or launch, not none`)
-  if (options.module && options.noPython) throw usageError('-m/--module and --no-python exclude each other (a module is run by Python)')
-  if (options.useEnv && kind !== 'launch') throw usageError('--use-env is for --launcher launch (torchrun always sets LOCAL_RANK)')
-  if (kind === 'launch' && options.noPython && !options.useEnv) throw usageError('--launcher launch with --no-python needs --use-env, as torch.distributed.launch itself insists')
-  return options
+  /** torchrun's worker poll interval (--monitor_interval): how soon it notices a dead worker (its default is 5 s). */
+  monitorIntervalS?: number
 }
 
 export interface LauncherContext {
@@ -100,7 +39,6 @@ export interface LauncherContext {
   nproc: number
   masterAddr: string
   masterPort: number
-  monitorIntervalS?: number
   /** Shared by every node of a c10d rendezvous. */
   runId: string
   script: string
@@ -136,7 +74,7 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
       ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint(ctx.masterAddr, ctx.masterPort)), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
           ...(ctx.localAddr === undefined ? [] : [flag('local_addr', ctx.localAddr)])]
       : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
-    ...(ctx.monitorIntervalS === undefined ? [] : [flag('monitor_interval', ctx.monitorIntervalS)]),
+    ...(options.monitorIntervalS === undefined ? [] : [flag('monitor_interval', options.monitorIntervalS)]),
     ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),
   ]
   if (!ctx.rankTags) {
@@ -167,18 +105,13 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
  */
 export const escapeMacros = (word: string): string => word.replace(/\$/g, '$$$$')
 
-/** What the size check before connecting needs of the options (args.ts). */
+/** What the size check before connecting needs of the options. */
 export interface CommandFitInput {
   launcher: LauncherOptions
-  python: string
-  script: string
-  scriptArgs: readonly string[]
-  chdir: string
-  setup: readonly string[]
+  job: Pick<JobOptions, 'python' | 'script' | 'scriptArgs' | 'chdir' | 'setup'>
   rankTags: boolean
-  monitorIntervalS?: number
-  heartbeatTimeoutS: number
-  graceS: number
+  /** The wrapper's own arguments. */
+  teardown: Pick<TeardownOptions, 'heartbeatTimeoutS' | 'graceS'>
 }
 
 // Variables fanout sets itself on a node (plan.ts), which replace a forwarded value of the same name.
@@ -193,18 +126,20 @@ const OWN_VARIABLES = new Set(['PYTHONUNBUFFERED', 'GLOO_SOCKET_IFNAME', 'NCCL_S
  * node's exact command again before anything is launched. The longer of the two, by part.
  */
 export function commandFloor(o: CommandFitInput, jobEnv: JobEnv): CommandSize {
-  const shortest = launcherCommand(o.launcher, {
-    python: o.python, nnodes: 1, nodeRank: 0, nproc: 1, masterAddr: '', masterPort: 0, runId: '',
-    script: o.script, scriptArgs: o.scriptArgs, rankTags: o.rankTags && o.launcher.kind !== 'none',
-    ...(o.monitorIntervalS === undefined ? {} : { monitorIntervalS: o.monitorIntervalS }),
+  const { job: j, launcher } = o
+  const shortest = launcherCommand(launcher, {
+    python: j.python, nnodes: 1, nodeRank: 0, nproc: 1, masterAddr: '', masterPort: 0, runId: '',
+    script: j.script, scriptArgs: j.scriptArgs, rankTags: o.rankTags && launcher.kind !== 'none',
   })
   const forwarded = Object.entries(jobEnv.forwarded).filter(([k]) => !OWN_VARIABLES.has(k))
   const env = { PYTHONUNBUFFERED: '1', ...Object.fromEntries(forwarded), ...shortest.env, ...jobEnv.explicit }
-  const job = jobCommandSize({ cwd: o.chdir, env, setup: o.setup, argv: shortest.argv, heartbeatTimeoutS: o.heartbeatTimeoutS, graceS: Math.ceil(o.graceS) })
-  const scriptIsFile = o.launcher.kind !== 'none' && !o.launcher.module && !o.launcher.noPython
-  const probe = probeCommandSize({ python: o.python, wantPort: false, cwd: o.chdir, setup: o.setup, ...(scriptIsFile ? { script: o.script } : {}) })
+  const job = jobCommandSize({ cwd: j.chdir, env, setup: j.setup, argv: shortest.argv, heartbeatTimeoutS: o.teardown.heartbeatTimeoutS, graceS: Math.ceil(o.teardown.graceS) })
+  const probe = probeCommandSize({ python: j.python, wantPort: false, cwd: j.chdir, setup: j.setup, ...(scriptIsFile(launcher, j.script) ? { script: j.script } : {}) })
   return probe.total > job.total ? probe : job
 }
+
+/** The script is a file in the working directory (the pre-flight looks for it): not -m, --no-python or --launcher none. */
+export const scriptIsFile = (launcher: LauncherOptions, script: string): boolean => script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
 
 /** Throws a USAGE error, before any connection, when commandFloor is over MAX_COMMAND_BYTES. */
 export function checkCommandFits(o: CommandFitInput, jobEnv: JobEnv): void {

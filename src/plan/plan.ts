@@ -124,8 +124,6 @@ export interface PlanOptions {
   nprocPerNode?: number
   masterAddr?: string
   masterPort?: number
-  /** torchrun's worker poll interval: how soon it notices a dead worker (its default is 5 s). */
-  monitorIntervalS?: number
   /** Which launcher and its flags; torchrun when absent. */
   launcher?: LauncherOptions
   /** The c10d rendezvous id, shared by the job's nodes. */
@@ -203,7 +201,7 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
     }
     const launched = launcherCommand(options.launcher ?? TORCHRUN, {
       python: options.python, nnodes: nodes.length, nodeRank: node.rank, nproc, masterAddr, masterPort,
-      monitorIntervalS: options.monitorIntervalS, runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
+      runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
       rankTags: options.rankTags ?? false,
       ...(node.facts.torchVersion ? { torchVersion: node.facts.torchVersion } : {}),
       ...(node.facts.localAddrFlag && node.facts.srcAddr ? { localAddr: node.facts.srcAddr } : {}),

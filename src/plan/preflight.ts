@@ -1,9 +1,7 @@
-import type { Argv } from 'yargs'
-import { FanoutError, usageError } from '../errors.js'
+import { FanoutError } from '../errors.js'
 import type { LauncherKind } from './launcher.js'
 import type { NodeFacts } from './plan.js'
 import { describeBusy, type Gpu, type GpuProcess } from './gpus.js'
-import { shellQuote } from '../node/quote.js'
 import { foldRows } from '../output/fold-rows.js'
 import { alignColumns, collapseRuns } from '../output/table.js'
 
@@ -37,33 +35,6 @@ export interface PreflightContext {
   allowVersionSkew?: boolean
   /** `--allow-busy-gpus`: a GPU held by another process is a warning, not an error. */
   allowBusyGpus?: boolean
-}
-
-/** Set-up steps from the flags, in the order they run: the environment first, then --setup lines. */
-export function setupSteps(a: Record<string, unknown>): string[] {
-  // `--venv ''` would source /bin/activate and `--setup ''` run nothing: an empty value is a slip.
-  const list = (flag: string): string[] => [a[flag] ?? []].flat().map((v) => {
-    if (typeof v !== 'string' || v.trim() === '') throw usageError(`--${flag} needs a value`)
-    return v
-  })
-  // Quoted for the node's shell, keeping a leading ~/ for it to expand.
-  const path = (p: string): string => (p.startsWith('~/') ? `~/${shellQuote(p.slice(2))}` : shellQuote(p))
-  return [
-    ...list('venv').map((dir) => `. ${path(`${dir.replace(/\/$/, '')}/bin/activate`)}`),
-    ...list('conda').map((env) => `eval "$(conda shell.posix hook)" && conda activate ${shellQuote(env)}`),
-    ...list('setup'),
-  ]
-}
-
-export function withSetupOptions<T>(y: Argv<T>) {
-  return y
-    .option('setup', { type: 'string', describe: "shell line run on each node before the launcher, same shell (repeatable): 'source ~/venv/bin/activate'", group: 'Job:' })
-    .option('venv', { type: 'string', describe: 'activate this virtualenv on each node first (DIR/bin/activate)', group: 'Job:' })
-    .option('conda', { type: 'string', describe: 'activate this conda environment on each node first', group: 'Job:' })
-    .option('strict', { type: 'boolean', default: false, describe: 'torch or Python versions that differ across nodes (patch level) are an error', group: 'Job:' })
-    .option('allow-version-skew', { type: 'boolean', default: false, describe: 'launch even when nodes run different torch major.minor versions (which cannot rendezvous)', group: 'Job:' })
-    .option('allow-busy-gpus', { type: 'boolean', default: false, describe: 'launch even when a GPU the job will use is held by another process', group: 'Job:' })
-    .option('wait-for-gpus', { type: 'string', describe: 'wait up to this long for busy GPUs to be freed (showing who holds them), e.g. 10m', group: 'Job:' })
 }
 
 function problems(node: PreflightNode, ctx: PreflightContext): string[] {

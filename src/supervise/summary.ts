@@ -1,41 +1,9 @@
 import type { ChalkInstance } from 'chalk'
 import { alignColumns, collapseRuns } from '../output/table.js'
-import { signalNumber } from '../transport/local.js'
-import type { ExitStatus } from '../transport/types.js'
-import { failed, type Failure, type NodeResult, type StopReason } from './supervisor.js'
+import { describeStatus, exitCodeOf, failed, STOP_CODES } from './exit-status.js'
+import type { Failure, NodeResult, StopReason } from './types.js'
 
-const CODE_MEANINGS: Record<number, string> = {
-  1: 'error',
-  2: 'usage error',
-  126: 'command not executable',
-  127: 'command not found',
-  130: 'interrupted (SIGINT)',
-  134: 'aborted (SIGABRT)',
-  137: 'killed (SIGKILL; often out of memory)',
-  139: 'segmentation fault (SIGSEGV)',
-  143: 'terminated (SIGTERM)',
-  255: 'ssh or connection failure',
-}
-
-/** The exit code a shell would report for this status (128+N for a signal, 255 for a lost node). */
-export function exitCodeOf(status: ExitStatus): number {
-  if (status.lost !== undefined) return 255
-  if (status.signal !== null) return 128 + (signalNumber(status.signal) ?? 0)
-  return status.code ?? 255
-}
-
-/** `exit 137 (killed (SIGKILL; often out of memory))`, `signal TERM (terminated …)`, `connection lost: …` */
-export function describeStatus(status: ExitStatus): string {
-  if (status.lost !== undefined) return `connection lost: ${status.lost}`
-  const code = exitCodeOf(status)
-  const meaning = CODE_MEANINGS[code]
-  const head = status.signal !== null ? `signal ${status.signal}` : `exit ${code}`
-  return meaning && code !== 0 ? `${head} (${meaning})` : head
-}
-
-const STOP_CODES: Record<StopReason, number> = { INT: 130, TERM: 143, HUP: 129, TIMEOUT: 124 }
-
-export const stopCode = (reason: StopReason): number => STOP_CODES[reason]
+export { describeStatus, exitCodeOf, stopCode } from './exit-status.js'
 
 /** One line per attempt of a job run with --restarts, after the last attempt's table. */
 export function formatAttempts(outcomes: ReadonlyArray<{ exitCode: number; failure?: Failure }>): string {

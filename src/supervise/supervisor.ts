@@ -1,43 +1,14 @@
 import { CONTROL } from '../node/job.js'
 import { LauncherLogScanner, pickRootCause, type FailureCandidate } from './launcher-log.js'
 import type { NodeOutput, NodeOutputHooks } from '../output/node-output.js'
-import { describeStatus, exitCodeOf } from './summary.js'
-import type { ExitStatus, RemoteProcess, Transport } from '../transport/types.js'
+import { describeStatus, exitCodeOf, failed } from './exit-status.js'
+import type { Failure, Job, NodeResult, StopReason } from './types.js'
+import type { ExitStatus } from '../transport/types.js'
 
-/** A node's launcher, started and ready to be watched. */
-export interface Job {
-  rank: number
-  host: string
-  proc: RemoteProcess
-  transport: Transport
-}
-
-export interface NodeResult {
-  rank: number
-  host: string
-  status: ExitStatus
-  startedAt: number
-  endedAt: number
-  /** True when fanout stopped this node (teardown), so its end is a consequence, not a cause. */
-  stoppedByFanout: boolean
-  output: Pick<NodeOutput, 'lines' | 'ranks' | 'tail'>
-}
-
-/** The root cause of a failed job: the first node that failed, and how. */
-export interface Failure {
-  rank: number
-  host: string
-  /** The code fanout exits with: the worker's or launcher's exit code, 128+N for a signal, 255 for a lost node. */
-  exitCode: number
-  what: string
-  /** What the node printed last before it failed (not the noise of the teardown that followed). */
-  lastLines: string[]
-}
+export type { Failure, Job, NodeResult, StopReason } from './types.js'
 
 /** Failures reported this long after the first one still compete to be the root cause. */
 const ROOT_CAUSE_WINDOW_MS = 3000
-
-export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'
 
 export interface SuperviseOptions {
   /** Where a node's output goes; the hooks see each stderr line (how launcher failures are noticed) and each worker's start. */
@@ -71,7 +42,6 @@ export interface SuperviseOptions {
 /** The exit code of a job whose rendezvous did not complete within --rdzv-timeout (as for --timeout). */
 export const RENDEZVOUS_EXIT_CODE = 124
 
-export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0
 
 /**
  * Watches running jobs: relays their output, keeps each watchdog fed with heartbeats, and tears the

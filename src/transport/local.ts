@@ -1,9 +1,5 @@
 import { spawn } from 'node:child_process'
-import { constants } from 'node:os'
 import type { ExitStatus, RemoteProcess, Transport } from './types.js'
-
-/** Host names that mean "this machine": they run through a child process, no sshd needed. */
-export const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])
 
 const signalName = (signal: NodeJS.Signals | null): string | null => (signal ? signal.replace(/^SIG/, '') : null)
 
@@ -38,5 +34,3 @@ export function localTransport(): Transport {
     close: () => {},
   }
 }
-
-export const signalNumber = (name: string): number | undefined => (constants.signals as Record<string, number>)[`SIG${name}`]

@@ -3,10 +3,12 @@ import type { ClientChannel } from 'ssh2'
 import type ssh2 from 'ssh2'
 import { FanoutError } from '../errors.js'
 import type { SshTarget } from './ssh/config.js'
-import { openClient, type SshOptions } from './ssh/client.js'
+import { openClient } from './ssh/client.js'
+import type { SshOptions } from './ssh/options.js'
 import type { ExitStatus, RemoteProcess, Transport } from './types.js'
 
-export { isDroppedHandshake, type SshOptions } from './ssh/client.js'
+export { isDroppedHandshake } from './ssh/client.js'
+export type { SshOptions } from './ssh/options.js'
 
 const full = (s: Readable): boolean => s.readableLength >= s.readableHighWaterMark
 

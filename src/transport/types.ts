@@ -51,3 +51,6 @@ export async function capture(transport: Transport, command: string, input?: str
   const status = await proc.done
   return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status }
 }
+
+/** Host names that mean "this machine": they run through a child process, no sshd needed. */
+export const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseArgs } from '../../src/cli/parse.js'
-import { loadJobEnv } from '../../src/plan/env.js'
+import { loadJobEnv } from '../../src/launch/job-env.js'
 import { commandFloor } from '../../src/plan/launcher.js'
 import { shellQuote } from '../../src/node/quote.js'
 import { MAX_COMMAND_BYTES } from '../../src/node/job.js'
@@ -292,11 +292,12 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
     const flags = (dir: string): string[] => ['-H', hostfile(), ...clusterArgs(), '--chdir', dir, '--launcher', 'none', '--']
     const marker = (): string => join(out, 'over-limit-ran')
     const program = (): string[] => ['/bin/sh', '-c', 'touch "$1"; echo "LEN ${#2}"', 'sh', marker()]
-    /** The lower bound fanout computes before connecting, for these arguments (as cli.ts would parse them). */
+    /** The lower bound fanout computes before connecting, for these arguments (as the CLI would parse them, and launch/run.ts check them). */
     async function floorOf(args: string[]): Promise<number> {
       const parsed = await parseArgs(args, cluster?.work ?? '', 100, fanoutEnv())
       if (parsed.kind !== 'run') throw new Error('not a launch')
-      return commandFloor(parsed.options, loadJobEnv(parsed.options, fanoutEnv())).total
+      const { launcher, job, output, teardown } = parsed.options
+      return commandFloor({ launcher, job, rankTags: output.rankTags, teardown }, loadJobEnv(job.env, fanoutEnv())).total
     }
     /** The arguments with a last one sized so that the lower bound is `target` bytes. */
     const sized = async (target: number): Promise<string[]> => {

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs, type HostsOptions, type Options, type ParsedArgs } from '../../src/cli/parse.js'
+import { parseArgs, type HostsOptions, type ParsedArgs } from '../../src/cli/parse.js'
+import type { HostListOptions } from '../../src/hosts/hostsource.js'
+import type { RunOptions } from '../../src/launch/options.js'
 import type { FanoutError } from '../../src/errors.js'
 import { refusal } from './refusal.js'
 
@@ -10,7 +12,7 @@ async function parsed(argv: string[], env: Record<string, string> = {}): Promise
   return parseArgs(argv, CWD, 100, env)
 }
 
-async function run(argv: string[], env: Record<string, string> = {}): Promise<Options> {
+async function run(argv: string[], env: Record<string, string> = {}): Promise<RunOptions> {
   const p = await parsed(argv, env)
   if (p.kind !== 'run') throw new Error(`expected a run, got ${p.kind}`)
   return p.options
@@ -25,7 +27,7 @@ async function hosts(argv: string[], env: Record<string, string> = {}): Promise<
 const refused = (argv: string[], env: Record<string, string> = {}): Promise<FanoutError> => refusal(() => parsed(argv, env), 'USAGE')
 
 const HOST_KEYS = ['hostfile', 'hosts', 'include', 'exclude', 'numNodes', 'numGpus'] as const
-const hostPart = (o: Options | HostsOptions): Record<string, unknown> => Object.fromEntries(HOST_KEYS.filter((k) => k in o).map((k) => [k, o[k]]))
+const hostPart = (o: HostListOptions | HostsOptions): Record<string, unknown> => Object.fromEntries(HOST_KEYS.filter((k) => k in o).map((k) => [k, o[k]]))
 
 describe('parseArgs: host list and selection flags', () => {
   it.each<[string, string[], Record<string, string>, Record<string, unknown>]>([
@@ -41,13 +43,13 @@ describe('parseArgs: host list and selection flags', () => {
     ['--num-nodes and --num-gpus', ['-H', 'h', '--num-nodes', '2', '--num-gpus', '4'], {}, { hostfile: '/home/me/proj/h', numNodes: 2, numGpus: 4 }],
     ['neither flag inside a SLURM allocation', ['--num-nodes', '2'], SLURM, { numNodes: 2 }],
   ])('%s', async (_name, flags, env, expected) => {
-    expect(hostPart(await run([...flags, 'train.py'], env))).toEqual(expected)
+    expect(hostPart((await run([...flags, 'train.py'], env)).hosts)).toEqual(expected)
   })
 
   it("a lone - after the script is the script's", async () => {
     const o = await run(['-H', 'h', 'train.py', '-H', '-'])
-    expect(o.hostfile).toBe('/home/me/proj/h')
-    expect(o.scriptArgs).toEqual(['-H', '-'])
+    expect(o.hosts.hostfile).toBe('/home/me/proj/h')
+    expect(o.job.scriptArgs).toEqual(['-H', '-'])
   })
 
   it.each<[string, string[], Record<string, string>, RegExp]>([
@@ -109,7 +111,7 @@ describe('parseArgs: fanout hosts', () => {
     ['after -- in a SLURM allocation', ['--', 'hosts', '--json'], SLURM],
   ])('a script named hosts runs when hosts is not the first word: %s', async (_name, argv, env) => {
     const o = await run(argv, env)
-    expect(o.script).toBe('hosts')
-    expect(o.scriptArgs).toEqual(['--json'])
+    expect(o.job.script).toBe('hosts')
+    expect(o.job.scriptArgs).toEqual(['--json'])
   })
 })

@@ -1,12 +1,18 @@
 import { describe, it, expect } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, parseDuration, type Options } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/parse.js'
+import { parseDuration } from '../../src/cli/parser.js'
+import type { RunOptions } from '../../src/launch/options.js'
+import type { EnvOptions } from '../../src/plan/env.js'
 import { FanoutError } from '../../src/errors.js'
 
 const CWD = '/home/me/proj'
 
-async function options(argv: string[]): Promise<Options> {
+/** Any part of RunOptions, each group itself partial (what toMatchObject compares). */
+type PartialRun = { [K in keyof RunOptions]?: Partial<RunOptions[K]> }
+
+async function options(argv: string[]): Promise<RunOptions> {
   const parsed = await parseArgs(argv, CWD)
   if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`)
   return parsed.options
@@ -44,8 +50,8 @@ describe('parseArgs: the script and its arguments', () => {
     ['-m style module launch', ['-H', 'h', 'pkg/train.py', '-m', 'x'], 'pkg/train.py', ['-m', 'x']],
   ])('%s', async (_name, argv, script, scriptArgs) => {
     const o = await options(argv)
-    expect(o.script).toBe(script)
-    expect(o.scriptArgs).toEqual(scriptArgs)
+    expect(o.job.script).toBe(script)
+    expect(o.job.scriptArgs).toEqual(scriptArgs)
   })
 
   // --identity is repeatable, but one use of it must take one value: the script after it is not a key file.
@@ -55,81 +61,91 @@ describe('parseArgs: the script and its arguments', () => {
     ['--identity=KEY SCRIPT', ['-H', 'h', '--identity=id_ed25519', 'train.py', '--epochs', '3']],
   ])('%s: the script is not taken as another identity', async (_name, argv) => {
     const o = await options(argv)
-    expect(o.identity).toEqual(['/home/me/proj/id_ed25519'])
-    expect(o.script).toBe('train.py')
-    expect(o.scriptArgs).toEqual(['--epochs', '3'])
+    expect(o.ssh.identity).toEqual(['/home/me/proj/id_ed25519'])
+    expect(o.job.script).toBe('train.py')
+    expect(o.job.scriptArgs).toEqual(['--epochs', '3'])
   })
 
   it('options before the script are parsed, those after it are not', async () => {
     const o = await options(['-H', 'h', '--nproc-per-node', '2', 'train.py', '--nproc-per-node', '9'])
-    expect(o.nprocPerNode).toBe(2)
+    expect(o.job.nprocPerNode).toBe(2)
   })
 })
 
 describe('parseArgs: defaults and values', () => {
   it('defaults', async () => {
     expect(await options(['--hostfile', 'hosts.txt', 'train.py'])).toEqual({
-      hostfile: '/home/me/proj/hosts.txt',
-      script: 'train.py',
-      scriptArgs: [],
-      identity: [],
-      chdir: CWD,
-      python: 'python3',
-      dryRun: false,
-      connectTimeoutS: 10,
-      maxHandshakes: 8,
-      graceS: 10,
-      heartbeatTimeoutS: 15,
-      keepaliveS: 5,
-      killOnFailure: true,
-      monitorIntervalS: 0.25,
-      rdzvTimeoutS: 120,
-      launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] },
-      setup: [],
-      strict: false,
-      allowVersionSkew: false,
-      allowBusyGpus: false,
-      color: 'auto',
-      plain: false,
-      acceptNew: false,
-      askPassword: false,
-      json: false,
-      quiet: false,
-      rankTags: true,
-      timestamps: false,
-    } satisfies Options)
+      mode: 'run',
+      hosts: { hostfile: '/home/me/proj/hosts.txt' },
+      ssh: {
+        identity: [],
+        acceptNew: false,
+        askPassword: false,
+        connectTimeoutS: 10,
+        maxHandshakes: 8,
+        keepaliveS: 5,
+      },
+      job: {
+        script: 'train.py',
+        scriptArgs: [],
+        chdir: CWD,
+        python: 'python3',
+        setup: [],
+        env: {},
+      },
+      preflight: {
+        strict: false,
+        allowVersionSkew: false,
+        allowBusyGpus: false,
+      },
+      launcher: { kind: 'torchrun', monitorIntervalS: 0.25, module: false, noPython: false, useEnv: false, launcherArgs: [] },
+      teardown: {
+        killOnFailure: true,
+        graceS: 10,
+        heartbeatTimeoutS: 15,
+        rdzvTimeoutS: 120,
+      },
+      output: {
+        color: 'auto',
+        plain: false,
+        json: false,
+        quiet: false,
+        rankTags: true,
+        timestamps: false,
+      },
+    } satisfies RunOptions)
   })
 
-  it.each<[string, string[], Partial<Options>]>([
-    ['--no-kill-on-failure', ['--no-kill-on-failure'], { killOnFailure: false }],
-    ['--kill-on-failure', ['--kill-on-failure'], { killOnFailure: true }],
-    ['--kill-on-failure=false', ['--kill-on-failure=false'], { killOnFailure: false }],
-    ['-n', ['-n'], { dryRun: true }],
-    ['--dry-run', ['--dry-run'], { dryRun: true }],
-    ['--python', ['--python', '/opt/venv/bin/python'], { python: '/opt/venv/bin/python' }],
-    ['--chdir absolute', ['--chdir', '/shared/proj'], { chdir: '/shared/proj' }],
-    ['-C ~', ['-C', '~/proj'], { chdir: '~/proj' }],
-    ['--nproc-per-node', ['--nproc-per-node', '4'], { nprocPerNode: 4 }],
-    ['--nproc-per-node=1024', ['--nproc-per-node=1024'], { nprocPerNode: 1024 }],
-    ['--master-addr', ['--master-addr', '10.0.0.1'], { masterAddr: '10.0.0.1' }],
-    ['--master-addr IPv6', ['--master-addr', 'fe80::1%eth0'], { masterAddr: 'fe80::1%eth0' }],
-    ['--master-port', ['--master-port', '29500'], { masterPort: 29500 }],
-    ['--ssh-port', ['--ssh-port', '2222'], { sshPort: 2222 }],
-    ['--user / -l', ['-l', 'alice'], { user: 'alice' }],
-    ['--identity repeatable, resolved', ['-i', 'k1', '--identity', '/abs/k2', '-n'], { identity: ['/home/me/proj/k1', '/abs/k2'] }],
-    ['--identity, then the script', ['-i', 'k1', '--identity', '/abs/k2'], { identity: ['/home/me/proj/k1', '/abs/k2'] }],
-    ['--ssh-config resolved', ['-F', 'cfg'], { sshConfig: '/home/me/proj/cfg' }],
-    ['--grace 500ms', ['--grace', '500ms'], { graceS: 0.5 }],
-    ['--grace 2m', ['--grace', '2m'], { graceS: 120 }],
-    ['--heartbeat-timeout 2', ['--heartbeat-timeout', '2'], { heartbeatTimeoutS: 2 }],
-    ['--heartbeat-timeout rounds up', ['--heartbeat-timeout', '2.5s'], { heartbeatTimeoutS: 3 }],
-    ['--connect-timeout 1h', ['--connect-timeout', '1h'], { connectTimeoutS: 3600 }],
-    ['--keepalive 1.5', ['--keepalive', '1.5'], { keepaliveS: 1.5 }],
-    ['--max-handshakes', ['--max-handshakes', '20'], { maxHandshakes: 20 }],
-    ['--color never', ['--color', 'never'], { color: 'never' }],
-    ['--plain', ['--plain'], { plain: true }],
-    ['--timeout 2h', ['--timeout', '2h'], { timeoutS: 7200 }],
-    ['absolute --hostfile kept', ['-H', '/etc/hosts.fanout'], { hostfile: '/etc/hosts.fanout' }],
+  it.each<[string, string[], PartialRun]>([
+    ['--no-kill-on-failure', ['--no-kill-on-failure'], { teardown: { killOnFailure: false } }],
+    ['--kill-on-failure', ['--kill-on-failure'], { teardown: { killOnFailure: true } }],
+    ['--kill-on-failure=false', ['--kill-on-failure=false'], { teardown: { killOnFailure: false } }],
+    ['-n', ['-n'], { mode: 'dry-run' }],
+    ['--dry-run', ['--dry-run'], { mode: 'dry-run' }],
+    ['--python', ['--python', '/opt/venv/bin/python'], { job: { python: '/opt/venv/bin/python' } }],
+    ['--chdir absolute', ['--chdir', '/shared/proj'], { job: { chdir: '/shared/proj' } }],
+    ['-C ~', ['-C', '~/proj'], { job: { chdir: '~/proj' } }],
+    ['--nproc-per-node', ['--nproc-per-node', '4'], { job: { nprocPerNode: 4 } }],
+    ['--nproc-per-node=1024', ['--nproc-per-node=1024'], { job: { nprocPerNode: 1024 } }],
+    ['--master-addr', ['--master-addr', '10.0.0.1'], { job: { masterAddr: '10.0.0.1' } }],
+    ['--master-addr IPv6', ['--master-addr', 'fe80::1%eth0'], { job: { masterAddr: 'fe80::1%eth0' } }],
+    ['--master-port', ['--master-port', '29500'], { job: { masterPort: 29500 } }],
+    ['--ssh-port', ['--ssh-port', '2222'], { ssh: { port: 2222 } }],
+    ['--user / -l', ['-l', 'alice'], { ssh: { user: 'alice' } }],
+    ['--identity repeatable, resolved', ['-i', 'k1', '--identity', '/abs/k2', '-n'], { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } }],
+    ['--identity, then the script', ['-i', 'k1', '--identity', '/abs/k2'], { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } }],
+    ['--ssh-config resolved', ['-F', 'cfg'], { ssh: { configFile: '/home/me/proj/cfg' } }],
+    ['--grace 500ms', ['--grace', '500ms'], { teardown: { graceS: 0.5 } }],
+    ['--grace 2m', ['--grace', '2m'], { teardown: { graceS: 120 } }],
+    ['--heartbeat-timeout 2', ['--heartbeat-timeout', '2'], { teardown: { heartbeatTimeoutS: 2 } }],
+    ['--heartbeat-timeout rounds up', ['--heartbeat-timeout', '2.5s'], { teardown: { heartbeatTimeoutS: 3 } }],
+    ['--connect-timeout 1h', ['--connect-timeout', '1h'], { ssh: { connectTimeoutS: 3600 } }],
+    ['--keepalive 1.5', ['--keepalive', '1.5'], { ssh: { keepaliveS: 1.5 } }],
+    ['--max-handshakes', ['--max-handshakes', '20'], { ssh: { maxHandshakes: 20 } }],
+    ['--color never', ['--color', 'never'], { output: { color: 'never' } }],
+    ['--plain', ['--plain'], { output: { plain: true } }],
+    ['--timeout 2h', ['--timeout', '2h'], { teardown: { timeoutS: 7200 } }],
+    ['absolute --hostfile kept', ['-H', '/etc/hosts.fanout'], { hosts: { hostfile: '/etc/hosts.fanout' } }],
   ])('%s', async (_name, flags, expected) => {
     const argv = flags.includes('-H') ? [...flags, 'train.py'] : ['-H', 'hosts', ...flags, 'train.py']
     expect(await options(argv)).toMatchObject(expected)
@@ -182,9 +198,10 @@ describe('parseArgs: errors are USAGE, exit code 2', () => {
 
 describe('parseArgs: --help and --version', () => {
   const read = (file: string): string => readFileSync(fileURLToPath(new URL(`../../src/${file}`, import.meta.url)), 'utf8')
-  // The launch's own options, and the host options it shares with `fanout hosts` (not that command's own).
-  const hostArgs = read('cli/hosts-args.ts')
-  const source = read('cli/parse.ts') + hostArgs.slice(hostArgs.indexOf('function withHostOptions'), hostArgs.indexOf('function buildHosts'))
+  // The launch's own options: its parser (cli/commands/run.ts) and the option groups it is built from
+  // (cli/options/), the host options it shares with `fanout hosts` among them (not that command's own).
+  const groups = readdirSync(fileURLToPath(new URL('../../src/cli/options/', import.meta.url))).filter((f) => f.endsWith('.ts')).sort()
+  const source = [read('cli/commands/run.ts'), ...groups.map((f) => read(`cli/options/${f}`))].join('\n')
   const optionNames = [...source.matchAll(/\.option\('([a-z-]+)'/g)].map((m) => m[1] ?? '')
 
   it('the option definitions were found', () => {
@@ -235,14 +252,14 @@ describe('parseDuration', () => {
 
 describe('parseArgs: --env, --env-file, --no-default-env', () => {
   const LOCAL = { HF_HOME: '/data/hf', SLURM_JOB_NODELIST: '' }
-  const parse = async (flags: string[]): Promise<Options> => {
+  const parse = async (flags: string[]): Promise<RunOptions> => {
     const parsed = await parseArgs(['-H', 'hosts', ...flags, 'train.py', '--env', 'X=script'], CWD, 100, LOCAL)
     if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`)
-    expect(parsed.options.scriptArgs).toEqual(['--env', 'X=script'])
+    expect(parsed.options.job.scriptArgs).toEqual(['--env', 'X=script'])
     return parsed.options
   }
 
-  it.each<[string, string[], Partial<Options>]>([
+  it.each<[string, string[], Partial<EnvOptions>]>([
     ['none given: nothing set', [], {}],
     ['--env NAME=VALUE', ['--env', 'A=b'], { envFlags: [['A', 'b']] }],
     ['--env=NAME=VALUE', ['--env=A=b=c'], { envFlags: [['A', 'b=c']] }],
@@ -256,7 +273,7 @@ describe('parseArgs: --env, --env-file, --no-default-env', () => {
     ['--default-env', ['--default-env'], {}],
   ])('%s', async (_name, flags, expected) => {
     const o = await parse(flags)
-    for (const key of ['envFlags', 'envFiles', 'defaultEnv'] as const) expect(o[key]).toEqual(expected[key])
+    for (const key of ['envFlags', 'envFiles', 'defaultEnv'] as const) expect(o.job.env[key]).toEqual(expected[key])
   })
 
   it.each<[string, string[], RegExp]>([
@@ -280,7 +297,7 @@ describe('--restarts', () => {
     [[], undefined],
   ])('%j → %s', async (flags, expected) => {
     const parsed = await parseArgs(['-H', 'h', ...flags, 'train.py'], '/cwd')
-    expect(parsed.kind === 'run' ? parsed.options.restarts : 'not run').toBe(expected)
+    expect(parsed.kind === 'run' ? parsed.options.job.restarts : 'not run').toBe(expected)
   })
   it.each([['101'], ['-1'], ['x']])('--restarts %s is refused', async (value) => {
     await expect(parseArgs(['-H', 'h', '--restarts', value, 'train.py'], '/cwd')).rejects.toThrow(/--restarts must be a whole number from 0 to 100/)
@@ -289,13 +306,13 @@ describe('--restarts', () => {
 
 describe('output flags', () => {
   const H = ['-H', 'hosts.txt']
-  it.each<[string[], Partial<Options>]>([
-    [['--only', '0,4-5'], { onlyRanks: [0, 4, 5] }],
-    [['--only-node', '1,gpu01'], { onlyNodes: ['1', 'gpu01'] }],
-    [['--prefix', '{host}:{rank}'], { prefix: '{host}:{rank}' }],
-    [['--no-prefix'], { prefix: false }],
-    [['-q', '--timestamps', '--log-dir', 'logs'], { quiet: true, timestamps: true, logDir: 'logs' }],
-    [['--json', '--no-rank-tags'], { json: true, rankTags: false }],
+  it.each<[string[], PartialRun]>([
+    [['--only', '0,4-5'], { output: { onlyRanks: [0, 4, 5] } }],
+    [['--only-node', '1,gpu01'], { output: { onlyNodes: ['1', 'gpu01'] } }],
+    [['--prefix', '{host}:{rank}'], { output: { prefix: '{host}:{rank}' } }],
+    [['--no-prefix'], { output: { prefix: false } }],
+    [['-q', '--timestamps', '--log-dir', 'logs'], { output: { quiet: true, timestamps: true, logDir: 'logs' } }],
+    [['--json', '--no-rank-tags'], { output: { json: true, rankTags: false } }],
   ])('%j', async (flags, expected) => {
     expect(await options([...H, ...flags, 'train.py'])).toMatchObject(expected)
   })
@@ -339,11 +356,11 @@ describe('bad input found by the corpus (issue 8)', () => {
 
   it('fanout check without a SCRIPT still checks the nodes only', async () => {
     const parsed = await parseArgs(['check', '-H', 'h'], CWD)
-    expect(parsed.kind === 'run' && [parsed.options.script, parsed.options.checkOnly]).toEqual(['', true])
+    expect(parsed.kind === 'run' && [parsed.options.job.script, parsed.options.mode]).toEqual(['', 'check'])
   })
 
   it.each(['10.0.0.1', 'fe80::1%eth0', '::1', 'node-1.example.com', 'gpu01'])('--master-addr %j is accepted', async (addr) => {
-    expect((await options(['-H', 'h', '--master-addr', addr, 'train.py'])).masterAddr).toBe(addr)
+    expect((await options(['-H', 'h', '--master-addr', addr, 'train.py'])).job.masterAddr).toBe(addr)
   })
 })
 
@@ -358,8 +375,8 @@ describe('--sync flags', () => {
   ])('%j', async (argv, sync, chdir, words) => {
     const o = await options([...H, ...argv])
     expect(o.sync === undefined ? undefined : { dir: o.sync.dir, deleteExtra: o.sync.deleteExtra }).toEqual(sync)
-    expect(o.chdir).toBe(chdir)
-    expect([o.script, ...o.scriptArgs]).toEqual(words)
+    expect(o.job.chdir).toBe(chdir)
+    expect([o.job.script, ...o.job.scriptArgs]).toEqual(words)
   })
 
   it.each<[string[], RegExp]>([

@@ -6,7 +6,8 @@ import ssh2 from 'ssh2'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import type { SshTarget } from '../../src/transport/ssh/config.js'
 import { unlockIdentities } from '../../src/transport/ssh/credentials.js'
-import { openClient, type SshOptions } from '../../src/transport/ssh/client.js'
+import { openClient } from '../../src/transport/ssh/client.js'
+import type { SshOptions } from '../../src/transport/ssh/options.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fanout-keys-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

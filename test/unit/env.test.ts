@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { checkGpuSelection, defaultForwarded, forwardedByDefault, isSecretName, loadJobEnv, parseEnvFile, parseEnvFlag, resolveJobEnv } from '../../src/plan/env.js'
+import { checkGpuSelection, defaultForwarded, forwardedByDefault, isSecretName, parseEnvFile, parseEnvFlag, resolveJobEnv } from '../../src/plan/env.js'
+import { loadJobEnv } from '../../src/launch/job-env.js'
 import { FanoutError } from '../../src/errors.js'
 
 function refusal(f: () => unknown): FanoutError {

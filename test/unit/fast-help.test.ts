@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtempSync, writeFileSync, utimesSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, utimesSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -114,12 +114,13 @@ describe('the pre-rendered texts are what yargs prints live', () => {
 })
 
 describe('fastOutput: the file written by the build', () => {
-  /** A dist/cli/ with parse.js, ../../package.json and help-text.json as render-help.mjs writes them. */
+  const BUILD = (id: string): string => `/*fanout-build:${id}*/\nmodule.exports = {}\n`
+  /** A dist/cli/ with the bundle, ../../package.json and help-text.json as the build writes them. */
   function fakeDist(texts: Record<string, string>): URL {
     const root = mkdtempSync(join(tmpdir(), 'fanout-fast-help-'))
     mkdirSync(join(root, 'dist/cli'), { recursive: true })
-    writeFileSync(join(root, 'package.json'), '{}')
-    writeFileSync(join(root, 'dist/cli/parse.js'), '')
+    writeFileSync(join(root, 'package.json'), '{"version": "0.1.0"}')
+    writeFileSync(join(root, 'dist/cli/cli.cjs'), BUILD('ab12'.repeat(8)))
     const dir = pathToFileURL(join(root, 'dist/cli') + '/')
     writeFileSync(join(root, 'dist/cli/help-text.json'), JSON.stringify({ stamp: stamp(dir), texts }))
     return dir
@@ -127,21 +128,35 @@ describe('fastOutput: the file written by the build', () => {
 
   it('prints the text for its key', () => {
     const dir = fakeDist({ '--help@100': 'HELP\n' })
+    expect(stamp(dir)).toEqual(['ab12'.repeat(8), '0.1.0'])
     expect(fastOutput(['--help'], undefined, {}, dir)).toBe('HELP\n')
     expect(fastOutput(['--help'], 80, {}, dir)).toBeUndefined() // not in the file
     expect(fastOutput(['-H', 'x', 'a.py'], undefined, {}, dir)).toBeUndefined()
   })
 
-  it('declines when the parser was built again since (tsc alone: the texts may be stale)', () => {
+  it('declines when the bundle was built again since (another build: the texts may be stale)', () => {
     const dir = fakeDist({ '--help@100': 'HELP\n' })
-    utimesSync(new URL('parse.js', dir), new Date(), new Date(Date.now() + 5000))
+    writeFileSync(new URL('cli.cjs', dir), BUILD('cd34'.repeat(8)))
     expect(fastOutput(['--help'], undefined, {}, dir)).toBeUndefined()
   })
 
-  it('declines when package.json changed since (--version)', () => {
+  it('declines without a bundle (tsc alone: the CLI runs its modules, which the texts may not match)', () => {
+    const dir = fakeDist({ '--help@100': 'HELP\n' })
+    rmSync(new URL('cli.cjs', dir))
+    expect(fastOutput(['--help'], undefined, {}, dir)).toBeUndefined()
+  })
+
+  it('declines when package.json\'s version changed since (--version)', () => {
     const dir = fakeDist({ '--version@100': '0.1.0\n' })
-    utimesSync(new URL('../../package.json', dir), new Date(), new Date(Date.now() + 5000))
+    writeFileSync(new URL('../../package.json', dir), '{"version": "0.2.0"}')
     expect(fastOutput(['--version'], undefined, {}, dir)).toBeUndefined()
+  })
+
+  it('answers for an installed package, whose files npm dates all the same (1985-10-26)', () => {
+    const dir = fakeDist({ '--help@100': 'HELP\n' })
+    const npmDate = new Date('1985-10-26T08:15:00Z')
+    for (const f of ['cli.cjs', 'help-text.json', '../../package.json']) utimesSync(new URL(f, dir), npmDate, npmDate)
+    expect(fastOutput(['--help'], undefined, {}, dir)).toBe('HELP\n')
   })
 
   it('declines without the file', () => {

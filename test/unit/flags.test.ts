@@ -1,11 +1,15 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs, type Options } from '../../src/cli/parse.js'
-import { int, yargsMessage } from '../../src/cli/flags.js'
+import { parseArgs } from '../../src/cli/parse.js'
+import { int, yargsMessage } from '../../src/cli/parser.js'
+import type { RunOptions } from '../../src/launch/options.js'
 import { refusal } from './refusal.js'
 
 const CWD = '/home/me/proj'
 
-async function options(argv: string[]): Promise<Options> {
+/** Any part of RunOptions, each group itself partial (what toMatchObject compares). */
+type PartialRun = { [K in keyof RunOptions]?: Partial<RunOptions[K]> }
+
+async function options(argv: string[]): Promise<RunOptions> {
   const parsed = await parseArgs(['-H', 'hosts', ...argv], CWD)
   if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`)
   return parsed.options
@@ -33,12 +37,12 @@ describe('int: whole numbers are digits only', () => {
 })
 
 describe('--no-python is its own flag, not the negation of --python', () => {
-  it.each<[string[], Partial<Options>]>([
-    [['--no-python', 'run.sh'], { python: 'python3', launcher: expect.objectContaining({ noPython: true }) }],
-    [['--python', '/opt/py', '--no-python', 'run.sh'], { python: '/opt/py', launcher: expect.objectContaining({ noPython: true }) }],
-    [['--no-python', '--python', '/opt/py', 'run.sh'], { python: '/opt/py', launcher: expect.objectContaining({ noPython: true }) }],
+  it.each<[string[], PartialRun]>([
+    [['--no-python', 'run.sh'], { job: { python: 'python3' }, launcher: expect.objectContaining({ noPython: true }) }],
+    [['--python', '/opt/py', '--no-python', 'run.sh'], { job: { python: '/opt/py' }, launcher: expect.objectContaining({ noPython: true }) }],
+    [['--no-python', '--python', '/opt/py', 'run.sh'], { job: { python: '/opt/py' }, launcher: expect.objectContaining({ noPython: true }) }],
     [['--launcher', 'launch', '--use-env', '--no-python', 'run.sh'], { launcher: expect.objectContaining({ kind: 'launch', noPython: true, useEnv: true }) }],
-    [['run.sh', '--no-python'], { python: 'python3', scriptArgs: ['--no-python'], launcher: expect.objectContaining({ noPython: false }) }],
+    [['run.sh', '--no-python'], { job: { python: 'python3', scriptArgs: ['--no-python'] }, launcher: expect.objectContaining({ noPython: false }) }],
   ])('%j', async (argv, expected) => {
     expect(await options(argv)).toMatchObject(expected)
   })
@@ -88,13 +92,13 @@ describe('an option\'s value may start with -- in both spellings', () => {
 
   it('--setup and a short alias (-C) take such a value too; the script\'s own words are left alone', async () => {
     const o = await options(['--setup', '--version-check-nothing || true', '-C', '/work', 'train.py', '--launcher-args', '--x'])
-    expect(o.setup).toEqual(['--version-check-nothing || true'])
-    expect(o.chdir).toBe('/work')
-    expect(o.scriptArgs).toEqual(['--launcher-args', '--x'])
+    expect(o.job.setup).toEqual(['--version-check-nothing || true'])
+    expect(o.job.chdir).toBe('/work')
+    expect(o.job.scriptArgs).toEqual(['--launcher-args', '--x'])
   })
 
   it('after --, nothing is joined', async () => {
     const o = await options(['--', 'train.py', '--setup', '--x'])
-    expect([o.script, o.scriptArgs]).toEqual(['train.py', ['--setup', '--x']])
+    expect([o.job.script, o.job.scriptArgs]).toEqual(['train.py', ['--setup', '--x']])
   })
 })

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { PassThrough } from 'node:stream'
 import type { HostEntry } from '../../src/hosts/hostfile.js'
-import { formatHosts, hostRows, runHostsCommand, type HostRow } from '../../src/cli/hosts-command.js'
+import { formatHosts, hostRows, runHostsCommand, type HostRow } from '../../src/cli/commands/hosts.js'
 
 const HOSTS: HostEntry[] = [
   { host: 'gpu01', slots: 1, gpus: [1], where: 'f:1' },

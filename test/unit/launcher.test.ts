@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
 import { execFileSync } from 'node:child_process'
-import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, readLauncherOptions, splitWords, type CommandFitInput, type LauncherOptions } from '../../src/plan/launcher.js'
+import { checkCommandFits, commandFloor, escapeMacros, launcherCommand, type CommandFitInput, type LauncherOptions } from '../../src/plan/launcher.js'
+import { readLauncherOptions, splitWords } from '../../src/cli/options/launcher.js'
 import { RANK_TAGGER } from '../../src/node/rank-tag.js'
 import type { JobEnv } from '../../src/plan/env.js'
 import { planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan/plan.js'
@@ -11,7 +12,7 @@ import { mulberry32 } from './prng.js'
 
 const TORCHRUN: LauncherOptions = { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [] }
 const CTX = { python: 'py', nnodes: 3, nodeRank: 1, nproc: 2, masterAddr: '10.0.0.1', masterPort: 29500, runId: 'run1', script: 'train.py', scriptArgs: ['--x', 'a b'] }
-const argv = (o: Partial<LauncherOptions>, ctx: Partial<typeof CTX> & { torchVersion?: string; monitorIntervalS?: number } = {}): string =>
+const argv = (o: Partial<LauncherOptions>, ctx: Partial<typeof CTX> & { torchVersion?: string } = {}): string =>
   launcherCommand({ ...TORCHRUN, ...o }, { ...CTX, ...ctx }).argv.join(' ')
 
 describe('launcherCommand', () => {
@@ -19,7 +20,7 @@ describe('launcherCommand', () => {
     ['torchrun, torch 1.x: underscores', {}, { torchVersion: '1.13.1' }, 'py -m torch.distributed.run --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 train.py --x a b'],
     ['torchrun, torch 2.x: dashes', {}, { torchVersion: '2.4.0+cu121' }, 'py -m torch.distributed.run --nnodes=3 --node-rank=1 --nproc-per-node=2 --master-addr=10.0.0.1 --master-port=29500 train.py --x a b'],
     ['unknown version: underscores (both accept them)', {}, {}, 'py -m torch.distributed.run --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 train.py --x a b'],
-    ['monitor interval', {}, { monitorIntervalS: 0.25 }, 'py -m torch.distributed.run --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 --monitor_interval=0.25 train.py --x a b'],
+    ['monitor interval', { monitorIntervalS: 0.25 }, {}, 'py -m torch.distributed.run --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 --monitor_interval=0.25 train.py --x a b'],
     ['legacy launch', { kind: 'launch' }, {}, 'py -m torch.distributed.launch --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 train.py --x a b'],
     ['legacy launch --use-env', { kind: 'launch', useEnv: true }, {}, 'py -m torch.distributed.launch --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 --use_env train.py --x a b'],
     ['module', { module: true }, {}, 'py -m torch.distributed.run --nnodes=3 --node_rank=1 --nproc_per_node=2 --master_addr=10.0.0.1 --master_port=29500 --module train.py --x a b'],
@@ -54,12 +55,14 @@ describe('launcherCommand', () => {
 })
 
 describe('readLauncherOptions', () => {
+  // What yargs always hands in: --monitor-interval's default (withWorkOptions), read with the launcher's flags.
+  const DEFAULTS = { 'monitor-interval': '0.25' }
   it.each<[Record<string, unknown>, Partial<LauncherOptions>]>([
     [{}, TORCHRUN],
     [{ launcher: 'launch', 'use-env': true, 'no-python': true }, { kind: 'launch', useEnv: true, noPython: true }],
     [{ 'max-restarts': '3', 'rdzv-backend': 'c10d' }, { maxRestarts: 3, rdzvBackend: 'c10d' }],
     [{ 'launcher-args': `--log_dir '/tmp/a b' --tee=3` }, { launcherArgs: ['--log_dir', '/tmp/a b', '--tee=3'] }],
-  ])('%j', (a, expected) => expect(readLauncherOptions(a)).toEqual({ ...TORCHRUN, ...expected }))
+  ])('%j', (a, expected) => expect(readLauncherOptions({ ...DEFAULTS, ...a })).toEqual({ ...TORCHRUN, monitorIntervalS: 0.25, ...expected }))
 
   it.each<[Record<string, unknown>, RegExp]>([
     [{ launcher: 'none', module: true }, /-m\/--module: only for --launcher torchrun or launch, not none/],
@@ -70,8 +73,8 @@ describe('readLauncherOptions', () => {
     [{ 'max-restarts': '-1' }, /--max-restarts must be a whole number/],
     [{ 'launcher-args': `'unterminated` }, /unterminated ' quote/],
   ])('%j is refused', (a, message) => {
-    expect(() => readLauncherOptions(a)).toThrow(FanoutError)
-    expect(() => readLauncherOptions(a)).toThrow(message)
+    expect(() => readLauncherOptions({ ...DEFAULTS, ...a })).toThrow(FanoutError)
+    expect(() => readLauncherOptions({ ...DEFAULTS, ...a })).toThrow(message)
   })
 })
 
@@ -88,18 +91,23 @@ describe('splitWords', () => {
 
 describe('commandFloor / checkCommandFits: the size check before connecting', () => {
   const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 0, presetIfnames: {}, ...over })
-  const input = (over: Partial<CommandFitInput> = {}): CommandFitInput => ({
-    launcher: TORCHRUN, python: '/usr/bin/python3', script: 'train.py', scriptArgs: ['--x', "it's"], chdir: '/shared/proj', setup: [],
-    rankTags: true, monitorIntervalS: 0.25, heartbeatTimeoutS: 15, graceS: 10, ...over,
+  /** torchrun with its --monitor_interval, as a launch gives it by default. */
+  const MONITORED: LauncherOptions = { ...TORCHRUN, monitorIntervalS: 0.25 }
+  type FitOver = Partial<Pick<CommandFitInput, 'launcher' | 'rankTags'>> & { job?: Partial<CommandFitInput['job']>; teardown?: Partial<CommandFitInput['teardown']> }
+  const input = (over: FitOver = {}): CommandFitInput => ({
+    launcher: over.launcher ?? MONITORED,
+    job: { python: '/usr/bin/python3', script: 'train.py', scriptArgs: ['--x', "it's"], chdir: '/shared/proj', setup: [], ...over.job },
+    rankTags: over.rankTags ?? true,
+    teardown: { heartbeatTimeoutS: 15, graceS: 10, ...over.teardown },
   })
   const noEnv: JobEnv = { forwarded: {}, explicit: {} }
   /** The real commands of every node of a plan, as run.ts and attempt.ts build them: the larger of its probe and its job. */
-  const realSizes = (o: CommandFitInput, jobEnv: JobEnv, nodes: PlanNode[]): number[] =>
-    planLaunch(nodes, { python: o.python, cwd: o.chdir, script: o.script, scriptArgs: [...o.scriptArgs], launcher: o.launcher, rankTags: o.rankTags && o.launcher.kind !== 'none', jobEnv, runId: 'fanout-20261127-101514-3f9a2c', ...(o.monitorIntervalS === undefined ? {} : { monitorIntervalS: o.monitorIntervalS }) })
+  const realSizes = ({ launcher, job: j, rankTags, teardown }: CommandFitInput, jobEnv: JobEnv, nodes: PlanNode[]): number[] =>
+    planLaunch(nodes, { python: j.python, cwd: j.chdir, script: j.script, scriptArgs: [...j.scriptArgs], launcher, rankTags: rankTags && launcher.kind !== 'none', jobEnv, runId: 'fanout-20261127-101514-3f9a2c' })
       .nodes.map((n) => {
-        const job = jobCommandSize({ cwd: n.cwd, env: n.env, setup: o.setup, argv: n.argv, heartbeatTimeoutS: o.heartbeatTimeoutS, graceS: Math.ceil(o.graceS) }).total
-        const scriptIsFile = o.launcher.kind !== 'none' && !o.launcher.module && !o.launcher.noPython
-        const probe = probeCommandSize({ python: o.python, wantPort: n.rank === 0, cwd: o.chdir, setup: o.setup, ...(scriptIsFile ? { script: o.script } : {}) }).total
+        const job = jobCommandSize({ cwd: n.cwd, env: n.env, setup: j.setup, argv: n.argv, heartbeatTimeoutS: teardown.heartbeatTimeoutS, graceS: Math.ceil(teardown.graceS) }).total
+        const scriptIsFile = launcher.kind !== 'none' && !launcher.module && !launcher.noPython
+        const probe = probeCommandSize({ python: j.python, wantPort: n.rank === 0, cwd: j.chdir, setup: j.setup, ...(scriptIsFile ? { script: j.script } : {}) }).total
         return Math.max(job, probe)
       })
 
@@ -123,7 +131,12 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
         if (rand() < 0.3) launcher.maxRestarts = 3
         if (rand() < 0.3) launcher.launcherArgs = ['--tee', word()]
       }
-      const o = input({ launcher, scriptArgs: Array.from({ length: Math.floor(rand() * 5) }, word), setup: rand() < 0.5 ? [word()] : [], rankTags: rand() < 0.7, ...(rand() < 0.5 ? {} : { monitorIntervalS: undefined }) })
+      // Drawn in the same order as when --monitor-interval was an option of its own: set half the time.
+      const scriptArgs = Array.from({ length: Math.floor(rand() * 5) }, word)
+      const setup = rand() < 0.5 ? [word()] : []
+      const rankTags = rand() < 0.7
+      if (rand() < 0.5) launcher.monitorIntervalS = 0.25
+      const o = input({ launcher, job: { scriptArgs, setup }, rankTags })
       const jobEnv: JobEnv = {
         forwarded: rand() < 0.5 ? { NCCL_DEBUG: word(), PYTHONUNBUFFERED: '0', GLOO_SOCKET_IFNAME: 'a-long-interface-name' } : {},
         explicit: rand() < 0.5 ? { FO: word(), NODE_RANK: '' } : {},
@@ -136,7 +149,7 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
   })
 
   it('is close to the real command: within a few hundred bytes on the test cluster', () => {
-    const o = input({ scriptArgs: ['x'.repeat(100_000)] })
+    const o = input({ job: { scriptArgs: ['x'.repeat(100_000)] } })
     const floor = commandFloor(o, noEnv).total
     for (const real of realSizes(o, noEnv, CLUSTER)) {
       expect(real).toBeGreaterThanOrEqual(floor)
@@ -145,15 +158,15 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
   })
 
   it('refuses a command that cannot fit, as a USAGE error naming the lower bound and the limit', () => {
-    const big = input({ scriptArgs: ['a', "'".repeat(40_000)] }) // 160 KB once quoted
+    const big = input({ job: { scriptArgs: ['a', "'".repeat(40_000)] } }) // 160 KB once quoted
     expect(() => checkCommandFits(big, noEnv)).toThrow(FanoutError)
     expect(() => checkCommandFits(big, noEnv)).toThrow(new RegExp(`would be at least ${commandFloor(big, noEnv).total} bytes, over the limit of ${MAX_COMMAND_BYTES} bytes`))
     // The environment and the set-up lines count too.
     expect(() => checkCommandFits(input(), { forwarded: {}, explicit: { BIG: 'x'.repeat(MAX_COMMAND_BYTES) } })).toThrow(/the environment 131095,/) // and PYTHONUNBUFFERED=1
-    expect(() => checkCommandFits(input({ setup: ['x'.repeat(70_000), 'y'.repeat(70_000)] }), noEnv)).toThrow(/the set-up lines 140002/)
+    expect(() => checkCommandFits(input({ job: { setup: ['x'.repeat(70_000), 'y'.repeat(70_000)] } }), noEnv)).toThrow(/the set-up lines 140002/)
     // Up to the limit, it passes (and jobCommand decides on the real one). With a 10 kB argument the
     // job's command is the larger (the probe, which holds the job's wrapper, is about 7.4 kB).
-    const withArg = (n: number): CommandFitInput => input({ scriptArgs: ['x'.repeat(n)] })
+    const withArg = (n: number): CommandFitInput => input({ job: { scriptArgs: ['x'.repeat(n)] } })
     const base = commandFloor(withArg(10_000), noEnv).total - 10_000
     expect(() => checkCommandFits(withArg(MAX_COMMAND_BYTES - base), noEnv)).not.toThrow()
     expect(commandFloor(withArg(MAX_COMMAND_BYTES - base), noEnv).total).toBe(MAX_COMMAND_BYTES)
@@ -162,13 +175,13 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
 
   it('with --launcher none there is no tagger, and the probe (larger with set-up lines alone) is checked too', () => {
     // A 10 kB argument makes the job's command the larger of the two, as above.
-    const arg = { scriptArgs: ['x'.repeat(10_000)] }
-    const none = input({ launcher: { ...TORCHRUN, kind: 'none' }, ...arg })
+    const arg = { job: { scriptArgs: ['x'.repeat(10_000)] } }
+    const none = input({ launcher: { ...MONITORED, kind: 'none' }, ...arg })
     expect(commandFloor(input(arg), noEnv).argv).toBeGreaterThan(RANK_TAGGER.length + 10_000)
     expect(commandFloor(input(arg), noEnv).total).toBeGreaterThan(commandFloor(none, noEnv).total)
     // Without it, the probe is: the one a launch sends, which also holds the job's wrapper.
-    expect(commandFloor(input(), noEnv)).toEqual(probeCommandSize({ python: input().python, wantPort: false, cwd: input().chdir, setup: [], script: input().script }))
-    const setupOnly = input({ launcher: { ...TORCHRUN, kind: 'none' }, script: 'x', scriptArgs: [], setup: ['s'.repeat(MAX_COMMAND_BYTES - 2000)] })
+    expect(commandFloor(input(), noEnv)).toEqual(probeCommandSize({ python: input().job.python, wantPort: false, cwd: input().job.chdir, setup: [], script: input().job.script }))
+    const setupOnly = input({ launcher: { ...MONITORED, kind: 'none' }, job: { script: 'x', scriptArgs: [], setup: ['s'.repeat(MAX_COMMAND_BYTES - 2000)] } })
     const floor = commandFloor(setupOnly, noEnv)
     expect(floor.env).toBe(0) // the probe's size: it carries no environment
     expect(floor.total).toBeGreaterThan(MAX_COMMAND_BYTES)

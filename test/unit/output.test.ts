@@ -14,7 +14,8 @@ import { LiveRegion, fitWidth, plainText } from '../../src/output/live.js'
 import { NodeOutput, type LineSink, type OutputLine } from '../../src/output/node-output.js'
 import { RunLog, newRunId, nodeLogName } from '../../src/output/logdir.js'
 import { JsonEvents } from '../../src/output/json.js'
-import { parseIndexList, readOutputOptions, resolveOnlyNodes, withOutputOptions } from '../../src/output/options.js'
+import { parseIndexList, resolveOnlyNodes } from '../../src/output/options.js'
+import { readOutputOptions, withOutputOptions } from '../../src/cli/options/output.js'
 import { JobOutput, type PlannedNode } from '../../src/output/job-output.js'
 
 // ---------------------------------------------------------------------------------------------------

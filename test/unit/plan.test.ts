@@ -170,7 +170,7 @@ describe('planLaunch', () => {
 
   it('passes --monitor_interval only when asked, before the script', () => {
     expect(planLaunch(THREE, OPTIONS).nodes[0]?.argv.some((a) => a.startsWith('--monitor_interval'))).toBe(false)
-    const argv = planLaunch(THREE, { ...OPTIONS, monitorIntervalS: 0.5 }).nodes[1]?.argv ?? []
+    const argv = planLaunch(THREE, { ...OPTIONS, launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [], monitorIntervalS: 0.5 } }).nodes[1]?.argv ?? []
     expect(argv.slice(7, 10)).toEqual(['--master_port=29511', '--monitor_interval=0.5', 'train.py'])
   })
 

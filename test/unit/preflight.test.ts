@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { checkPreflight, setupSteps, type PreflightContext, type PreflightNode } from '../../src/plan/preflight.js'
+import { checkPreflight, type PreflightContext, type PreflightNode } from '../../src/plan/preflight.js'
+import { setupSteps } from '../../src/cli/options/job.js'
 import type { NodeFacts } from '../../src/plan/plan.js'
 
 const facts = (f: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 2, presetIfnames: {}, python: '/usr/bin/python3', torch: true, torchVersion: '2.4.0', pythonVersion: '3.11.2', cwd: true, script: true, ...f })

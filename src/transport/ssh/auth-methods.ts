@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import ssh2 from 'ssh2'
 import type { SshTarget } from './config.js'
 import { isEncrypted } from './credentials.js'
-import type { SshOptions } from './client.js'
+import type { SshOptions } from './options.js'
 
 // An identity file is read and parsed once per run (per SshOptions), not once per node: parsing an
 // OpenSSH key builds its DER form and a crypto key object, and ssh2 takes a parsed key as it is.

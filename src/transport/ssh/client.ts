@@ -7,26 +7,10 @@ import type { ConnectConfig } from 'ssh2'
 import ssh2 from 'ssh2'
 import { FanoutError } from '../../errors.js'
 import { authMethods } from './auth-methods.js'
+import type { SshOptions } from './options.js'
 import { checkHostKey, knownHostsLine, knownKeyTypes, type HostKeyVerdict, type KnownHostsFile } from './known-hosts.js'
 import type { SshTarget } from './config.js'
 
-export interface SshOptions {
-  connectTimeoutS: number
-  /** Seconds between keepalives; the connection counts as lost after `keepaliveCountMax` unanswered. */
-  keepaliveS: number
-  keepaliveCountMax: number
-  agentSocket?: string
-  /** `--accept-new`: record the key of a host never seen in the first known_hosts file (a changed key is still refused). */
-  acceptNew?: boolean
-  /** Encrypted identity files' keys, decrypted once before connecting, when their passphrases were checked (ssh/credentials.ts). */
-  unlocked?: ReadonlyMap<string, ssh2.ParsedKey>
-  /** Why some identity files stay locked (no terminal, wrong passphrase): said when authentication fails. */
-  locked?: ReadonlyMap<string, string>
-  /** `--ask-password`: tried after the keys. */
-  password?: string
-  /** Tells the user something worth knowing (a host key recorded). */
-  notice?: (message: string) => void
-}
 
 // ssh2 names host key algorithms, not key types: a known ssh-rsa key is verified through rsa-sha2-*.
 const ALGORITHMS_FOR_TYPE: Record<string, string[]> = { 'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] }

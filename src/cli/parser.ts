@@ -1,15 +1,10 @@
-import { resolve } from 'node:path'
 import type { Argv } from 'yargs'
-import type { HostListOptions } from './parse.js'
-import { parseEnvFlag, type EnvOptions } from '../plan/env.js'
 import { quote, usageError } from '../errors.js'
-import { MAX_HOSTS } from '../hosts/hostrange.js'
-import { NO_HOSTS } from '../hosts/hostsource.js'
 
-/** Parsing helpers shared by fanout's two commands (args.ts). */
+/** How fanout runs yargs, and the readers of its values that every command's options share. */
 
-/** The environment variables parsing may look at (cli.ts passes process.env). */
-export type Env = Readonly<Record<string, string | undefined>>
+/** The environment variables parsing may look at (main.ts passes process.env). */
+export type { Env } from '../plan/env.js'
 
 /** Words after the script are the script's; numbers stay text (`007` is not 7). */
 export const PARSER = { 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true }
@@ -114,36 +109,30 @@ export function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<
   return out
 }
 
-/** The host list and selection flags, validated; both commands take them. */
-export function readHostOptions(a: Record<string, unknown>, cwd: string, env: Env): HostListOptions {
-  const hostfile = text('hostfile', a.hostfile)
-  const hosts = text('hosts', a.hosts)
-  if (hostfile !== undefined && hosts !== undefined) throw usageError('--hostfile and --hosts cannot be used together')
-  const given = {
-    hostfile: hostfile === undefined || hostfile === '-' ? hostfile : resolve(cwd, hostfile),
-    hosts,
-    include: text('include', a.include),
-    exclude: text('exclude', a.exclude),
-    numNodes: int('num-nodes', text('num-nodes', a['num-nodes']), 1, MAX_HOSTS),
-    numGpus: int('num-gpus', text('num-gpus', a['num-gpus']), 1, 4096),
-  }
-  // Said before anything is read; with SLURM_JOB_NODELIST set, hostsource.ts reads the allocation's list.
-  if (hostfile === undefined && hosts === undefined && !env.SLURM_JOB_NODELIST?.trim()) throw usageError(NO_HOSTS)
-  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+/** `10`, `10s`, `500ms`, `2m`, `1h` → seconds. */
+export function parseDuration(flag: string, value: unknown): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(String(value).trim())
+  const scale: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 }
+  const seconds = m ? Number(m[1]) * (scale[m[2] ?? 's'] ?? 1) : NaN
+  if (!(seconds > 0) || seconds > 7 * 24 * 3600) throw usageError(`--${flag} must be a duration such as 10, 10s, 500ms or 2m (got ${JSON.stringify(value)})`)
+  return seconds
 }
 
-/** --env (with `--env NAME`'s local value), --env-file and --no-default-env; only what was given. */
-export function readEnvOptions(a: Record<string, unknown>, cwd: string, env: Env): EnvOptions {
-  // Repeats are collected by duplicate-arguments-array; `array: true` would swallow SCRIPT too.
-  const list = (flag: string): string[] => [a[flag] ?? []].flat().map((v) => {
+/** A duration flag without a default: undefined when not given. */
+export const optionalDuration = (flag: string, value: unknown): number | undefined => (value === undefined ? undefined : parseDuration(flag, text(flag, value)))
+
+/** The values of a repeatable flag (duplicate-arguments-array collects them; `array: true` would swallow SCRIPT too), none empty. */
+export function repeated(a: Record<string, unknown>, flag: string): string[] {
+  return [a[flag] ?? []].flat().map((v) => {
     if (typeof v !== 'string' || v === '') throw usageError(`--${flag} needs a value`)
     return v
   })
-  const options: EnvOptions = {}
-  const flags = list('env').map((word) => parseEnvFlag(word, env))
-  const files = list('env-file').map((f) => resolve(cwd, f))
-  if (flags.length > 0) options.envFlags = flags
-  if (files.length > 0) options.envFiles = files
-  if (a['default-env'] === false) options.defaultEnv = false
-  return options
+}
+
+/** joinDashValues for this parser's options that take a value (its string options and their aliases). */
+export function joinValues(argv: readonly string[], parser: Argv<unknown>): string[] {
+  // yargs has it; @types/yargs does not say so.
+  const { string, alias } = (parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }).getOptions()
+  const longOf = new Map(Object.entries(alias).flatMap(([long, shorts]) => shorts.map((short) => [short, long] as const)))
+  return joinDashValues(argv, new Set(string), (name) => longOf.get(name) ?? name)
 }
