@@ -1,4 +1,4 @@
-import { parseArgs } from './parse.js'
+import { parseArgs } from './dispatch.js'
 import { FAST_ARGV, FAST_WIDTHS } from './fast-help.js'
 
 /**

@@ -2,7 +2,7 @@ import { FanoutError } from '../errors.js'
 import { refuseNul } from '../node/quote.js'
 import type { StopReason } from '../supervise/types.js'
 import type { CliIo, Command } from './command.js'
-import { commandOf } from './parse.js'
+import { commandOf } from './dispatch.js'
 
 /** Subscribes to the signals that mean "stop the job": Ctrl-C, SIGTERM, SIGHUP (terminal closed). */
 function onStop(handler: (reason: StopReason) => void): () => void {

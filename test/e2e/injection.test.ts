@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { loadJobEnv } from '../../src/launch/job-env.js'
 import { commandFloor } from '../../src/plan/launcher.js'
 import { shellQuote } from '../../src/node/quote.js'

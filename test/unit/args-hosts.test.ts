@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs, type HostsOptions, type ParsedArgs } from '../../src/cli/parse.js'
+import { parseArgs, type HostsOptions, type ParsedArgs } from '../../src/cli/dispatch.js'
 import type { HostListOptions } from '../../src/hosts/hostsource.js'
 import type { RunOptions } from '../../src/launch/options.js'
 import type { FanoutError } from '../../src/errors.js'

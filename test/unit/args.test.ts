@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { parseDuration } from '../../src/cli/parser.js'
 import type { RunOptions } from '../../src/launch/options.js'
 import type { EnvOptions } from '../../src/plan/env.js'

@@ -1,6 +1,6 @@
 import { beforeAll, describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 
 /**
  * `fanout --help` and docs/options.md must name the same flags: a flag added to the CLI needs a row in

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync, utimesSync, mkdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { fastKey, fastOutput, FAST_ARGV, FAST_WIDTHS, isEnglishLocale, stamp, wrapWidth, yargsLocale } from '../../src/cli/fast-help.js'
 import { renderFastTexts } from '../../src/cli/help-render.js'
 

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { int, yargsMessage } from '../../src/cli/parser.js'
 import type { RunOptions } from '../../src/launch/options.js'
 import { refusal } from './refusal.js'

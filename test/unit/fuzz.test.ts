@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { FanoutError } from '../../src/errors.js'
 import { parseHostfile, parseHostList, type HostEntry } from '../../src/hosts/hostfile.js'
 import { selectHosts } from '../../src/hosts/select.js'

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { FanoutError } from '../../src/errors.js'
 import { refuseNul, shellJoin, shellQuote } from '../../src/node/quote.js'
-import { parseArgs } from '../../src/cli/parse.js'
+import { parseArgs } from '../../src/cli/dispatch.js'
 import { mulberry32 } from './prng.js'
 
 /** What the shell makes of the quoted words: each argument it received, NUL-terminated. */
