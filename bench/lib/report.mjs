@@ -17,7 +17,7 @@ const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a /
 const r2 = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–')
 
 /** Rows: { name, fanout, peers: {peer: text}, ratios: text, target: text, ok: boolean|undefined }. */
-export function rows(results) {
+function rows(results) {
   const out = []
   const { latency = {}, throughput = {}, startup, teardown } = results
   for (const [n, t] of Object.entries(latency)) {

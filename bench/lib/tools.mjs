@@ -5,8 +5,8 @@ import { ENV } from './env.mjs'
 import { timed } from './measure.mjs'
 
 export const ROOT = join(import.meta.dirname, '../..')
-export const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
-export const SSH_CONFIG = join(DIR, 'ssh_config')
+const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
+const SSH_CONFIG = join(DIR, 'ssh_config')
 export const nodes = (n) => Array.from({ length: n }, (_v, i) => `n${i + 1}`)
 
 const env = { ...ENV, NO_COLOR: '1' }

@@ -54,7 +54,7 @@ export function stamp(dir: URL): string[] {
   return [build, String(version)]
 }
 
-export interface RenderedTexts {
+interface RenderedTexts {
   stamp: string[]
   texts: Record<string, string>
 }

@@ -95,7 +95,7 @@ export async function runParser<T>(build: (argv: string[]) => Argv<T>, argv: str
  * at `--`. `takesValue` says which option names (long or short, as typed without dashes) take a
  * value; `longName` gives the long name of a short alias.
  */
-export function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<string>, longName: (name: string) => string): string[] {
+function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<string>, longName: (name: string) => string): string[] {
   const out = [...argv]
   for (let i = 0; i < out.length; i++) {
     const word = out[i] as string

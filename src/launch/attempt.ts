@@ -27,7 +27,7 @@ export interface AttemptOutcome {
 }
 
 /** What stays the same across the attempts of one job: where output goes and where results are reported. */
-export interface JobReport {
+interface JobReport {
   output: JobOutput
   json?: JsonEvents
   log?: RunLog
@@ -101,6 +101,7 @@ export async function runAttempt(input: AttemptInput): Promise<AttemptOutcome> {
     graceMs: teardown.graceS * 1000,
     killOnFailure: teardown.killOnFailure,
     timeoutMs,
+    ...(launcher.maxRestarts === undefined ? {} : { workerRestarts: launcher.maxRestarts }),
     // Stacks and worker starts come from the rank tagger: without it there are neither.
     ...(report.output.tagged ? { stacksMs: STACKS_MS, rendezvousTimeoutMs: teardown.rdzvTimeoutS * 1000 } : {}),
     describeRendezvous: () => whoJoined(plan, nodes[0]?.transport),

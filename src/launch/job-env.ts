@@ -5,7 +5,7 @@ import { parseEnvFile, resolveJobEnv, type Env, type EnvOptions, type JobEnv } f
 // The job's environment as the launch reads it: the --env-files from disk (the one impure step, before
 // connecting), then plan/env.ts's rules.
 
-export function readEnvFile(path: string): Record<string, string> {
+function readEnvFile(path: string): Record<string, string> {
   let bytes: Buffer
   try {
     bytes = readFileSync(path)

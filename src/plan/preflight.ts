@@ -89,7 +89,7 @@ const majorMinor = (version: string): string | undefined => /^(\d+)\.(\d+)/.exec
  * 2.6: the 2.x nodes loop printing `TCPStore::ping … Connection reset by peer` until killed), so
  * nothing can work. Names every version with the nodes that run it.
  */
-export function versionSkew(nodes: readonly PreflightNode[]): string | undefined {
+function versionSkew(nodes: readonly PreflightNode[]): string | undefined {
   const byMinor = new Map<string, Array<{ rank: number; version: string }>>()
   for (const n of nodes) {
     const v = n.facts.torchVersion
@@ -103,7 +103,7 @@ export function versionSkew(nodes: readonly PreflightNode[]): string | undefined
 }
 
 /** `n0`, `n0,n3`, `n1-n31`: node ranks, runs collapsed. */
-export const nodeList = (ranks: readonly number[]): string => collapseRuns(ranks, (r) => `n${r}`)
+const nodeList = (ranks: readonly number[]): string => collapseRuns(ranks, (r) => `n${r}`)
 
 /** Fails the launch, exit 2, naming every node's problem. */
 export function preflightError(errors: readonly string[]): FanoutError {

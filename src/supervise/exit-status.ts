@@ -5,7 +5,7 @@ import type { StopReason } from './types.js'
 // How a node's launcher ended, in the words and codes fanout reports it with.
 
 /** A signal's number on this machine (`TERM` → 15), as a shell counts 128+N. */
-export const signalNumber = (name: string): number | undefined => (constants.signals as Record<string, number>)[`SIG${name}`]
+const signalNumber = (name: string): number | undefined => (constants.signals as Record<string, number>)[`SIG${name}`]
 
 /** Whether the node failed: lost, killed by a signal, or a non-zero exit. */
 export const failed = (s: ExitStatus): boolean => s.lost !== undefined || s.signal !== null || s.code !== 0

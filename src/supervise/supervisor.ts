@@ -23,6 +23,11 @@ export interface SuperviseOptions {
   /** End the whole job after this long (`--timeout`). */
   timeoutMs?: number
   /**
+   * torchrun's --max-restarts: it restarts a node's failed workers this many times, reporting each
+   * failure as it would a final one. Only the failure after the last restart fails the node.
+   */
+  workerRestarts?: number
+  /**
    * The workers can print their Python stacks (the rank tagger's bootstrap): on --timeout and on a
    * rendezvous that does not complete, they are asked to first, and given this long to print them
    * before anything is stopped. Absent: no stacks (--no-rank-tags, --launcher none).
@@ -40,7 +45,7 @@ export interface SuperviseOptions {
 }
 
 /** The exit code of a job whose rendezvous did not complete within --rdzv-timeout (as for --timeout). */
-export const RENDEZVOUS_EXIT_CODE = 124
+const RENDEZVOUS_EXIT_CODE = 124
 
 
 /**
@@ -155,6 +160,7 @@ export class Supervisor {
     // worker only after it has stopped the others; stopped itself meanwhile (a peer's failure was seen
     // first), it never does, and its exit and last lines are teardown noise: this is what still tells.
     let raised: { what: string; lastLines: string[]; afterStop: boolean; at: number } | undefined
+    let reports = 0
     const onWorkerStart = (): void => this.workerStarted(job.rank)
     const output = this.options.output(job, { onWorkerStart, onStderrLine: (text, rank) => {
       const worker = log.line(text)
@@ -164,6 +170,13 @@ export class Supervisor {
       }
       if (!worker) return
       const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
+      const restarts = this.options.workerRestarts ?? 0
+      if (++reports <= restarts && !this.stopping) {
+        // torchrun restarts the node's workers itself; its report reads the same as a final one.
+        this.options.log(`node ${job.rank} (${job.host}): local rank ${worker.localRank} ${how}; torchrun restarts its workers (restart ${reports} of ${restarts}, --max-restarts)`)
+        raised = undefined
+        return
+      }
       // A rank's own exception just before is what failed: its lines are the ones to show, not the
       // peers' that followed (torch 2's tracebacks are long enough to push it out of the tail). Else
       // the tail, which ends with torchrun's report itself, which `what` says already.

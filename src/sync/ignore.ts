@@ -12,7 +12,7 @@ import { FanoutError, quote, usageError } from '../errors.js'
  */
 export type IgnoreFile = '.gitignore' | '.fanoutignore'
 /** In the order they apply: a match in a later one wins. */
-export const IGNORE_FILES: readonly IgnoreFile[] = ['.gitignore', '.fanoutignore']
+const IGNORE_FILES: readonly IgnoreFile[] = ['.gitignore', '.fanoutignore']
 
 /** basename: no slash, so it matches the last component at any depth. re null: never matches (unterminated `[`, trailing `\`, unknown `[:class:]`). */
 type Rule = { negate: boolean; dirOnly: boolean; basename: boolean; re: RegExp | null }

@@ -73,11 +73,11 @@ export const parentOf = (rel: string): string => {
   const i = rel.lastIndexOf('/')
   return i < 0 ? '' : rel.slice(0, i)
 }
-export const baseName = (rel: string): string => rel.slice(rel.lastIndexOf('/') + 1)
+const baseName = (rel: string): string => rel.slice(rel.lastIndexOf('/') + 1)
 export const depthOf = (rel: string): number => rel.split('/').length
 const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 /** Deepest first, then by path: children before their directory. */
-export const deepestFirst = (a: string, b: string): number => depthOf(b) - depthOf(a) || byPath(a, b)
+const deepestFirst = (a: string, b: string): number => depthOf(b) - depthOf(a) || byPath(a, b)
 
 const kindWord = (kind: FileEntry['kind'] | RemoteStat['kind']): string => (kind === 'dir' ? 'directory' : kind === 'symlink' ? 'link' : kind)
 

@@ -31,7 +31,7 @@ export interface RemoteFs {
 }
 
 /** Prefix of the names sync writes before renaming into place: an interrupted sync leaves only such names behind. */
-export const TEMP_PREFIX = '.fanout-sync-'
+const TEMP_PREFIX = '.fanout-sync-'
 const TEMP_NAME = /^\.fanout-sync-[0-9a-f]{24}$/
 
 /** A fresh temporary file name (no directory) for an upload, a link or a probe. */

@@ -41,7 +41,7 @@ const filesWord = (n: number): string => `${n} ${n === 1 ? 'file' : 'files'}`
 const errText = (e: unknown): string => (e as Error).message.split(', ')[0] as string
 
 /** How many files a scan sees before it stops counting, once over a limit: enough for the offenders list, bounded work. */
-export const STOP_FACTOR = 2
+const STOP_FACTOR = 2
 const TOP = 5
 /** lstat calls in flight while reading one directory. */
 const CHUNK = 256

@@ -9,7 +9,7 @@
 # Hosts (reached as the plain user fanout-test — bash, key or the password in $STATE/password — or
 # fanout-dash, whose login shell is dash; key and known_hosts generated here):
 #   h1 h2 h3  normal hosts, 2 stand-in GPUs each (a fake nvidia-smi), interfaces ens3/enp1s0/eno1;
-#             h2's known_hosts entry is hashed
+#             h2's known_hosts entry is hashed; h3's sshd also listens on port 2222
 #   h4        a running sshd whose host key is NOT in known_hosts
 #   h5        a host whose link is down: unreachable
 #   d1 d2 d3  Debian 13 hosts (torch 2.6, Python 3.13, OpenSSH 10: sshd chrooted in the root that
@@ -97,11 +97,12 @@ prepare_debian13() {
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 }
 
-# addhost NAME IFNAME ADDR BRIDGE VETH: a namespace fo-NAME with its own address on BRIDGE, hostname,
-# private tmpfs and OpenSSH server (sshd's defaults otherwise: MaxStartups 10:30:100). A host named
-# in DEBIAN13_HOSTS runs its sshd chrooted in the Debian 13 root; its name is not in /etc/hosts.
+# addhost NAME IFNAME ADDR BRIDGE VETH [PORT]: a namespace fo-NAME with its own address on BRIDGE,
+# hostname, private tmpfs and OpenSSH server on port 22 (and PORT, if given; sshd's defaults otherwise:
+# MaxStartups 10:30:100). A host named in DEBIAN13_HOSTS runs its sshd chrooted in the Debian 13 root;
+# its name is not in /etc/hosts.
 addhost() {
-  local name=$1 ifname=$2 addr=$3 bridge=$4 veth=$5
+  local name=$1 ifname=$2 addr=$3 bridge=$4 veth=$5 extra_port=${6:-}
   local ns=fo-$name dir=$STATE/$name
   mkdir -p "$dir"
   ip netns add "$ns"
@@ -114,6 +115,7 @@ addhost() {
   cat >"$dir/sshd_config" <<CFG
 ListenAddress $addr
 Port 22
+${extra_port:+Port $extra_port}
 HostKey $dir/ssh_host_ed25519_key
 PidFile $dir/sshd.pid
 AuthorizedKeysFile $STATE/authorized_keys
@@ -164,6 +166,9 @@ up() {
   cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
   chmod 644 "$STATE/authorized_keys"
   install -m 755 "$FIX/fake-nvidia-smi" "$STATE/bin/nvidia-smi"
+  install -m 755 "$FIX/fake-conda" "$STATE/bin/conda"
+  mkdir -p "$STATE/conda/envs"
+  chmod 755 "$STATE/conda" "$STATE/conda/envs"
   # The checkout may be private (CI clones under /root): give the test user its own copy.
   mkdir -p "$STATE/torch-fix"
   install -m 644 "$FIX/torch-fix/sitecustomize.py" "$STATE/torch-fix/"
@@ -182,7 +187,7 @@ up() {
   : >"$STATE/ssh_config"
   local i
   for i in 1 2 3 4 5; do
-    addhost "h$i" "${IFNAMES[$i]}" "$NET.$((10 + i))" "$BRIDGE" "fo-v$i"
+    addhost "h$i" "${IFNAMES[$i]}" "$NET.$((10 + i))" "$BRIDGE" "fo-v$i" "$([ "$i" = 3 ] && echo 2222 || true)"
     if [ "$i" -le 3 ]; then
       echo "$NET.$((10 + i)) $(cut -d' ' -f1,2 "$STATE/h$i/ssh_host_ed25519_key.pub")" >"$STATE/h$i/known_host"
       # h2 is recorded hashed, as HashKnownHosts leaves it.
@@ -190,6 +195,8 @@ up() {
       cat "$STATE/h$i/known_host" >>"$STATE/known_hosts"
     fi
   done
+  # h3's second port: known as [addr]:2222, as ssh records a non-22 port.
+  echo "[$NET.13]:2222 $(cut -d' ' -f1,2 "$STATE/h3/ssh_host_ed25519_key.pub")" >>"$STATE/known_hosts"
   for i in 1 2 3; do
     addhost "d$i" "${IFNAMES[$i]}" "$NET.$((30 + i))" "$BRIDGE" "fo-vd$i"
     known "d$i" "$NET.$((30 + i))"

@@ -1,5 +1,5 @@
 import { spawn, execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, inject } from 'vitest'
@@ -153,10 +153,11 @@ export async function waitNoSurvivors(hosts: ClusterHost[], withinMs = 5000): Pr
 /** How many times a host's sshd has logged `pattern` (a global RegExp) so far (its log is VERBOSE). */
 export const sshdLogCount = (h: ClusterHost, pattern: RegExp): number => (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(pattern) ?? []).length
 
+/** How many commands a host's sshd has started so far (a launch's node costs one: its probe, then its job). */
+export const sessionCount = (h: ClusterHost): number => sshdLogCount(h, /Starting session: command /g)
+
 /** How many TCP connections a host's sshd has accepted so far. */
 export const connectionCount = (h: ClusterHost): number => sshdLogCount(h, /Connection from /g)
 
 /** How many handshakes a host's sshd dropped for MaxStartups so far. */
 export const dropCount = (h: ClusterHost): number => sshdLogCount(h, /drop connection #/g)
-
-export const workFiles = (): string[] => readdirSync(cluster?.work ?? '.')

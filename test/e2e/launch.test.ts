@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, expect, it } from 'vitest'
-import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, sshdLogCount, waitNoSurvivors, writeWork } from './cluster.js'
+import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, sessionCount, sshdLogCount, waitNoSurvivors, writeWork } from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
 // The examples, readable by the test user on every host (the checkout may be private: CI clones under /root).
@@ -43,7 +43,7 @@ describeCluster.each([
   it('runs a gloo all_reduce over 3 hosts × 2 processes: every rank gets the right sum', async () => {
     writeWork('allreduce.py', ALLREDUCE)
     const nodes = names.map(host)
-    const sessions = (): number[] => nodes.map((h) => sshdLogCount(h, /Starting session: command /g))
+    const sessions = (): number[] => nodes.map(sessionCount)
     const before = sessions()
     const run = await runFanout(['--hostfile', hostfile(`hosts3-${names[0]}`, names), ...clusterArgs(), 'allreduce.py'])
     expect(run.stderr).toContain('6 process(es): 3 × 2')
@@ -126,12 +126,14 @@ describeCluster('fanout against a 3-host sshd cluster', () => {
 
   it('refuses a host whose key is not in known_hosts, and launches nothing anywhere', async () => {
     const before = connectionCount(host('h1'))
+    const sessions = sessionCount(host('h1'))
     const run = await runFanout(['-H', hostfile('hosts-h4', ['h1', 'h4']), ...clusterArgs(), 'allreduce.py'])
     expect(run.code).toBe(255)
     expect(run.stderr).toMatch(/h4 \(10\.99\.0\.14:22\): host key is not known \(ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\)/)
     expect(run.stderr).toContain('ssh-keyscan -p 22 10.99.0.14 >>')
     expect(run.stderr).not.toContain('launch')
-    expect(connectionCount(host('h1'))).toBe(before + 1) // connected (in parallel), then closed: nothing ran
+    expect(connectionCount(host('h1'))).toBe(before + 1) // connected (in parallel), then closed
+    expect(sessionCount(host('h1'))).toBe(sessions) // and no command ran there, not even the probe
   })
 
   it('refuses a host whose key changed, showing both fingerprints', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, host, runFanout, sshdLogCount, startFanout, waitNoSurvivors, writeWork, type ClusterHost } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, host, runFanout, sessionCount, startFanout, waitNoSurvivors, writeWork, type ClusterHost } from './cluster.js'
 
 // Issue 20: clusters that are not uniform, and jobs that hang. Each check refuses before anything is
 // launched, or names what hangs, on the namespaced cluster (h*: Debian 12, torch 1.13; d*: Debian 13,
@@ -18,7 +18,7 @@ sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()} sum {t.item
 dist.destroy_process_group()
 `
 const HELLO = 'import os, sys\nsys.stdout.write(f"hello from rank {os.environ[\'RANK\']}\\n")\n'
-const sessions = (hosts: ClusterHost[]): number => hosts.reduce((n, h) => n + sshdLogCount(h, /Starting session: command /g), 0)
+const sessions = (hosts: ClusterHost[]): number => hosts.reduce((n, h) => n + sessionCount(h), 0)
 
 afterEach(async () => {
   expect(await waitNoSurvivors(cluster?.hosts ?? [], 10_000)).toEqual([])

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { expect, it } from 'vitest'
-import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, writeWork } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, host, runFanout, sessionCount, writeWork } from './cluster.js'
 
 const hostfile = (): string => writeWork('hosts-pre', 'h1\nh2\nh3\n')
 const HELLO = 'import os, sys\nsys.stdout.write(f"hello from node {os.environ[\'GROUP_RANK\']} python {sys.executable}\\n")\n'
@@ -81,10 +81,12 @@ describeCluster('pre-flight and remote set-up', () => {
   })
 
   it('a failing --setup step stops the launch, showing the step and its output', async () => {
-    const before = host('h1') && connectionCount(host('h1'))
+    const before = sessionCount(host('h1'))
     const run = await runFanout(['-H', hostfile(), ...clusterArgs(), '--setup', 'echo preparing; echo "no such module: cuda/12" >&2; exit 3', 'hello.py'])
     expect(run.code).toBe(2)
     expect(run.stderr).toMatch(/node 0 \(h1\): set-up step 1 failed with exit 3: echo preparing; .*\n(fanout: .*\n)*fanout: +no such module: cuda\/12/)
-    expect(connectionCount(host('h1'))).toBe(before + 1)
+    // One session, the probe's, whose shell then got EOF: no job ran.
+    expect(sessionCount(host('h1'))).toBe(before + 1)
+    expect(run.stdout).not.toContain('hello from node')
   })
 })

@@ -17,7 +17,7 @@ import type { RemoteFs } from '../../src/sync/remote-fs.js'
  */
 
 /** What a node's job does in a given attempt (1-based). */
-export interface JobScript {
+interface JobScript {
   lines?: string[]
   exitCode: number
   /** How long it runs before it exits. */

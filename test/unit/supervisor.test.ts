@@ -200,3 +200,34 @@ describe('Supervisor: where it is stuck', () => {
     expect([supervisor.firstFailure, log]).toEqual([undefined, []])
   })
 })
+
+describe('Supervisor: torchrun\'s own restarts (--max-restarts)', () => {
+  const REPORT = 'E1206 1 api.py:869] failed (exitcode: 1) local_rank: 0 (pid: 5) of binary: /usr/bin/python3\n'
+
+  it('a failure torchrun will restart is told, not acted on; the one after the last restart fails the node', async () => {
+    const [a, b] = [new FakeLauncher(), new FakeLauncher()]
+    b.onControl = (c) => c === CONTROL.terminate && b.exit(143)
+    const { supervisor, log } = supervise([a, b], { workerRestarts: 1 })
+    a.stderr.write(REPORT)
+    await tick()
+    expect(log).toEqual(['node 0 (h1): local rank 0 exited with code 1; torchrun restarts its workers (restart 1 of 1, --max-restarts)'])
+    expect(b.controls).toEqual([])
+    a.stderr.write(REPORT)
+    await tick()
+    expect(log[1]).toBe('node 0 (h1) failed: local rank 0 exited with code 1; stopping all 2 running node(s)')
+    expect(b.controls).toEqual([CONTROL.terminate])
+    a.exit(1)
+    await supervisor.results
+    expect(supervisor.firstFailure).toMatchObject({ rank: 0, exitCode: 1, what: 'local rank 0 exited with code 1' })
+  })
+
+  it('restarts left, and the node ends well: no failure at all', async () => {
+    const [a] = [new FakeLauncher()]
+    const { supervisor } = supervise([a], { workerRestarts: 2 })
+    a.stderr.write(REPORT)
+    await tick()
+    a.exit(0)
+    await supervisor.results
+    expect(supervisor.firstFailure).toBeUndefined()
+  })
+})

@@ -43,7 +43,7 @@ export function buildRunParser(argv: string[], width: number): Argv<unknown> {
 }
 
 /** Reads a launch's command line (without `check`) into RunOptions, every flag validated. */
-export async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Promise<Parsed<RunOptions>> {
+async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Promise<Parsed<RunOptions>> {
   const { cwd, width, env } = ctx
   argv = joinValues(argv, buildRunParser([], width))
   let { a, output } = await runParser((words) => buildRunParser(words, width), argv)

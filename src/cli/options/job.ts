@@ -64,7 +64,7 @@ export function withEnvOptions<T>(y: Argv<T>) {
 }
 
 /** --env (with `--env NAME`'s local value), --env-file and --no-default-env; only what was given. */
-export function readEnvOptions(a: Record<string, unknown>, cwd: string, env: Env): EnvOptions {
+function readEnvOptions(a: Record<string, unknown>, cwd: string, env: Env): EnvOptions {
   const options: EnvOptions = {}
   const flags = repeated(a, 'env').map((word) => parseEnvFlag(word, env))
   const files = repeated(a, 'env-file').map((f) => resolve(cwd, f))
