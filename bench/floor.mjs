@@ -40,8 +40,12 @@ function run(host) {
     conn.on('ready', () => {
       conn.exec(command, (err, stream) => {
         if (err) return reject(err)
-        stream.on('data', (b) => { bytes += b.length })
-        stream.stderr.on('data', (b) => { bytes += b.length })
+        stream.on('data', (b) => {
+          bytes += b.length
+        })
+        stream.stderr.on('data', (b) => {
+          bytes += b.length
+        })
         stream.on('close', (code) => {
           conn.end()
           if (code !== 0) reject(new Error(`${host}: exit ${code}`))
@@ -50,7 +54,13 @@ function run(host) {
       })
     })
     conn.on('error', reject)
-    conn.connect({ host: c.hostname ?? host, port: Number(c.port ?? 22), username: c.user, privateKey: keys.get(keyFile), readyTimeout: 60_000 })
+    conn.connect({
+      host: c.hostname ?? host,
+      port: Number(c.port ?? 22),
+      username: c.user,
+      privateKey: keys.get(keyFile),
+      readyTimeout: 60_000,
+    })
   })
 }
 

@@ -27,17 +27,30 @@ const log = (line) => console.log(line)
 
 /** The peers are Debian packages: installed when missing. */
 function ensurePeers() {
-  const missing = [['pdsh', 'pdsh'], ['clush', 'clustershell'], ['parallel-ssh', 'pssh'], ['/usr/bin/time', 'time']]
-    .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0).map(([, pkg]) => pkg)
+  const missing = [
+    ['pdsh', 'pdsh'],
+    ['clush', 'clustershell'],
+    ['parallel-ssh', 'pssh'],
+    ['/usr/bin/time', 'time'],
+  ]
+    .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+    .map(([, pkg]) => pkg)
   if (missing.length === 0) return
   log(`installing ${missing.join(' ')}`)
-  execFileSync('apt-get', ['install', '-y', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  execFileSync('apt-get', ['install', '-y', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  })
 }
 
 ensurePeers()
 const THROUGHPUT_RUNS = Math.max(3, RUNS - 2)
 const STARTUP_RUNS = Math.max(RUNS, 15)
-const results = { date: new Date().toISOString(), machine: machine(), runs: { launch: RUNS, launch128: RUNS_128, throughput: THROUGHPUT_RUNS, startup: STARTUP_RUNS } }
+const results = {
+  date: new Date().toISOString(),
+  machine: machine(),
+  runs: { launch: RUNS, launch128: RUNS_128, throughput: THROUGHPUT_RUNS, startup: STARTUP_RUNS },
+}
 const started = Date.now()
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 if (ONLY.has('startup')) results.startup = await startup(STARTUP_RUNS, log)
@@ -59,7 +72,15 @@ if (ONLY.has('latency') || ONLY.has('throughput')) {
   clusterUp(Math.max(...sizes))
   try {
     if (ONLY.has('latency')) results.latency = await latency(sizes, (n) => (n >= 128 ? RUNS_128 : RUNS), log)
-    if (ONLY.has('throughput')) results.throughput = await throughput([{ hosts: 1, mbPerHost: MB }, { hosts: 8, mbPerHost: MB / 8 }], THROUGHPUT_RUNS, log)
+    if (ONLY.has('throughput'))
+      results.throughput = await throughput(
+        [
+          { hosts: 1, mbPerHost: MB },
+          { hosts: 8, mbPerHost: MB / 8 },
+        ],
+        THROUGHPUT_RUNS,
+        log,
+      )
   } finally {
     clusterDown()
   }

@@ -26,7 +26,8 @@ if (process.getuid?.() !== 0) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const cluster = (cmd) => execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
+const cluster = (cmd) =>
+  execFileSync('bash', [join(ROOT, 'test/cluster/cluster.sh'), cmd], { stdio: ['ignore', 'ignore', 'inherit'] })
 
 // The network namespace of each host, by inode: /proc/PID/ns/net names it as net:[INODE].
 const nsOf = new Map()
@@ -65,12 +66,37 @@ async function goneAfter(since, hosts = HOSTS, limitMs = 60_000) {
 
 let port = 29700
 function start(extra, scriptArgs = []) {
-  const child = spawn(process.execPath, ['--', join(ROOT, 'bin/fanout.js'), '-H', join(DIR, 'work/hosts'), '--ssh-config', join(DIR, 'ssh_config'), '--python', '/usr/bin/python3', '--master-port', String(++port), '--heartbeat-timeout', String(HEARTBEAT_S), '--keepalive', '1', '--nproc-per-node', String(PROCS), ...extra, 'forever.py', ...scriptArgs], { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...ENV, NO_COLOR: '1' } })
+  const child = spawn(
+    process.execPath,
+    [
+      '--',
+      join(ROOT, 'bin/fanout.js'),
+      '-H',
+      join(DIR, 'work/hosts'),
+      '--ssh-config',
+      join(DIR, 'ssh_config'),
+      '--python',
+      '/usr/bin/python3',
+      '--master-port',
+      String(++port),
+      '--heartbeat-timeout',
+      String(HEARTBEAT_S),
+      '--keepalive',
+      '1',
+      '--nproc-per-node',
+      String(PROCS),
+      ...extra,
+      'forever.py',
+      ...scriptArgs,
+    ],
+    { cwd: join(DIR, 'work'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...ENV, NO_COLOR: '1' } },
+  )
   let out = ''
   const seen = new Map()
   const onData = (b) => {
     out += b.toString()
-    for (const key of ['step 3', 'blew up', 'stopping all', 'sending SIGINT']) if (!seen.has(key) && out.includes(key)) seen.set(key, Date.now())
+    for (const key of ['step 3', 'blew up', 'stopping all', 'sending SIGINT'])
+      if (!seen.has(key) && out.includes(key)) seen.set(key, Date.now())
   }
   child.stdout.on('data', onData)
   child.stderr.on('data', onData)
@@ -102,7 +128,12 @@ function masterAndIfaces() {
   const config = readFileSync(join(DIR, 'ssh_config'), 'utf8')
   const master = /^Host h1\n\s+HostName (\S+)/m.exec(config)?.[1]
   if (!master) throw new Error('bench/teardown: no HostName for h1 in the cluster ssh_config')
-  const ifaces = HOSTS.map((h) => readProbeLines(execFileSync('ip', ['netns', 'exec', `fo-${h}`, '/bin/sh', '-c', routeCommand(master)], { encoding: 'utf8' })).get('iface') || undefined)
+  const ifaces = HOSTS.map(
+    (h) =>
+      readProbeLines(
+        execFileSync('ip', ['netns', 'exec', `fo-${h}`, '/bin/sh', '-c', routeCommand(master)], { encoding: 'utf8' }),
+      ).get('iface') || undefined,
+  )
   return { master, ifaces }
 }
 
@@ -114,17 +145,69 @@ function masterAndIfaces() {
 async function torchrunAloneAfterSigint() {
   const { master, ifaces } = masterAndIfaces()
   const masterPort = ++port
-  const jobs = HOSTS.map((h, i) => spawn('ip', ['netns', 'exec', `fo-${h}`, 'setpriv', '--reuid', 'fanout-test', '--regid', 'fanout-test', '--init-groups', '/usr/bin/python3', '-m', 'torch.distributed.run',
-    '--nnodes=3', `--node_rank=${i}`, '--nproc_per_node', String(PROCS), `--master_addr=${master}`, `--master_port=${masterPort}`, '--monitor_interval=0.25', 'forever.py'], {
-    cwd: join(DIR, 'work'), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONPATH: join(DIR, 'torch-fix'), PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: ifaces[i] ?? '', NCCL_SOCKET_IFNAME: ifaces[i] ?? '' },
-  }))
+  const jobs = HOSTS.map((h, i) =>
+    spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        `fo-${h}`,
+        'setpriv',
+        '--reuid',
+        'fanout-test',
+        '--regid',
+        'fanout-test',
+        '--init-groups',
+        '/usr/bin/python3',
+        '-m',
+        'torch.distributed.run',
+        '--nnodes=3',
+        `--node_rank=${i}`,
+        '--nproc_per_node',
+        String(PROCS),
+        `--master_addr=${master}`,
+        `--master_port=${masterPort}`,
+        '--monitor_interval=0.25',
+        'forever.py',
+      ],
+      {
+        cwd: join(DIR, 'work'),
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          PYTHONPATH: join(DIR, 'torch-fix'),
+          PYTHONUNBUFFERED: '1',
+          GLOO_SOCKET_IFNAME: ifaces[i] ?? '',
+          NCCL_SOCKET_IFNAME: ifaces[i] ?? '',
+        },
+      },
+    ),
+  )
   for (const j of jobs) j.stderr.resume()
-  const training = new Promise((r) => { let out = ''; jobs[0].stdout.on('data', (b) => { out += b; if (out.includes('step 3')) r() }) })
+  const training = new Promise((r) => {
+    let out = ''
+    jobs[0].stdout.on('data', (b) => {
+      out += b
+      if (out.includes('step 3')) r()
+    })
+  })
   for (const j of jobs.slice(1)) j.stdout.resume()
-  const signal = (j, sig) => { try { process.kill(-j.pid, sig); return true } catch { return false } }
+  const signal = (j, sig) => {
+    try {
+      process.kill(-j.pid, sig)
+      return true
+    } catch {
+      return false
+    }
+  }
   try {
-    await Promise.race([training, sleep(60_000).then(() => { throw new Error('bench/teardown: the torchruns without fanout did not start training in 60 s') })])
+    await Promise.race([
+      training,
+      sleep(60_000).then(() => {
+        throw new Error('bench/teardown: the torchruns without fanout did not start training in 60 s')
+      }),
+    ])
     const t = Date.now()
     for (const j of jobs) signal(j, 'SIGINT')
     // Until the last process of their groups is gone (kill -0 finds a zombie until it is collected).
@@ -138,25 +221,31 @@ async function torchrunAloneAfterSigint() {
 const SCENARIOS = {
   'baseline: torchrun alone on the 3 nodes, SIGINT': { target: Infinity, run: torchrunAloneAfterSigint },
   'Ctrl-C (workers obey SIGINT)': { target: 1000, run: () => goneAfterSignal('SIGINT') },
-  'node failure (a rank raises)': { target: 2000, async run() {
-    const job = start([], ['--fail'])
-    const t = await job.waitFor('blew up')
-    const ms = await goneAfter(t)
-    await job.done
-    return { ms, reactMs: (job.seenAt('stopping all') ?? Infinity) - t }
-  } },
+  'node failure (a rank raises)': {
+    target: 2000,
+    async run() {
+      const job = start([], ['--fail'])
+      const t = await job.waitFor('blew up')
+      const ms = await goneAfter(t)
+      await job.done
+      return { ms, reactMs: (job.seenAt('stopping all') ?? Infinity) - t }
+    },
+  },
   'coordinator SIGKILL': { target: HEARTBEAT_S * 1000 + 1000, run: () => goneAfterSignal('SIGKILL') },
-  'link cut (heartbeat timeout 3 s)': { target: HEARTBEAT_S * 1000 + 1000, async run() {
-    const job = start([])
-    await job.waitFor('step 3')
-    const t = Date.now()
-    execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
-    const ms = await goneAfter(t, ['h2'])
-    execFileSync('ip', ['link', 'set', 'fo-v2', 'up'])
-    await job.done
-    await goneAfter(Date.now())
-    return { ms }
-  } },
+  'link cut (heartbeat timeout 3 s)': {
+    target: HEARTBEAT_S * 1000 + 1000,
+    async run() {
+      const job = start([])
+      await job.waitFor('step 3')
+      const t = Date.now()
+      execFileSync('ip', ['link', 'set', 'fo-v2', 'down'])
+      const ms = await goneAfter(t, ['h2'])
+      execFileSync('ip', ['link', 'set', 'fo-v2', 'up'])
+      await job.done
+      await goneAfter(Date.now())
+      return { ms }
+    },
+  },
 }
 
 const FOREVER = `
@@ -190,14 +279,37 @@ try {
     const samples = runs.map((r) => r.ms)
     const m = median(samples)
     const react = runs.every((r) => r.reactMs !== undefined) ? median(runs.map((r) => r.reactMs)) : undefined
-    results.push({ scenario: name, samplesMs: samples, medianMs: m, fanoutReactionMs: react, targetMs: s.target, ok: m <= s.target })
-    console.log(`${name.padEnd(36)} median ${String(m).padStart(6)} ms  (target ≤ ${s.target === Infinity ? '–' : s.target} ms)  ${m <= s.target ? 'ok' : 'MISSED'}  samples ${samples.join(', ')}${react === undefined ? '' : `  fanout reacted in ${react} ms`}`)
+    results.push({
+      scenario: name,
+      samplesMs: samples,
+      medianMs: m,
+      fanoutReactionMs: react,
+      targetMs: s.target,
+      ok: m <= s.target,
+    })
+    console.log(
+      `${name.padEnd(36)} median ${String(m).padStart(6)} ms  (target ≤ ${s.target === Infinity ? '–' : s.target} ms)  ${m <= s.target ? 'ok' : 'MISSED'}  samples ${samples.join(', ')}${react === undefined ? '' : `  fanout reacted in ${react} ms`}`,
+    )
   }
-  const meta = { date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`, runs: RUNS, hosts: HOSTS.length, processesPerHost: PROCS }
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
+    runs: RUNS,
+    hosts: HOSTS.length,
+    processesPerHost: PROCS,
+  }
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
   writeFileSync(join(ROOT, 'bench/results/teardown.json'), JSON.stringify({ ...meta, results }, null, 2) + '\n')
-  const md = [`Teardown, ${meta.date.slice(0, 10)}, ${meta.machine}, ${meta.hosts} hosts × ${PROCS} torchrun worker(s), median of ${RUNS}:`, '', '| until the last remote process is gone, after | median | target | fanout reacted in |', '| --- | --- | --- | --- |',
-    ...results.map((r) => `| ${r.scenario} | ${(r.medianMs / 1000).toFixed(2)} s | ${r.targetMs === Infinity ? '(floor)' : `≤ ${(r.targetMs / 1000).toFixed(1)} s`} | ${r.fanoutReactionMs === undefined ? '–' : `${r.fanoutReactionMs} ms`} |`)].join('\n')
+  const md = [
+    `Teardown, ${meta.date.slice(0, 10)}, ${meta.machine}, ${meta.hosts} hosts × ${PROCS} torchrun worker(s), median of ${RUNS}:`,
+    '',
+    '| until the last remote process is gone, after | median | target | fanout reacted in |',
+    '| --- | --- | --- | --- |',
+    ...results.map(
+      (r) =>
+        `| ${r.scenario} | ${(r.medianMs / 1000).toFixed(2)} s | ${r.targetMs === Infinity ? '(floor)' : `≤ ${(r.targetMs / 1000).toFixed(1)} s`} | ${r.fanoutReactionMs === undefined ? '–' : `${r.fanoutReactionMs} ms`} |`,
+    ),
+  ].join('\n')
   writeFileSync(join(ROOT, 'bench/results/teardown.md'), md + '\n')
   console.log('\n' + md)
   process.exitCode = results.every((r) => r.ok) ? 0 : 1

@@ -25,8 +25,15 @@ const PATCHES = [
     // CPU (ICU data) before a launch can even connect, for widths a launch never measures. Made on first use.
     file: /[\\/]node_modules[\\/](?:.*[\\/])?string-width[\\/]index\.js$/,
     changes: [
-      ['const segmenter = new Intl.Segmenter();', 'let segmenterMade;\nconst segmenter = { segment: (s) => (segmenterMade ??= new Intl.Segmenter()).segment(s) };'],
-      ['const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;', 'let rgiMade;\nconst rgiEmojiRegex = { test: (s) => (rgiMade ??= /^\\p{RGI_Emoji}$/v).test(s) };', 'optional'],
+      [
+        'const segmenter = new Intl.Segmenter();',
+        'let segmenterMade;\nconst segmenter = { segment: (s) => (segmenterMade ??= new Intl.Segmenter()).segment(s) };',
+      ],
+      [
+        'const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;',
+        'let rgiMade;\nconst rgiEmojiRegex = { test: (s) => (rgiMade ??= /^\\p{RGI_Emoji}$/v).test(s) };',
+        'optional',
+      ],
     ],
   },
   {
@@ -35,7 +42,10 @@ const PATCHES = [
     // pattern is compiled once (the same RegExp, no g flag: test() keeps no state).
     file: /[\\/]node_modules[\\/]ssh-config[\\/]lib[\\/]glob\.js$/,
     changes: [
-      ['function match(pattern, text) {', 'const compiledPatterns = new Map();\nfunction match(pattern, text) {\n    let re = compiledPatterns.get(pattern);\n    if (re === undefined) compiledPatterns.set(pattern, (re = compilePattern(pattern)));\n    return re.test(text);\n}\nfunction compilePattern(pattern) {'],
+      [
+        'function match(pattern, text) {',
+        'const compiledPatterns = new Map();\nfunction match(pattern, text) {\n    let re = compiledPatterns.get(pattern);\n    if (re === undefined) compiledPatterns.set(pattern, (re = compilePattern(pattern)));\n    return re.test(text);\n}\nfunction compilePattern(pattern) {',
+      ],
       ["    return new RegExp('^(?:' + pattern + ')$').test(text);", "    return new RegExp('^(?:' + pattern + ')$');"],
     ],
   },
@@ -47,8 +57,10 @@ const patchDependencies = {
       b.onLoad({ filter: file }, async ({ path }) => {
         let text = await readFile(path, 'utf8')
         for (const [from, to, optional] of changes) {
-          if (text.includes(from)) text = text.replace(from, () => to) // a function: `to` may hold $'
-          else if (!optional) throw new Error(`bundle: ${path} no longer holds \`${from}\`: update PATCHES in scripts/bundle.mjs`)
+          if (text.includes(from))
+            text = text.replace(from, () => to) // a function: `to` may hold $'
+          else if (!optional)
+            throw new Error(`bundle: ${path} no longer holds \`${from}\`: update PATCHES in scripts/bundle.mjs`)
         }
         return { contents: text, loader: 'js' }
       })
@@ -70,7 +82,8 @@ const nativeParts = {
 }
 
 // Old chunks of the ES-module bundle this replaced: a build over an old dist/ must not leave them.
-for (const old of ['chunks', 'entry.bundle.js', 'entry.bundle.js.map', 'cli.cjs.cache']) rmSync(`${dist}${old}`, { recursive: true, force: true })
+for (const old of ['chunks', 'entry.bundle.js', 'entry.bundle.js.map', 'cli.cjs.cache'])
+  rmSync(`${dist}${old}`, { recursive: true, force: true })
 const ID_PLACEHOLDER = '0'.repeat(32)
 await build({
   entryPoints: [`${dist}main.js`],
@@ -86,14 +99,19 @@ await build({
   minifyWhitespace: true,
   // The build line cli-loader.ts reads (its ID set below), and import.meta.url for the modules that
   // ask where they are (yargs' locale files; fast-help.ts): the bundle's own URL, as in dist/.
-  banner: { js: `/*fanout-build:${ID_PLACEHOLDER}*/\nconst __fanout_import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
+  banner: {
+    js: `/*fanout-build:${ID_PLACEHOLDER}*/\nconst __fanout_import_meta_url = require('node:url').pathToFileURL(__filename).href;`,
+  },
   define: { 'import.meta.url': '__fanout_import_meta_url' },
   sourcemap: 'linked',
   logLevel: 'warning',
 })
 const bundled = readFileSync(`${dist}cli.cjs`, 'latin1')
 const nonAscii = /[^\x00-\x7f]/.exec(bundled)
-if (nonAscii) throw new Error(`bundle: dist/cli/cli.cjs holds a non-ASCII character at ${nonAscii.index}: cli/loader.ts reads it as latin1`)
+if (nonAscii)
+  throw new Error(
+    `bundle: dist/cli/cli.cjs holds a non-ASCII character at ${nonAscii.index}: cli/loader.ts reads it as latin1`,
+  )
 // The build's ID: a hash of the bundle as written (its ID still zeros), the same length as the zeros.
 const id = createHash('sha256').update(bundled).digest('hex').slice(0, ID_PLACEHOLDER.length)
 writeFileSync(`${dist}cli.cjs`, bundled.replace(ID_PLACEHOLDER, id), 'latin1')

@@ -24,14 +24,23 @@ if (process.argv[2] === '--record') {
     // what was compiled up to here is still worth keeping
   }
   const cache = compiled.createCache()
-  writeFileSync(new URL('cli.cjs.cache', dist), Buffer.concat([Buffer.from(cacheHeader(compiled.buildId, cache), 'latin1'), cache]))
+  writeFileSync(
+    new URL('cli.cjs.cache', dist),
+    Buffer.concat([Buffer.from(cacheHeader(compiled.buildId, cache), 'latin1'), cache]),
+  )
   process.exit(0) // the launch's handles (signal traps, timers) must not keep the build waiting
 } else {
   // Without a cache fanout still works, only starts slower: a build that cannot record one says so
   // and goes on (the e2e test build.test.ts fails where a cache is expected and missing).
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--record'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000 })
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--record'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   if (child.status !== 0) {
     const why = child.error?.message ?? `exit ${child.status}, signal ${child.signal}`
-    process.stderr.write(`code-cache: no code cache recorded for dist/cli/cli.cjs (${why}); fanout will start without one\n${child.stderr ?? ''}`)
+    process.stderr.write(
+      `code-cache: no code cache recorded for dist/cli/cli.cjs (${why}); fanout will start without one\n${child.stderr ?? ''}`,
+    )
   }
 }

@@ -9,7 +9,10 @@ let isUp = false
 
 export function clusterUp(nodes) {
   isUp = true
-  execFileSync('bash', [script, 'up'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, FANOUT_CLUSTER_NODES: String(nodes) } })
+  execFileSync('bash', [script, 'up'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, FANOUT_CLUSTER_NODES: String(nodes) },
+  })
 }
 
 /** Something else (bench/teardown.mjs) is bringing a cluster up: take it down too if we are interrupted. */
@@ -27,7 +30,17 @@ export function clusterDown() {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\nbench: ${sig}, bringing the cluster down`)
-    try { clusterDown() } finally { process.exit(130) }
+    try {
+      clusterDown()
+    } finally {
+      process.exit(130)
+    }
   })
 }
-process.on('exit', () => { try { clusterDown() } catch { /* reported by cluster.sh */ } })
+process.on('exit', () => {
+  try {
+    clusterDown()
+  } catch {
+    /* reported by cluster.sh */
+  }
+})

@@ -23,9 +23,15 @@ export function timed(argv, { env = ENV, cwd, timeoutMs = 120_000, allowFail = f
   return new Promise((resolve, reject) => {
     const busy = busySeconds()
     const started = process.hrtime.bigint()
-    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', '--', ...argv], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', '--', ...argv], {
+      env,
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let stderr = ''
-    child.stderr.on('data', (b) => { if (stderr.length < 200_000) stderr += b })
+    child.stderr.on('data', (b) => {
+      if (stderr.length < 200_000) stderr += b
+    })
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.on('error', reject)
     child.on('close', (code) => {
@@ -42,7 +48,8 @@ export function timed(argv, { env = ENV, cwd, timeoutMs = 120_000, allowFail = f
         return reject(new Error(`${argv[0]}: no timing (${e.message})`))
       }
       const [, user, sys, rssKb] = fields
-      if (code !== 0 && !allowFail) return reject(new Error(`${argv.join(' ').slice(0, 200)}: exit ${code}\n${stderr.slice(-2000)}`))
+      if (code !== 0 && !allowFail)
+        return reject(new Error(`${argv.join(' ').slice(0, 200)}: exit ${code}\n${stderr.slice(-2000)}`))
       resolve({ wall, cpu: user + sys, machine, rss: rssKb / 1024, code, stderr })
     })
   })
@@ -68,10 +75,17 @@ export async function compare(tools, runs, log = () => {}) {
       log(`  ${name} #${r + 1}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s CPU, ${s.rss.toFixed(0)} MB`)
     }
   }
-  return Object.fromEntries(Object.entries(samples).map(([k, ss]) => [k, {
-    wall: median(ss.map((s) => s.wall)), cpu: median(ss.map((s) => s.cpu)), rss: median(ss.map((s) => s.rss)),
-    // The hosts' share: the machine's CPU less the tool's own (a few ms of the benchmark's and the system's count too).
-    hosts: median(ss.map((s) => s.machine - s.cpu)),
-    runs: ss.map(({ wall, cpu, machine, rss }) => ({ wall, cpu, machine, rss })),
-  }]))
+  return Object.fromEntries(
+    Object.entries(samples).map(([k, ss]) => [
+      k,
+      {
+        wall: median(ss.map((s) => s.wall)),
+        cpu: median(ss.map((s) => s.cpu)),
+        rss: median(ss.map((s) => s.rss)),
+        // The hosts' share: the machine's CPU less the tool's own (a few ms of the benchmark's and the system's count too).
+        hosts: median(ss.map((s) => s.machine - s.cpu)),
+        runs: ss.map(({ wall, cpu, machine, rss }) => ({ wall, cpu, machine, rss })),
+      },
+    ]),
+  )
 }

@@ -18,12 +18,26 @@ export async function throughput(cases, runs, log) {
     const empty = await compare(tools(list, generate(0), { only: PEERS }), runs, log)
     const full = await compare(tools(list, generate(bytes), { only: PEERS, timeoutMs: 300_000 }), runs, log)
     const totalMb = (bytes * hosts) / 1e6
-    out[hosts] = Object.fromEntries(PEERS.map((k) => {
-      const stream = median(full[k].runs.map((r) => r.wall)) - empty[k].wall
-      const cpu = median(full[k].runs.map((r) => r.cpu)) - empty[k].cpu
-      return [k, { mbPerS: totalMb / stream, cpuSPerMb: cpu / totalMb, wall: full[k].wall, wallEmpty: empty[k].wall, rss: full[k].rss, totalMb, runs: full[k].runs }]
-    }))
-    for (const k of PEERS) log(`  ${k}: ${out[hosts][k].mbPerS.toFixed(0)} MB/s, ${(out[hosts][k].cpuSPerMb * 1000).toFixed(1)} ms CPU/MB`)
+    out[hosts] = Object.fromEntries(
+      PEERS.map((k) => {
+        const stream = median(full[k].runs.map((r) => r.wall)) - empty[k].wall
+        const cpu = median(full[k].runs.map((r) => r.cpu)) - empty[k].cpu
+        return [
+          k,
+          {
+            mbPerS: totalMb / stream,
+            cpuSPerMb: cpu / totalMb,
+            wall: full[k].wall,
+            wallEmpty: empty[k].wall,
+            rss: full[k].rss,
+            totalMb,
+            runs: full[k].runs,
+          },
+        ]
+      }),
+    )
+    for (const k of PEERS)
+      log(`  ${k}: ${out[hosts][k].mbPerS.toFixed(0)} MB/s, ${(out[hosts][k].cpuSPerMb * 1000).toFixed(1)} ms CPU/MB`)
   }
   return out
 }

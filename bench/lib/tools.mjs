@@ -18,13 +18,52 @@ const width = (hosts) => String(Math.max(64, hosts.length))
 export function tools(hosts, shell, opts = {}) {
   const list = hosts.join(',')
   const all = {
-    fanout: () => timed([process.execPath, '--', join(ROOT, 'bin/fanout.js'), '--ssh-config', SSH_CONFIG, '--hosts', list, '--launcher', 'none', '--plain', '--', 'sh', '-c', shell], { env, timeoutMs: opts.timeoutMs }),
-    'ssh2 floor': () => timed([process.execPath, join(ROOT, 'bench/floor.mjs'), SSH_CONFIG, list, shell], { env, timeoutMs: opts.timeoutMs }),
-    pdsh: () => timed(['pdsh', '-R', 'ssh', '-f', '64', '-w', list, shell], { env: { ...env, PDSH_SSH_ARGS_APPEND: `-F ${SSH_CONFIG}` }, timeoutMs: opts.timeoutMs }),
-    clush: () => timed(['clush', '-f', width(hosts), '-o', `-F ${SSH_CONFIG}`, '-w', list, shell], { env, timeoutMs: opts.timeoutMs }),
-    pssh: () => timed(['parallel-ssh', '-p', width(hosts), '-x', `-F ${SSH_CONFIG}`, '-H', hosts.join(' '), shell], { env, timeoutMs: opts.timeoutMs }),
+    fanout: () =>
+      timed(
+        [
+          process.execPath,
+          '--',
+          join(ROOT, 'bin/fanout.js'),
+          '--ssh-config',
+          SSH_CONFIG,
+          '--hosts',
+          list,
+          '--launcher',
+          'none',
+          '--plain',
+          '--',
+          'sh',
+          '-c',
+          shell,
+        ],
+        { env, timeoutMs: opts.timeoutMs },
+      ),
+    'ssh2 floor': () =>
+      timed([process.execPath, join(ROOT, 'bench/floor.mjs'), SSH_CONFIG, list, shell], {
+        env,
+        timeoutMs: opts.timeoutMs,
+      }),
+    pdsh: () =>
+      timed(['pdsh', '-R', 'ssh', '-f', '64', '-w', list, shell], {
+        env: { ...env, PDSH_SSH_ARGS_APPEND: `-F ${SSH_CONFIG}` },
+        timeoutMs: opts.timeoutMs,
+      }),
+    clush: () =>
+      timed(['clush', '-f', width(hosts), '-o', `-F ${SSH_CONFIG}`, '-w', list, shell], {
+        env,
+        timeoutMs: opts.timeoutMs,
+      }),
+    pssh: () =>
+      timed(['parallel-ssh', '-p', width(hosts), '-x', `-F ${SSH_CONFIG}`, '-H', hosts.join(' '), shell], {
+        env,
+        timeoutMs: opts.timeoutMs,
+      }),
     // Plain OpenSSH, one client per host, all at once (the throughput reference).
-    ssh: () => timed(['sh', '-c', 'for h in "$@"; do ssh -F "$0" "$h" "$CMD" & done; wait', SSH_CONFIG, ...hosts], { env: { ...env, CMD: shell }, timeoutMs: opts.timeoutMs }),
+    ssh: () =>
+      timed(['sh', '-c', 'for h in "$@"; do ssh -F "$0" "$h" "$CMD" & done; wait', SSH_CONFIG, ...hosts], {
+        env: { ...env, CMD: shell },
+        timeoutMs: opts.timeoutMs,
+      }),
   }
   return Object.fromEntries((opts.only ?? Object.keys(all)).map((k) => [k, all[k]]))
 }

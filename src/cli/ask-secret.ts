@@ -33,9 +33,10 @@ export function askSecret(prompt: string, { input, output }: SecretTerminal): Pr
     }
     const onData = (chunk: Buffer): void => {
       for (const ch of decoder.write(chunk)) {
-        if (ch === '\r' || ch === '\n') return finish(), resolve(value)
-        if (ch === '\u0003') return finish(), reject(new FanoutError('interrupted at the prompt', 'INTERRUPTED'))
-        if (ch === '\u0004' && value === '') return finish(), reject(new FanoutError('no input at the prompt (end of file)', 'USAGE'))
+        if (ch === '\r' || ch === '\n') return (finish(), resolve(value))
+        if (ch === '\u0003') return (finish(), reject(new FanoutError('interrupted at the prompt', 'INTERRUPTED')))
+        if (ch === '\u0004' && value === '')
+          return (finish(), reject(new FanoutError('no input at the prompt (end of file)', 'USAGE')))
         value = ch === '\u007f' || ch === '\b' ? [...value].slice(0, -1).join('') : value + ch
       }
     }

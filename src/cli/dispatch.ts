@@ -13,14 +13,20 @@ export type { HostsOptions }
  * only as the first word, so that `fanout -H f hosts` still runs a script called hosts; `completion`
  * only alone.
  */
-export function commandOf(argv: readonly string[]): { command: Command<RunOptions> | Command<HostsOptions> | Command<never>; words: string[] } {
+export function commandOf(argv: readonly string[]): {
+  command: Command<RunOptions> | Command<HostsOptions> | Command<never>
+  words: string[]
+} {
   if (argv[0] === 'hosts') return { command: hostsCommand, words: argv.slice(1) }
   if (argv[0] === 'check') return { command: checkCommand, words: argv.slice(1) }
   if (argv[0] === 'completion' && argv.length === 1) return { command: completionCommand, words: [] }
   return { command: runCommand, words: [...argv] }
 }
 
-export type ParsedArgs = { kind: 'run'; options: RunOptions } | { kind: 'hosts'; options: HostsOptions } | { kind: 'help' | 'version'; text: string }
+export type ParsedArgs =
+  | { kind: 'run'; options: RunOptions }
+  | { kind: 'hosts'; options: HostsOptions }
+  | { kind: 'help' | 'version'; text: string }
 
 /** Parses fanout's command line (without `node` and the script path). Throws a USAGE FanoutError. */
 export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100, env: Env = {}): Promise<ParsedArgs> {
@@ -29,5 +35,7 @@ export async function parseArgs(argv: string[], cwd: string, terminalWidth = 100
   const ctx: ParseContext = { cwd, width: terminalWidth, env }
   const parsed = await (command as Command<unknown>).parse(words, ctx)
   if (parsed.kind !== 'options') return parsed
-  return command === hostsCommand ? { kind: 'hosts', options: parsed.options as HostsOptions } : { kind: 'run', options: parsed.options as RunOptions }
+  return command === hostsCommand
+    ? { kind: 'hosts', options: parsed.options as HostsOptions }
+    : { kind: 'run', options: parsed.options as RunOptions }
 }

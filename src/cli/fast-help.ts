@@ -10,7 +10,13 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
  */
 
 /** The command lines answered here. */
-export const FAST_ARGV: readonly (readonly string[])[] = [['--help'], ['-h'], ['--version'], ['hosts', '--help'], ['hosts', '-h']]
+export const FAST_ARGV: readonly (readonly string[])[] = [
+  ['--help'],
+  ['-h'],
+  ['--version'],
+  ['hosts', '--help'],
+  ['hosts', '-h'],
+]
 
 /** The wrap widths rendered: a common terminal, no terminal (main assumes 100 columns), and 110+ (args.ts wraps at most there). */
 export const FAST_WIDTHS: readonly number[] = [80, 100, 110]
@@ -24,10 +30,15 @@ export function yargsLocale(env: NodeJS.ProcessEnv): string {
 }
 
 /** Locales in which yargs prints its English strings: English ones, and C/POSIX (it has no file for those). */
-export const isEnglishLocale = (locale: string): boolean => locale === 'C' || locale === 'POSIX' || /^en(_|$)/.test(locale)
+export const isEnglishLocale = (locale: string): boolean =>
+  locale === 'C' || locale === 'POSIX' || /^en(_|$)/.test(locale)
 
 /** The key of a pre-rendered text for this command line, or undefined when yargs has to answer it. */
-export function fastKey(argv: readonly string[], columns: number | undefined, env: NodeJS.ProcessEnv): string | undefined {
+export function fastKey(
+  argv: readonly string[],
+  columns: number | undefined,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
   if (!FAST_ARGV.some((a) => a.length === argv.length && a.every((w, k) => w === argv[k]))) return undefined
   const width = wrapWidth(columns)
   if (!FAST_WIDTHS.includes(width) || !isEnglishLocale(yargsLocale(env))) return undefined
@@ -60,7 +71,12 @@ interface RenderedTexts {
 }
 
 /** What the CLI would write on stdout for this command line, when it was rendered at build time. */
-export function fastOutput(argv: readonly string[], columns: number | undefined, env: NodeJS.ProcessEnv, dir = new URL('./', import.meta.url)): string | undefined {
+export function fastOutput(
+  argv: readonly string[],
+  columns: number | undefined,
+  env: NodeJS.ProcessEnv,
+  dir = new URL('./', import.meta.url),
+): string | undefined {
   const key = fastKey(argv, columns, env)
   if (key === undefined) return undefined
   try {

@@ -11,7 +11,8 @@ export async function renderFastTexts(): Promise<Record<string, string>> {
   for (const argv of FAST_ARGV) {
     for (const width of FAST_WIDTHS) {
       const parsed = await parseArgs([...argv], '/', width, {})
-      if (parsed.kind !== 'help' && parsed.kind !== 'version') throw new Error(`${argv.join(' ')} is not answered with a text (${parsed.kind})`)
+      if (parsed.kind !== 'help' && parsed.kind !== 'version')
+        throw new Error(`${argv.join(' ')} is not answered with a text (${parsed.kind})`)
       texts[`${argv.join(' ')}@${width}`] = parsed.text + '\n'
     }
   }

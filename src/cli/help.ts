@@ -20,11 +20,10 @@ export const EXAMPLES: Array<[string, string]> = [
 ]
 
 export const EPILOGUE = [
-  'Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation\'s nodes are used.',
+  "Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation's nodes are used.",
   'Selection (DeepSpeed syntax): --include/--exclude "host[:gpu,gpu]@host…"; a bare host means all of it. GPU indices become the node\'s CUDA_VISIBLE_DEVICES and its process count.',
   '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
   'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once). Nodes behind a jump host (ProxyJump, or --jump) are reached through one shared connection to it.',
   'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
   'While a job runs, Ctrl-\\ (SIGQUIT) prints the Python stack of every thread of every rank, and the job goes on; --timeout prints them before it stops the job.',
 ].join('\n\n')
-

@@ -84,7 +84,13 @@ export function compileCli(dir: URL): CompiledCli | undefined {
     wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file))
     return module.exports as Cli
   }
-  const cache: CacheUse = damaged ? 'damaged' : cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'used'
+  const cache: CacheUse = damaged
+    ? 'damaged'
+    : cachedData === undefined
+      ? 'none'
+      : script.cachedDataRejected === true
+        ? 'rejected'
+        : 'used'
   return { run, cache, createCache: () => script.createCachedData(), buildId }
 }
 

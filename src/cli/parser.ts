@@ -7,14 +7,24 @@ import { quote, usageError } from '../errors.js'
 export type { Env } from '../plan/env.js'
 
 /** Words after the script are the script's; numbers stay text (`007` is not 7). */
-export const PARSER = { 'halt-at-non-option': true, 'parse-positional-numbers': false, 'parse-numbers': false, 'populate--': true, 'boolean-negation': true, 'dot-notation': false, 'duplicate-arguments-array': true }
+export const PARSER = {
+  'halt-at-non-option': true,
+  'parse-positional-numbers': false,
+  'parse-numbers': false,
+  'populate--': true,
+  'boolean-negation': true,
+  'dot-notation': false,
+  'duplicate-arguments-array': true,
+}
 
 export const int = (flag: string, value: unknown, min: number, max: number): number | undefined => {
   if (value === undefined) return undefined
   // Digits only: Number() would also take `1e3`, `0x10`, ` 4`, `+4` and `1.0`, which are typos here.
   const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN
   if (!Number.isInteger(n) || n < min || n > max)
-    throw usageError(`--${flag} must be a whole number from ${min} to ${max} (got ${typeof value === 'string' ? quote(value) : JSON.stringify(value)})`)
+    throw usageError(
+      `--${flag} must be a whole number from ${min} to ${max} (got ${typeof value === 'string' ? quote(value) : JSON.stringify(value)})`,
+    )
   return n
 }
 
@@ -35,10 +45,13 @@ export function yargsMessage(message: string): string {
     return `unknown option${names.length > 1 ? 's' : ''} ${names.join(', ')}; see fanout --help`
   }
   if (message.startsWith('Invalid values:')) {
-    const lines = message.split('\n').slice(1).map((line) => {
-      const m = /^\s*Argument: (.+?), Given: (.*), Choices: (.*)$/s.exec(line)
-      return m ? `--${m[1]} must be one of ${m[3]} (got ${m[2]})` : line.trim()
-    })
+    const lines = message
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        const m = /^\s*Argument: (.+?), Given: (.*), Choices: (.*)$/s.exec(line)
+        return m ? `--${m[1]} must be one of ${m[3]} (got ${m[2]})` : line.trim()
+      })
     return lines.filter((l) => l !== '').join('\n')
   }
   return message
@@ -95,7 +108,11 @@ export async function runParser<T>(build: (argv: string[]) => Argv<T>, argv: str
  * at `--`. `takesValue` says which option names (long or short, as typed without dashes) take a
  * value; `longName` gives the long name of a short alias.
  */
-function joinDashValues(argv: readonly string[], takesValue: ReadonlySet<string>, longName: (name: string) => string): string[] {
+function joinDashValues(
+  argv: readonly string[],
+  takesValue: ReadonlySet<string>,
+  longName: (name: string) => string,
+): string[] {
   const out = [...argv]
   for (let i = 0; i < out.length; i++) {
     const word = out[i] as string
@@ -114,12 +131,14 @@ export function parseDuration(flag: string, value: unknown): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(String(value).trim())
   const scale: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 }
   const seconds = m ? Number(m[1]) * (scale[m[2] ?? 's'] ?? 1) : NaN
-  if (!(seconds > 0) || seconds > 7 * 24 * 3600) throw usageError(`--${flag} must be a duration such as 10, 10s, 500ms or 2m (got ${JSON.stringify(value)})`)
+  if (!(seconds > 0) || seconds > 7 * 24 * 3600)
+    throw usageError(`--${flag} must be a duration such as 10, 10s, 500ms or 2m (got ${JSON.stringify(value)})`)
   return seconds
 }
 
 /** A duration flag without a default: undefined when not given. */
-export const optionalDuration = (flag: string, value: unknown): number | undefined => (value === undefined ? undefined : parseDuration(flag, text(flag, value)))
+export const optionalDuration = (flag: string, value: unknown): number | undefined =>
+  value === undefined ? undefined : parseDuration(flag, text(flag, value))
 
 /** The values of a repeatable flag (duplicate-arguments-array collects them; `array: true` would swallow SCRIPT too), none empty. */
 export function repeated(a: Record<string, unknown>, flag: string): string[] {
@@ -132,7 +151,11 @@ export function repeated(a: Record<string, unknown>, flag: string): string[] {
 /** joinDashValues for this parser's options that take a value (its string options and their aliases). */
 export function joinValues(argv: readonly string[], parser: Argv<unknown>): string[] {
   // yargs has it; @types/yargs does not say so.
-  const { string, alias } = (parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }).getOptions()
-  const longOf = new Map(Object.entries(alias).flatMap(([long, shorts]) => shorts.map((short) => [short, long] as const)))
+  const { string, alias } = (
+    parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }
+  ).getOptions()
+  const longOf = new Map(
+    Object.entries(alias).flatMap(([long, shorts]) => shorts.map((short) => [short, long] as const)),
+  )
   return joinDashValues(argv, new Set(string), (name) => longOf.get(name) ?? name)
 }

@@ -11,7 +11,9 @@ let version: string | undefined
 export function packageVersion(): string {
   if (version !== undefined) return version
   try {
-    const parsed = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    const parsed = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown
+    }
     version = typeof parsed.version === 'string' ? parsed.version : 'unknown'
   } catch {
     version = 'unknown'

@@ -78,7 +78,8 @@ function parseHostSpec(spec: string): Field | string {
   if (bracketed) {
     host = bracketed[1] ?? ''
     portText = bracketed[2]
-    if (!isIpv6Address(host) && hostNameProblem(host) !== undefined) return `invalid ${host.includes(':') ? 'IPv6 address' : 'host'} ${quote(host)}`
+    if (!isIpv6Address(host) && hostNameProblem(host) !== undefined)
+      return `invalid ${host.includes(':') ? 'IPv6 address' : 'host'} ${quote(host)}`
   } else if ((rest.match(/:/g) ?? []).length > 1) {
     if (!isIpv6Address(rest)) return `invalid IPv6 address ${quote(rest)}`
   } else {
@@ -100,7 +101,8 @@ function parseHostSpec(spec: string): Field | string {
 export function parseJumpHost(text: string, forHost?: string): Pick<HostEntry, 'host' | 'user' | 'port'> {
   const spec = text.replace(/^ssh:\/\//i, '')
   const parsed = spec === '' ? 'empty jump host' : parseHostSpec(spec)
-  if (typeof parsed === 'string') throw usageError(`${forHost ? `${forHost}: ` : ''}jump host ${JSON.stringify(text)}: ${parsed}`)
+  if (typeof parsed === 'string')
+    throw usageError(`${forHost ? `${forHost}: ` : ''}jump host ${JSON.stringify(text)}: ${parsed}`)
   return parsed
 }
 
@@ -173,7 +175,8 @@ function parseLines(lines: Array<[where: string, content: string]>, empty: strin
       hosts.push(entry)
     }
     // A repeated range would name every host again: one line of the report is enough.
-    if (duplicates.length > 0) errors.push(`${where}: ${duplicates[0]}${duplicates.length > 1 ? ` and ${duplicates.length - 1} more` : ''}`)
+    if (duplicates.length > 0)
+      errors.push(`${where}: ${duplicates[0]}${duplicates.length > 1 ? ` and ${duplicates.length - 1} more` : ''}`)
     if (hosts.length > MAX_HOSTS) {
       errors.push(`${where}: more than ${MAX_HOSTS} hosts`)
       break
@@ -190,14 +193,20 @@ function parseLines(lines: Array<[where: string, content: string]>, empty: strin
  * comment. Every error in the file is collected and thrown as one FanoutError naming `file:line`.
  */
 export function parseHostfile(text: string, file: string): ParsedHostfile {
-  if (text.length > MAX_BYTES) throw new FanoutError(`${file}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
+  if (text.length > MAX_BYTES)
+    throw new FanoutError(`${file}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
   const nul = text.indexOf('\0')
   if (nul >= 0) {
     const line = text.slice(0, nul).split('\n').length
     throw new FanoutError(`${file}:${line}: not a text file (contains NUL bytes)`, 'HOSTFILE')
   }
-  const lines = text.split(/\r?\n/).map((raw, i): [string, string] => [`${file}:${i + 1}`, raw.replace(/#.*/, '').trim()])
-  return parseLines(lines.filter(([, line]) => line !== ''), `${file}: no hosts (every line is blank or a comment)`)
+  const lines = text
+    .split(/\r?\n/)
+    .map((raw, i): [string, string] => [`${file}:${i + 1}`, raw.replace(/#.*/, '').trim()])
+  return parseLines(
+    lines.filter(([, line]) => line !== ''),
+    `${file}: no hosts (every line is blank or a comment)`,
+  )
 }
 
 /**

@@ -88,7 +88,8 @@ export function expandHostRange(pattern: string): string[] {
   let names = ['']
   for (const part of parts(pattern)) {
     const values = typeof part === 'string' ? [part] : part
-    if (names.length * values.length > MAX_HOSTS) fail(`invalid host range ${quote(pattern)}: more than ${MAX_HOSTS} hosts`)
+    if (names.length * values.length > MAX_HOSTS)
+      fail(`invalid host range ${quote(pattern)}: more than ${MAX_HOSTS} hosts`)
     names = names.flatMap((prefix) => values.map((v) => prefix + v))
   }
   return names

@@ -23,7 +23,8 @@ export interface SourceIo {
 
 /** Size and encoding checks shared by files and stdin: a huge or binary input fails cleanly. */
 function decode(bytes: Buffer, name: string): string {
-  if (bytes.length > MAX_BYTES) throw new FanoutError(`${name}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
+  if (bytes.length > MAX_BYTES)
+    throw new FanoutError(`${name}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch {
@@ -42,10 +43,12 @@ export function readHostfile(path: string): ParsedHostfile {
     try {
       const stat = fstatSync(fd)
       if (stat.isDirectory()) throw new FanoutError(`${path}: is a directory, not a hostfile`, 'HOSTFILE')
-      if (stat.isFile() && stat.size > MAX_BYTES) throw new FanoutError(`${path}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
+      if (stat.isFile() && stat.size > MAX_BYTES)
+        throw new FanoutError(`${path}: too large for a hostfile (over ${MAX_BYTES} bytes)`, 'HOSTFILE')
       const buffer = Buffer.alloc(MAX_BYTES + 1)
       let length = 0
-      for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null)
+      for (let n = 1; n > 0 && length < buffer.length; length += n)
+        n = readSync(fd, buffer, length, buffer.length - length, null)
       bytes = buffer.subarray(0, length)
     } finally {
       closeSync(fd)
@@ -53,7 +56,14 @@ export function readHostfile(path: string): ParsedHostfile {
   } catch (e) {
     if (e instanceof FanoutError) throw e
     const code = (e as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (e as Error).message
     throw new FanoutError(`${path}: cannot read hostfile: ${why}`, 'HOSTFILE')
   }
   return parseHostfile(decode(bytes, path), path)
@@ -80,7 +90,8 @@ export function slurmHosts(env: SourceIo['env']): ParsedHostfile | undefined {
   return { hosts: slots === undefined ? hosts : hosts.map((h): HostEntry => ({ ...h, slots })), warnings }
 }
 
-export const NO_HOSTS = 'missing --hostfile FILE or --hosts LIST (the list of nodes), and not inside a SLURM allocation; see fanout --help'
+export const NO_HOSTS =
+  'missing --hostfile FILE or --hosts LIST (the list of nodes), and not inside a SLURM allocation; see fanout --help'
 
 /** Reads the host list from its one source: --hosts, --hostfile (`-`: stdin), or SLURM (args.ts refuses two). */
 export async function loadHosts(source: HostSource, io: SourceIo): Promise<ParsedHostfile> {

@@ -13,7 +13,8 @@ export interface NodeSpec {
 }
 
 /** `localhost` without user@ or :port runs locally: the built-in default needs no sshd. */
-const isLocal = (entry: HostEntry): boolean => LOCAL_HOSTS.has(entry.host.toLowerCase()) && entry.user === undefined && entry.port === undefined
+const isLocal = (entry: HostEntry): boolean =>
+  LOCAL_HOSTS.has(entry.host.toLowerCase()) && entry.user === undefined && entry.port === undefined
 
 /** Resolves every entry before any connection, so that a bad setting fails the whole launch up front. */
 export async function resolveNodes(hosts: readonly HostEntry[], flags: SshFlags): Promise<NodeSpec[]> {
@@ -21,12 +22,16 @@ export async function resolveNodes(hosts: readonly HostEntry[], flags: SshFlags)
     try {
       readFileSync(file)
     } catch (e) {
-      throw usageError(`--identity ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`)
+      throw usageError(
+        `--identity ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      )
     }
   }
   if (hosts.every(isLocal)) return hosts.map((entry, rank) => ({ rank, entry }))
   // Loaded only when a node needs SSH, keeping the all-local path and --help fast.
   const { loadSshConfig, resolveTarget } = await import('../transport/ssh/config.js')
   const config = loadSshConfig(flags.configFile)
-  return hosts.map((entry, rank) => (isLocal(entry) ? { rank, entry } : { rank, entry, ssh: resolveTarget(entry, config, flags) }))
+  return hosts.map((entry, rank) =>
+    isLocal(entry) ? { rank, entry } : { rank, entry, ssh: resolveTarget(entry, config, flags) },
+  )
 }

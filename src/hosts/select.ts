@@ -66,7 +66,8 @@ function parseFilter(text: string, flag: string, errors: string[]): Filter[] {
 }
 
 /** The GPU indices a node has, as far as known without probing it: chosen ones, else 0..slots-1. */
-const available = (entry: HostEntry): number[] | undefined => entry.gpus ?? (entry.slots === undefined ? undefined : range(entry.slots))
+const available = (entry: HostEntry): number[] | undefined =>
+  entry.gpus ?? (entry.slots === undefined ? undefined : range(entry.slots))
 
 const withGpus = (entry: HostEntry, gpus: number[]): HostEntry => ({ ...entry, slots: gpus.length, gpus })
 
@@ -77,7 +78,10 @@ const withGpus = (entry: HostEntry, gpus: number[]): HostEntry => ({ ...entry, s
 function match(hosts: readonly HostEntry[], filters: Filter[], flag: string, errors: string[]): Map<string, Filter> {
   const known = new Set(hosts.map((h) => key(h.host)))
   const unknown = [...new Set(filters.map((f) => f.host).filter((h) => !known.has(key(h))))]
-  if (unknown.length > 0) errors.push(`${flag}: unknown host${unknown.length > 1 ? 's' : ''} ${compressHosts(unknown)} (not in the host list)`)
+  if (unknown.length > 0)
+    errors.push(
+      `${flag}: unknown host${unknown.length > 1 ? 's' : ''} ${compressHosts(unknown)} (not in the host list)`,
+    )
   const merged = new Map<string, Filter>()
   for (const f of filters) {
     const previous = merged.get(key(f.host))
@@ -89,7 +93,8 @@ function match(hosts: readonly HostEntry[], filters: Filter[], flag: string, err
     const f = merged.get(key(entry.host))
     const has = available(entry)
     const missing = f?.gpus && has ? f.gpus.filter((g) => !has.includes(g)) : []
-    if (missing.length > 0) errors.push(`${flag}: ${entry.host} has no GPU ${missing.join(',')} (its GPUs: ${has?.join(',')})`)
+    if (missing.length > 0)
+      errors.push(`${flag}: ${entry.host} has no GPU ${missing.join(',')} (its GPUs: ${has?.join(',')})`)
   }
   return merged
 }
@@ -112,7 +117,9 @@ function exclude(hosts: HostEntry[], all: readonly HostEntry[], text: string, er
     if (!f.gpus) return []
     const has = available(entry)
     if (!has) {
-      errors.push(`--exclude: cannot exclude GPU ${f.gpus.join(',')} of ${entry.host}: its GPU count is unknown (give it slots=N in the host list)`)
+      errors.push(
+        `--exclude: cannot exclude GPU ${f.gpus.join(',')} of ${entry.host}: its GPU count is unknown (give it slots=N in the host list)`,
+      )
       return [entry]
     }
     const left = has.filter((g) => !f.gpus?.includes(g))
@@ -131,7 +138,8 @@ export function selectHosts(hosts: readonly HostEntry[], selection: Selection): 
   if (selection.exclude !== undefined) selected = exclude(selected, hosts, selection.exclude, errors)
   const { numNodes, numGpus } = selection
   if (numNodes !== undefined && errors.length === 0) {
-    if (numNodes > selected.length) errors.push(`--num-nodes ${numNodes}: only ${selected.length} node(s) to choose from`)
+    if (numNodes > selected.length)
+      errors.push(`--num-nodes ${numNodes}: only ${selected.length} node(s) to choose from`)
     selected = selected.slice(0, numNodes)
   }
   if (numGpus !== undefined) {
@@ -139,7 +147,8 @@ export function selectHosts(hosts: readonly HostEntry[], selection: Selection): 
       // Without slots= the node's GPUs are unknown until probed: take 0..N-1, as DeepSpeed does; the
       // plan checks them against the probe.
       const has = available(entry) ?? range(numGpus)
-      if (has.length < numGpus) errors.push(`--num-gpus ${numGpus}: ${entry.host} has only ${has.length} GPU(s) (${has.join(',')})`)
+      if (has.length < numGpus)
+        errors.push(`--num-gpus ${numGpus}: ${entry.host} has only ${has.length} GPU(s) (${has.join(',')})`)
       return withGpus(entry, has.slice(0, numGpus))
     })
   }

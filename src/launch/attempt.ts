@@ -38,12 +38,19 @@ const STATUS_MS = 250
 const STACKS_MS = 2000
 
 /** Which nodes are connected to the rendezvous store on node 0 (supervise/store-peers.ts), for a rendezvous that did not complete. */
-async function whoJoined(plan: LaunchPlan, node0: Transport | undefined): Promise<{ text: string; missing: number[] } | undefined> {
+async function whoJoined(
+  plan: LaunchPlan,
+  node0: Transport | undefined,
+): Promise<{ text: string; missing: number[] } | undefined> {
   if (!node0) return undefined
   const { STORE_PEERS_COMMAND, describeJoined, storePeers } = await import('../supervise/store-peers.js')
   const read = await within(capture(node0, STORE_PEERS_COMMAND), 5000)
   if (!read) return undefined
-  return describeJoined(storePeers(read.stdout, plan.masterPort), plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })), endpoint(plan.masterAddr, plan.masterPort))
+  return describeJoined(
+    storePeers(read.stdout, plan.masterPort),
+    plan.nodes.map((n) => ({ rank: n.rank, addrs: n.addrs })),
+    endpoint(plan.masterAddr, plan.masterPort),
+  )
 }
 
 export interface AttemptInput {
@@ -70,33 +77,48 @@ export async function runAttempt(input: AttemptInput): Promise<AttemptOutcome> {
   const { plan, nodes, launcher, teardown, io, report, attempt, timeoutMs } = input
   report.log?.startAttempt(attempt)
   // Every node's command is built first: one that cannot be sent (too long) stops the launch before any node starts.
-  const specs = plan.nodes.map((n): JobSpec => ({ cwd: n.cwd, env: n.env, setup: input.setup, argv: n.argv, heartbeatTimeoutS: teardown.heartbeatTimeoutS, graceS: Math.ceil(teardown.graceS), agent: launcher.kind !== 'none' }))
+  const specs = plan.nodes.map((n): JobSpec => ({
+    cwd: n.cwd,
+    env: n.env,
+    setup: input.setup,
+    argv: n.argv,
+    heartbeatTimeoutS: teardown.heartbeatTimeoutS,
+    graceS: Math.ceil(teardown.graceS),
+    agent: launcher.kind !== 'none',
+  }))
   const commands = specs.map(jobCommand)
-  const started = await io.ui.phase('launch', plan.nodes.map((n, i) => ({
-    label: `n${n.rank} ${n.host}`,
-    node: { rank: n.rank, host: n.host },
-    run: async () => {
-      const node = nodes[i] as ProbedNode
-      const waiting = node.held
-      if (waiting) {
-        delete node.held
-        waiting.write(heldJobInput(specs[i] as JobSpec))
-        return waiting
-      }
-      const proc = await node.transport.exec(commands[i] as string)
-      // The environment and the set-up lines, before any heartbeat: never on the node's command line.
-      proc.write(jobInput(specs[i] as JobSpec))
-      return proc
-    },
-  })), 'launched')
+  const started = await io.ui.phase(
+    'launch',
+    plan.nodes.map((n, i) => ({
+      label: `n${n.rank} ${n.host}`,
+      node: { rank: n.rank, host: n.host },
+      run: async () => {
+        const node = nodes[i] as ProbedNode
+        const waiting = node.held
+        if (waiting) {
+          delete node.held
+          waiting.write(heldJobInput(specs[i] as JobSpec))
+          return waiting
+        }
+        const proc = await node.transport.exec(commands[i] as string)
+        // The environment and the set-up lines, before any heartbeat: never on the node's command line.
+        proc.write(jobInput(specs[i] as JobSpec))
+        return proc
+      },
+    })),
+    'launched',
+  )
   const jobs: Job[] = started.flatMap((r, i) => {
     const node = nodes[i] as ProbedNode
-    return r.status === 'fulfilled' ? [{ rank: node.spec.rank, host: node.spec.entry.host, proc: r.value, transport: node.transport }] : []
+    return r.status === 'fulfilled'
+      ? [{ rank: node.spec.rank, host: node.spec.entry.host, proc: r.value, transport: node.transport }]
+      : []
   })
   const ranks = (node: number): string => rankList(report.output.ranksOf(node))
   const supervisor = new Supervisor(jobs, {
     output: (job, hooks) => report.output.forNode(job, hooks),
-    onExit: (result) => report.json?.emit('exit', { attempt, ...nodeRecord(result, ranks(result.rank), supervisor.firstFailure) }),
+    onExit: (result) =>
+      report.json?.emit('exit', { attempt, ...nodeRecord(result, ranks(result.rank), supervisor.firstFailure) }),
     heartbeatMs: 1000,
     graceMs: teardown.graceS * 1000,
     killOnFailure: teardown.killOnFailure,
@@ -113,7 +135,15 @@ export async function runAttempt(input: AttemptInput): Promise<AttemptOutcome> {
   const unsubscribeStacks = io.onStacks?.(() => supervisor.dumpStacks('SIGQUIT (Ctrl-\\)'))
   const since = Date.now()
   const { live } = io
-  const status = live && setInterval(() => live.setStatus(report.output.status(Date.now() - since, supervisor.runningCount, supervisor.isStopping, live.width)), STATUS_MS)
+  const status =
+    live &&
+    setInterval(
+      () =>
+        live.setStatus(
+          report.output.status(Date.now() - since, supervisor.runningCount, supervisor.isStopping, live.width),
+        ),
+      STATUS_MS,
+    )
   const results = await supervisor.results.finally(() => {
     unsubscribe()
     unsubscribeStacks?.()

@@ -12,9 +12,17 @@ import { failPhase, label } from './phase.js'
  * asking first for the secrets it needs: one prompt per encrypted key file, one password for all. A node
  * that cannot be reached fails the launch with every such node named; the ones that connected are closed.
  */
-export async function connectNodes(specs: readonly NodeSpec[], options: SshConnectOptions, io: RunIo): Promise<ConnectedNode[]> {
+export async function connectNodes(
+  specs: readonly NodeSpec[],
+  options: SshConnectOptions,
+  io: RunIo,
+): Promise<ConnectedNode[]> {
   const open = io.openTransport ?? (await realTransports(specs, options, io))
-  const results = await io.ui.phase('connect', specs.map((n) => ({ label: label(n), node: { rank: n.rank, host: n.entry.host }, run: () => open(n) })), 'connected')
+  const results = await io.ui.phase(
+    'connect',
+    specs.map((n) => ({ label: label(n), node: { rank: n.rank, host: n.entry.host }, run: () => open(n) })),
+    'connected',
+  )
   const failed = results.some((r) => r.status === 'rejected')
   if (failed) for (const r of results) if (r.status === 'fulfilled') r.value.close()
   failPhase(results, specs)
@@ -22,7 +30,11 @@ export async function connectNodes(specs: readonly NodeSpec[], options: SshConne
 }
 
 /** SSH for the nodes that have a target, the local transport for the others, handshakes capped per sshd. */
-async function realTransports(specs: readonly NodeSpec[], options: SshConnectOptions, io: RunIo): Promise<(n: NodeSpec) => Promise<Transport>> {
+async function realTransports(
+  specs: readonly NodeSpec[],
+  options: SshConnectOptions,
+  io: RunIo,
+): Promise<(n: NodeSpec) => Promise<Transport>> {
   const { localTransport } = await import('../transport/local.js')
   const hasSsh = specs.some((n) => n.ssh)
   const ssh = hasSsh ? await import('../transport/ssh.js') : undefined
@@ -30,22 +42,36 @@ async function realTransports(specs: readonly NodeSpec[], options: SshConnectOpt
   const { unlockIdentities } = await import('../transport/ssh/credentials.js')
   // With an agent, its keys come first (as in ssh), so an encrypted file is usually loaded there already: no prompt.
   const agent = Boolean(io.env.SSH_AUTH_SOCK)
-  const { unlocked, locked } = await unlockIdentities(specs.flatMap((n) => (n.ssh && (n.ssh.identitiesOnly || !agent) ? n.ssh.identityFiles : [])), io.askSecret)
+  const { unlocked, locked } = await unlockIdentities(
+    specs.flatMap((n) => (n.ssh && (n.ssh.identitiesOnly || !agent) ? n.ssh.identityFiles : [])),
+    io.askSecret,
+  )
   let password: string | undefined
   if (options.askPassword && hasSsh) {
-    if (!io.askSecret) throw new FanoutError('--ask-password needs a terminal to ask for the password on (stdin is not one)', 'USAGE')
+    if (!io.askSecret)
+      throw new FanoutError('--ask-password needs a terminal to ask for the password on (stdin is not one)', 'USAGE')
     const users = [...new Set(specs.flatMap((n) => (n.ssh ? [n.ssh.user] : [])))].join(', ')
     password = await io.askSecret(`Password for ${users} on ${specs.filter((n) => n.ssh).length} node(s): `)
   }
   const connector = ssh?.sshConnector({
-    connectTimeoutS: options.connectTimeoutS, keepaliveS: options.keepaliveS, keepaliveCountMax: 3, agentSocket: io.env.SSH_AUTH_SOCK,
-    acceptNew: options.acceptNew, unlocked, locked, ...(password === undefined ? {} : { password }), notice: (m: string) => io.ui.warn(m),
+    connectTimeoutS: options.connectTimeoutS,
+    keepaliveS: options.keepaliveS,
+    keepaliveCountMax: 3,
+    agentSocket: io.env.SSH_AUTH_SOCK,
+    acceptNew: options.acceptNew,
+    unlocked,
+    locked,
+    ...(password === undefined ? {} : { password }),
+    notice: (m: string) => io.ui.warn(m),
   })
-  return limitHandshakes((n: NodeSpec) => (n.ssh && connector ? connector.connect(n.ssh) : Promise.resolve(localTransport())), {
-    maxInFlight: options.maxHandshakes,
-    targetOf: (n) => (n.ssh && ssh ? ssh.sshdOf(n.ssh) : 'local'),
-    retries: 4,
-    backoffMs: 200,
-    isRetryable: (e) => ssh?.isDroppedHandshake(e) ?? false,
-  })
+  return limitHandshakes(
+    (n: NodeSpec) => (n.ssh && connector ? connector.connect(n.ssh) : Promise.resolve(localTransport())),
+    {
+      maxInFlight: options.maxHandshakes,
+      targetOf: (n) => (n.ssh && ssh ? ssh.sshdOf(n.ssh) : 'local'),
+      retries: 4,
+      backoffMs: 200,
+      isRetryable: (e) => ssh?.isDroppedHandshake(e) ?? false,
+    },
+  )
 }

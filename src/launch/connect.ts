@@ -46,14 +46,17 @@ const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  * Wraps `connect` so that calls share one cap on handshakes in flight and retry dropped handshakes.
  * Callers may start every call at once; the wrapper queues them.
  */
-export function limitHandshakes<T, C>(connect: (item: T) => Promise<C>, policy: ConnectPolicy<T>): (item: T) => Promise<C> {
+export function limitHandshakes<T, C>(
+  connect: (item: T) => Promise<C>,
+  policy: ConnectPolicy<T>,
+): (item: T) => Promise<C> {
   const sleep = policy.sleep ?? defaultSleep
   const random = policy.random ?? Math.random
   const targetOf = policy.targetOf ?? ((): string => '')
   const gates = new Map<string, Gate>()
   return async (item: T): Promise<C> => {
     const key = targetOf(item)
-    const gate = gates.get(key) ?? gates.set(key, { inFlight: 0, waiting: [] }).get(key) as Gate
+    const gate = gates.get(key) ?? (gates.set(key, { inFlight: 0, waiting: [] }).get(key) as Gate)
     for (let tryNo = 0; ; tryNo++) {
       await acquire(gate, policy.maxInFlight)
       try {

@@ -11,7 +11,14 @@ function readEnvFile(path: string): Record<string, string> {
     bytes = readFileSync(path)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (e as Error).message
     throw usageError(`--env-file ${path}: cannot read it: ${why}`)
   }
   let text: string

@@ -8,7 +8,9 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 
 /** Fails the launch with every node's error listed (results by node, in `nodes`' order). */
 export function failPhase(results: readonly PromiseSettledResult<unknown>[], nodes: readonly NodeSpec[]): void {
-  const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], error: r.reason as unknown }] : []))
+  const errors = results.flatMap((r, i) =>
+    r.status === 'rejected' ? [{ node: nodes[i], error: r.reason as unknown }] : [],
+  )
   if (errors.length === 0) return
   const first = errors[0]?.error
   const text = errors.map(({ node, error }) => `${node ? `node ${node.rank}: ` : ''}${message(error)}`).join('\n')

@@ -1,4 +1,11 @@
-import { heldProbeCommand, probeCommand, probeInput, readProbeLines, routeCommand, type ProbeSpec } from '../node/probe.js'
+import {
+  heldProbeCommand,
+  probeCommand,
+  probeInput,
+  readProbeLines,
+  routeCommand,
+  type ProbeSpec,
+} from '../node/probe.js'
 import type { JobEnv } from '../plan/env.js'
 import { busyGpus, usedGpus } from '../plan/gpus.js'
 import { scriptIsFile, type LauncherOptions } from '../plan/launcher.js'
@@ -13,10 +20,15 @@ import type { ReachCheck } from './reach.js'
 import type { Busy } from './wait-for-gpus.js'
 
 /** Runs the probe on a node (its set-up lines on stdin) and collects what it printed. */
-export const probe = (t: Transport, spec: ProbeSpec): ReturnType<typeof capture> => capture(t, probeCommand(spec), probeInput(spec))
+export const probe = (t: Transport, spec: ProbeSpec): ReturnType<typeof capture> =>
+  capture(t, probeCommand(spec), probeInput(spec))
 
 /** Node i's probe: held (the start of its job command, heldProbeCommand) or plain. */
-async function runProbe(t: Transport, spec: ProbeSpec, hold: boolean): Promise<{ stdout: string; stderr: string; proc?: RemoteProcess }> {
+async function runProbe(
+  t: Transport,
+  spec: ProbeSpec,
+  hold: boolean,
+): Promise<{ stdout: string; stderr: string; proc?: RemoteProcess }> {
   if (!hold) return probe(t, spec)
   const { stdout, stderr, proc } = await holdProbe(t, heldProbeCommand(spec), probeInput(spec))
   return { stdout, stderr, ...(proc ? { proc } : {}) }
@@ -25,9 +37,15 @@ async function runProbe(t: Transport, spec: ProbeSpec, hold: boolean): Promise<{
 /** What node i's probe asks, `routeTo` being where the master is expected (see probeNodes). */
 function probeSpec(i: number, job: JobOptions, launcher: LauncherOptions, routeTo: string | undefined): ProbeSpec {
   return {
-    python: job.python, wantPort: i === 0 && job.masterPort === undefined, cwd: job.chdir, setup: job.setup, torch: launcher.kind !== 'none',
-    ...(scriptIsFile(launcher, job.script) ? { script: job.script } : {}), ...(i === 0 && job.masterPort !== undefined ? { port: job.masterPort } : {}),
-    ...(routeTo === undefined ? {} : { routeTo }), ...(launcher.rdzvBackend === 'c10d' ? { c10d: true } : {}),
+    python: job.python,
+    wantPort: i === 0 && job.masterPort === undefined,
+    cwd: job.chdir,
+    setup: job.setup,
+    torch: launcher.kind !== 'none',
+    ...(scriptIsFile(launcher, job.script) ? { script: job.script } : {}),
+    ...(i === 0 && job.masterPort !== undefined ? { port: job.masterPort } : {}),
+    ...(routeTo === undefined ? {} : { routeTo }),
+    ...(launcher.rdzvBackend === 'c10d' ? { c10d: true } : {}),
   }
 }
 
@@ -55,7 +73,11 @@ function busyOn(node: PlanNode, job: JobOptions, jobEnv: JobEnv): Busy {
   const { gpuList, gpuProcesses } = node.facts
   if (!gpuList || !gpuProcesses || gpuProcesses.length === 0) return []
   const cvd = jobEnv.explicit.CUDA_VISIBLE_DEVICES ?? node.facts.cudaVisibleDevices
-  const used = usedGpus(gpuList, { ...(node.gpus ? { selected: node.gpus } : {}), ...(cvd === undefined ? {} : { cvd }), nproc: nprocOf(node, { ...job, jobEnv }) })
+  const used = usedGpus(gpuList, {
+    ...(node.gpus ? { selected: node.gpus } : {}),
+    ...(cvd === undefined ? {} : { cvd }),
+    nproc: nprocOf(node, { ...job, jobEnv }),
+  })
   return busyGpus(used, gpuProcesses)
 }
 
@@ -72,22 +94,33 @@ export async function probeNodes(input: ProbeNodesInput): Promise<ProbedNode[]> 
   // fanout's connection to node 0 reached (its sshd reports the same one unless NAT sits between). The
   // probes then also find each node's route to it; a guess that turns out wrong costs the route phase.
   const master0 = job.masterAddr ?? nodes[0]?.transport.peerAddress
-  const probes = await io.ui.phase('probe', nodes.map(({ spec, transport }, i) => ({
-    label: label(spec),
-    node: { rank: spec.rank, host: spec.entry.host },
-    run: async (): Promise<ProbedNode> => {
-      const { stdout, stderr, proc } = await runProbe(transport, probeSpec(i, job, launcher, master0), input.hold)
-      if (proc) input.onHeld?.(proc)
-      const plan: PlanNode = { rank: spec.rank, host: spec.entry.host, facts: parseProbe(stdout, transport.kind === 'ssh') }
-      if (spec.entry.slots !== undefined) plan.slots = spec.entry.slots
-      if (spec.entry.gpus !== undefined) plan.gpus = spec.entry.gpus
-      return { spec, transport, plan, probeStderr: stderr, ...(proc ? { held: proc } : {}) }
-    },
-  })), 'probed')
+  const probes = await io.ui.phase(
+    'probe',
+    nodes.map(({ spec, transport }, i) => ({
+      label: label(spec),
+      node: { rank: spec.rank, host: spec.entry.host },
+      run: async (): Promise<ProbedNode> => {
+        const { stdout, stderr, proc } = await runProbe(transport, probeSpec(i, job, launcher, master0), input.hold)
+        if (proc) input.onHeld?.(proc)
+        const plan: PlanNode = {
+          rank: spec.rank,
+          host: spec.entry.host,
+          facts: parseProbe(stdout, transport.kind === 'ssh'),
+        }
+        if (spec.entry.slots !== undefined) plan.slots = spec.entry.slots
+        if (spec.entry.gpus !== undefined) plan.gpus = spec.entry.gpus
+        return { spec, transport, plan, probeStderr: stderr, ...(proc ? { held: proc } : {}) }
+      },
+    })),
+    'probed',
+  )
   failPhase(probes, specs)
   const probed = probes.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   await checkPreflight(probed, input)
-  const master = masterAddress(probed.map((n) => n.plan.facts), job.masterAddr)
+  const master = masterAddress(
+    probed.map((n) => n.plan.facts),
+    job.masterAddr,
+  )
   await findRoutes(probed, master, master0 === master, io)
   if (input.hold) await proveReach(probed, master, input)
   return probed
@@ -106,18 +139,54 @@ async function checkPreflight(probed: readonly ProbedNode[], input: ProbeNodesIn
       const i = probed.findIndex((n) => n.spec.rank === rank)
       const node = probed[i] as ProbedNode
       // The probe without Python: what the set-up steps make of PATH (nvidia-smi) counts, as before.
-      const facts = parseProbe((await probe(node.transport, { ...probeSpec(i, job, launcher, undefined), wantPort: false, torch: false })).stdout, node.plan.facts.viaSsh)
-      node.plan.facts = { ...node.plan.facts, ...(facts.gpuList ? { gpuList: facts.gpuList } : {}), gpuProcesses: facts.gpuProcesses ?? [] }
+      const facts = parseProbe(
+        (await probe(node.transport, { ...probeSpec(i, job, launcher, undefined), wantPort: false, torch: false }))
+          .stdout,
+        node.plan.facts.viaSsh,
+      )
+      node.plan.facts = {
+        ...node.plan.facts,
+        ...(facts.gpuList ? { gpuList: facts.gpuList } : {}),
+        gpuProcesses: facts.gpuProcesses ?? [],
+      }
       return busyOn(node.plan, job, jobEnv)
     }
-    const waiting = new Map(probed.filter((n) => (busy.get(n.spec.rank) ?? []).length > 0).map((n) => [n.spec.rank, { host: n.spec.entry.host, busy: busy.get(n.spec.rank) ?? [] }]))
-    for (const [rank, b] of await waitForGpus({ busy: waiting, query, waitS: preflight.waitForGpusS, info: (m) => io.ui.info(m), onStop: io.onStop })) busy.set(rank, b)
+    const waiting = new Map(
+      probed
+        .filter((n) => (busy.get(n.spec.rank) ?? []).length > 0)
+        .map((n) => [n.spec.rank, { host: n.spec.entry.host, busy: busy.get(n.spec.rank) ?? [] }]),
+    )
+    for (const [rank, b] of await waitForGpus({
+      busy: waiting,
+      query,
+      waitS: preflight.waitForGpusS,
+      info: (m) => io.ui.info(m),
+      onStop: io.onStop,
+    }))
+      busy.set(rank, b)
   }
   const plan = await import('../plan/preflight.js')
-  const { table, errors, warnings } = plan.checkPreflight(probed.map((n) => ({ rank: n.spec.rank, host: n.spec.entry.host, facts: n.plan.facts, stderr: n.probeStderr, busy: busy.get(n.spec.rank) ?? [] })), {
-    launcher: launcher.kind, scriptIsFile: scriptIsFile(launcher, job.script), script: job.script, cwd: job.chdir, python: job.python, setup: job.setup,
-    strict: preflight.strict, allowVersionSkew: preflight.allowVersionSkew, allowBusyGpus: preflight.allowBusyGpus, ...(job.masterPort === undefined ? {} : { masterPort: job.masterPort }),
-  })
+  const { table, errors, warnings } = plan.checkPreflight(
+    probed.map((n) => ({
+      rank: n.spec.rank,
+      host: n.spec.entry.host,
+      facts: n.plan.facts,
+      stderr: n.probeStderr,
+      busy: busy.get(n.spec.rank) ?? [],
+    })),
+    {
+      launcher: launcher.kind,
+      scriptIsFile: scriptIsFile(launcher, job.script),
+      script: job.script,
+      cwd: job.chdir,
+      python: job.python,
+      setup: job.setup,
+      strict: preflight.strict,
+      allowVersionSkew: preflight.allowVersionSkew,
+      allowBusyGpus: preflight.allowBusyGpus,
+      ...(job.masterPort === undefined ? {} : { masterPort: job.masterPort }),
+    },
+  )
   for (const w of warnings) io.ui.warn(w)
   io.stderr.write(table)
   if (errors.length > 0) throw plan.preflightError(errors)
@@ -131,17 +200,25 @@ async function findRoutes(nodes: readonly ProbedNode[], master: string, probed: 
   const known = probed && nodes.every((n) => n.plan.facts.routeIface !== undefined)
   const routes = known
     ? nodes.map((n) => ({ iface: n.plan.facts.routeIface, src: n.plan.facts.srcAddr }))
-    : (await io.ui.phase('route', nodes.map(({ spec, transport }) => ({
-        label: label(spec),
-        run: async () => {
-          const lines = readProbeLines((await capture(transport, routeCommand(master))).stdout)
-          return { iface: lines.get('iface'), src: lines.get('src') }
-        },
-      })))).map((r) => (r.status === 'fulfilled' ? r.value : { iface: undefined, src: undefined }))
+    : (
+        await io.ui.phase(
+          'route',
+          nodes.map(({ spec, transport }) => ({
+            label: label(spec),
+            run: async () => {
+              const lines = readProbeLines((await capture(transport, routeCommand(master))).stdout)
+              return { iface: lines.get('iface'), src: lines.get('src') }
+            },
+          })),
+        )
+      ).map((r) => (r.status === 'fulfilled' ? r.value : { iface: undefined, src: undefined }))
   nodes.forEach(({ plan }, i) => {
     const { iface, src } = routes[i] ?? {}
     if (iface) plan.iface = iface
-    else io.ui.warn(`node ${plan.rank} (${plan.host}): no interface routes to ${master}; GLOO/NCCL_SOCKET_IFNAME left unset`)
+    else
+      io.ui.warn(
+        `node ${plan.rank} (${plan.host}): no interface routes to ${master}; GLOO/NCCL_SOCKET_IFNAME left unset`,
+      )
     if (src) plan.facts = { ...plan.facts, srcAddr: src }
   })
 }
@@ -153,10 +230,26 @@ async function findRoutes(nodes: readonly ProbedNode[], master: string, probed: 
 async function proveReach(nodes: readonly ProbedNode[], master: string, input: ProbeNodesInput): Promise<void> {
   const port = input.job.masterPort ?? nodes[0]?.plan.facts.freePort
   if (nodes.length < 2 || input.launcher.kind === 'none' || port === undefined) return
-  const reachNodes = nodes.flatMap((n) => (n.held && n.plan.facts.python ? [{ rank: n.spec.rank, host: n.spec.entry.host, proc: n.held, python: n.plan.facts.python, ...(n.plan.iface ? { iface: n.plan.iface } : {}) }] : []))
+  const reachNodes = nodes.flatMap((n) =>
+    n.held && n.plan.facts.python
+      ? [
+          {
+            rank: n.spec.rank,
+            host: n.spec.entry.host,
+            proc: n.held,
+            python: n.plan.facts.python,
+            ...(n.plan.iface ? { iface: n.plan.iface } : {}),
+          },
+        ]
+      : [],
+  )
   if (reachNodes.length < nodes.length) return
   const { checkReach } = await import('./reach.js')
-  const problems = await checkReach(input.io.ui, reachNodes, { master: { addr: master, port }, timeoutS: input.connectTimeoutS, ...masterName(nodes.map((n) => n.plan)) })
+  const problems = await checkReach(input.io.ui, reachNodes, {
+    master: { addr: master, port },
+    timeoutS: input.connectTimeoutS,
+    ...masterName(nodes.map((n) => n.plan)),
+  })
   if (problems.length === 0) return
   const { preflightError } = await import('../plan/preflight.js')
   throw preflightError(problems)

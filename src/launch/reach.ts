@@ -36,9 +36,16 @@ export interface ReachCheck {
 }
 
 /** What one node's check printed: its outcome as lines, or undefined when it never answered. */
-async function runCheck(node: ReachNode, words: string[], waitMs: number): Promise<Map<string, string> & { resolved: string[] } | undefined> {
+async function runCheck(
+  node: ReachNode,
+  words: string[],
+  waitMs: number,
+): Promise<(Map<string, string> & { resolved: string[] }) | undefined> {
   node.proc.write(wordsBlock(words))
-  const answer = await within(Promise.all([readToMark(node.proc.stdout, REACH_END), readToMark(node.proc.stderr, REACH_END)]), waitMs)
+  const answer = await within(
+    Promise.all([readToMark(node.proc.stdout, REACH_END), readToMark(node.proc.stderr, REACH_END)]),
+    waitMs,
+  )
   if (!answer || !answer[0].marked) return undefined
   return Object.assign(readProbeLines(answer[0].text), { resolved: readProbeList(answer[0].text, 'resolve') })
 }
@@ -50,32 +57,41 @@ export async function checkReach(ui: Ui, nodes: readonly ReachNode[], check: Rea
   const name = check.masterName
   // The master's own shell answers once every other node has connected, or at the time limit.
   const waitMs = (check.timeoutS + 15) * 1000
-  const results = await ui.phase('reach', nodes.map((n, i) => ({
-    label: `n${n.rank} ${n.host}`,
-    run: async () => {
-      const names = name && name.rank !== n.rank ? [name.name] : []
-      const role = i === 0 ? { role: 'listen' as const, expected: nodes.length - 1 } : { role: 'connect' as const, names }
-      const words = reachWords(n.python, role, addr, port, check.timeoutS)
-      if (role.role === 'listen') words.push(...names)
-      const found = await runCheck(n, words, waitMs)
-      const who = `node ${n.rank} (${n.host})`
-      if (!found) throw new Error(`${who}: the reachability check did not answer within ${waitMs / 1000} s`)
-      const mine: string[] = []
-      const listen = found.get('reach_listen')
-      if (listen !== undefined && listen !== 'ok') mine.push(`${who}: cannot listen on the master port ${port} for the check: ${listen.replace(/^error /, '')}`)
-      const reach = found.get('reach')
-      if (reach !== undefined && !reach.startsWith('ok')) {
-        const why = reach.replace(/^fail /, '')
-        const via = `${who}: cannot connect to the master at ${target} (node 0's rendezvous port)${n.iface ? ` through ${n.iface}` : ''}`
-        mine.push(/timed out/.test(why)
-          ? `${via}: timed out after ${check.timeoutS} s (a firewall that lets SSH through but drops other connections?); open this port between the nodes, or pass --master-port with one that is open`
-          : `${via}: ${why}`)
-      }
-      if (name) for (const line of found.resolved) mine.push(...nameProblems(who, line, name))
-      if (mine.length > 0) throw new Error(mine.join('\n'))
-    },
-  })))
-  return results.flatMap((r) => (r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []))
+  const results = await ui.phase(
+    'reach',
+    nodes.map((n, i) => ({
+      label: `n${n.rank} ${n.host}`,
+      run: async () => {
+        const names = name && name.rank !== n.rank ? [name.name] : []
+        const role =
+          i === 0 ? { role: 'listen' as const, expected: nodes.length - 1 } : { role: 'connect' as const, names }
+        const words = reachWords(n.python, role, addr, port, check.timeoutS)
+        if (role.role === 'listen') words.push(...names)
+        const found = await runCheck(n, words, waitMs)
+        const who = `node ${n.rank} (${n.host})`
+        if (!found) throw new Error(`${who}: the reachability check did not answer within ${waitMs / 1000} s`)
+        const mine: string[] = []
+        const listen = found.get('reach_listen')
+        if (listen !== undefined && listen !== 'ok')
+          mine.push(`${who}: cannot listen on the master port ${port} for the check: ${listen.replace(/^error /, '')}`)
+        const reach = found.get('reach')
+        if (reach !== undefined && !reach.startsWith('ok')) {
+          const why = reach.replace(/^fail /, '')
+          const via = `${who}: cannot connect to the master at ${target} (node 0's rendezvous port)${n.iface ? ` through ${n.iface}` : ''}`
+          mine.push(
+            /timed out/.test(why)
+              ? `${via}: timed out after ${check.timeoutS} s (a firewall that lets SSH through but drops other connections?); open this port between the nodes, or pass --master-port with one that is open`
+              : `${via}: ${why}`,
+          )
+        }
+        if (name) for (const line of found.resolved) mine.push(...nameProblems(who, line, name))
+        if (mine.length > 0) throw new Error(mine.join('\n'))
+      },
+    })),
+  )
+  return results.flatMap((r) =>
+    r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : [],
+  )
 }
 
 /** What a node's lookup of the rank-0 host name (`NAME ADDRESS...`) says is wrong, if anything. */
@@ -84,6 +100,9 @@ function nameProblems(who: string, line: string, name: NonNullable<ReachCheck['m
   const whose = `node ${name.rank}'s host name ${name.name}, which torch's c10d rendezvous gives the workers as their master's address`
   const fix = 'add it to DNS or /etc/hosts on every node, or use the static rendezvous (leave out --rdzv-backend c10d)'
   if (found.length === 0) return [`${who}: cannot resolve ${whose}: ${fix}`]
-  if (!found.some((a) => name.addrs.includes(a))) return [`${who}: ${whose} resolves to ${found.join(', ')} there, not to node ${name.rank}'s address (${name.addrs.join(', ')}): ${fix}`]
+  if (!found.some((a) => name.addrs.includes(a)))
+    return [
+      `${who}: ${whose} resolves to ${found.join(', ')} there, not to node ${name.rank}'s address (${name.addrs.join(', ')}): ${fix}`,
+    ]
   return []
 }

@@ -63,7 +63,10 @@ done`
 
 /** The stdin block READ_WORDS reads: `words` in their order. */
 export const wordsBlock = (words: readonly string[]): string =>
-  `${words.length}\n${[...words].reverse().map((w) => `${w.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('')}`
+  `${words.length}\n${[...words]
+    .reverse()
+    .map((w) => `${w.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`)
+    .join('')}`
 
 // The job wrapper. sshd (or the local transport) starts it as a session and process-group leader;
 // it enters the working directory, starts the watchdog on the original stdin, exports the
@@ -127,7 +130,8 @@ export interface CommandSize {
   fixed: number
 }
 
-const quotedBytes = (words: readonly string[]): number => words.reduce((n, w) => n + Buffer.byteLength(shellQuote(w)) + 1, 0)
+const quotedBytes = (words: readonly string[]): number =>
+  words.reduce((n, w) => n + Buffer.byteLength(shellQuote(w)) + 1, 0)
 
 /** A usage error naming the limit, the total and what takes the room; `atLeast` when the total is a lower bound. */
 export function commandTooLong(size: CommandSize, atLeast = false): FanoutError {
@@ -141,7 +145,13 @@ export function commandTooLong(size: CommandSize, atLeast = false): FanoutError 
 }
 
 const envWords = (job: JobSpec): string[] => Object.entries(job.env).map(([k, v]) => `${k}=${v}`)
-export const jobArgs = (job: JobSpec): string[] => [String(job.heartbeatTimeoutS), String(job.graceS), job.agent ? '1' : '0', job.cwd, ...job.argv]
+export const jobArgs = (job: JobSpec): string[] => [
+  String(job.heartbeatTimeoutS),
+  String(job.graceS),
+  job.agent ? '1' : '0',
+  job.cwd,
+  ...job.argv,
+]
 const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
 
 /**
@@ -149,7 +159,12 @@ const jobText = (job: JobSpec): string => sh(JOB, 'fanout-job', jobArgs(job))
  * which end up in the launcher's environment and the node's shell: they count, as quoted for the
  * shell, toward the same bound, which keeps every part within what exec takes.
  */
-export function sized(command: string, argv: readonly string[], env: readonly string[], setup: readonly string[]): CommandSize {
+export function sized(
+  command: string,
+  argv: readonly string[],
+  env: readonly string[],
+  setup: readonly string[],
+): CommandSize {
   const bytes = Buffer.byteLength(command)
   const [a, e, s] = [quotedBytes(argv), quotedBytes(env), quotedBytes(setup)]
   return { total: bytes + e + s, argv: a, env: e, setup: s, fixed: bytes - a }

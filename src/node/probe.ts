@@ -2,7 +2,19 @@ import { GPU_QUERY } from './gpu-query.js'
 import { REACH_END } from './reach.js'
 import { PYTHON_PROBE } from './probe-python.js'
 import { shellQuote } from './quote.js'
-import { checked, FUNCTIONS, JOB, jobArgs, jobInput, READ_WORDS, sh, sized, wordsBlock, type CommandSize, type JobSpec } from './job.js'
+import {
+  checked,
+  FUNCTIONS,
+  JOB,
+  jobArgs,
+  jobInput,
+  READ_WORDS,
+  sh,
+  sized,
+  wordsBlock,
+  type CommandSize,
+  type JobSpec,
+} from './job.js'
 
 // The probe fanout runs on every node before the launch (the facts the plan needs), the command that
 // names a node's route to the master when the probe could not, and the held probe that then runs the
@@ -99,11 +111,20 @@ export interface ProbeSpec {
   c10d?: boolean
 }
 
-const probeArgs = (p: ProbeSpec): string[] =>
-  [p.cwd, p.python, p.wantPort ? '1' : '0', p.script ?? '', p.port === undefined ? '' : String(p.port), p.torch === false ? '0' : '1', p.routeTo ?? '', p.c10d ? '1' : '0']
+const probeArgs = (p: ProbeSpec): string[] => [
+  p.cwd,
+  p.python,
+  p.wantPort ? '1' : '0',
+  p.script ?? '',
+  p.port === undefined ? '' : String(p.port),
+  p.torch === false ? '0' : '1',
+  p.routeTo ?? '',
+  p.c10d ? '1' : '0',
+]
 const probeText = (p: ProbeSpec): string => sh(PROBE, 'fanout-probe', probeArgs(p))
 
-const probeSize = (p: ProbeSpec, command: string): CommandSize => sized(command, [p.python, p.script ?? ''], [], p.setup ?? [])
+const probeSize = (p: ProbeSpec, command: string): CommandSize =>
+  sized(command, [p.python, p.script ?? ''], [], p.setup ?? [])
 
 /** The size of the probe as a launch sends it (heldProbeCommand: the larger form, holding the job's wrapper too), by part, without the limit check. */
 export const probeCommandSize = (p: ProbeSpec): CommandSize => probeSize(p, heldText(p))
@@ -177,7 +198,8 @@ export function readProbeLines(stdout: string): Map<string, string> {
 }
 
 /** Every value of a key that may come many times (fanout.gpu=, one per GPU), in order. */
-export const readProbeList = (stdout: string, key: string): string[] => probeLines(stdout).flatMap(([k, v]) => (k === key ? [v] : []))
+export const readProbeList = (stdout: string, key: string): string[] =>
+  probeLines(stdout).flatMap(([k, v]) => (k === key ? [v] : []))
 
 function probeLines(stdout: string): Array<[string, string]> {
   return stdout.split('\n').flatMap((line): Array<[string, string]> => {

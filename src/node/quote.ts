@@ -9,7 +9,8 @@ const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/
  * be part of any argv or environment string, so it is refused instead of silently truncated.
  */
 export function shellQuote(word: string): string {
-  if (word.includes('\0')) throw usageError(`argument contains a NUL byte, which no process can receive: ${JSON.stringify(word)}`)
+  if (word.includes('\0'))
+    throw usageError(`argument contains a NUL byte, which no process can receive: ${JSON.stringify(word)}`)
   if (SAFE_WORD.test(word)) return word
   return `'${word.replace(/'/g, `'\\''`)}'`
 }
@@ -27,6 +28,12 @@ export function refuseNul(words: readonly string[]): void {
   if (i < 0) return
   const word = words[i] ?? ''
   const before = words[i - 1] ?? ''
-  const flag = /^--[^=]+=/.test(word) ? word.slice(0, word.indexOf('=')) : /^-/.test(before) && !before.includes('=') ? before : undefined
-  throw usageError(`word ${i + 1} of the command line${flag ? ` (after ${flag})` : ''} contains a NUL byte, which no process can receive: arguments and environment values are C strings, ended by their first NUL`)
+  const flag = /^--[^=]+=/.test(word)
+    ? word.slice(0, word.indexOf('='))
+    : /^-/.test(before) && !before.includes('=')
+      ? before
+      : undefined
+  throw usageError(
+    `word ${i + 1} of the command line${flag ? ` (after ${flag})` : ''} contains a NUL byte, which no process can receive: arguments and environment values are C strings, ended by their first NUL`,
+  )
 }

@@ -74,7 +74,13 @@ else:
 export const REACH_END = 'fanout.reach_end'
 
 /** The words a held shell is sent to run the check (HELD in remote-probe.ts reads them). */
-export function reachWords(python: string, check: { role: 'listen'; expected: number } | { role: 'connect'; names: readonly string[] }, addr: string, port: number, timeoutS: number): string[] {
+export function reachWords(
+  python: string,
+  check: { role: 'listen'; expected: number } | { role: 'connect'; names: readonly string[] },
+  addr: string,
+  port: number,
+  timeoutS: number,
+): string[] {
   const tail = check.role === 'listen' ? [String(check.expected)] : check.names
   return ['reach', python, REACH_PYTHON, check.role, addr, String(port), String(timeoutS), ...tail]
 }

@@ -14,7 +14,7 @@ const COLON = 0x3a
 const OPEN = 0x5b
 const CLOSE = 0x5d
 const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39
-const isLetter = (c: number | undefined): boolean => c !== undefined && ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a)
+const isLetter = (c: number | undefined): boolean => c !== undefined && (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a
 
 /** Skips spaces and tabs from `i`. */
 function blanks(line: Uint8Array, i: number, end: number): number {
@@ -56,7 +56,7 @@ export function isFrameLine(line: Uint8Array, start = 0, end = line.length): boo
  */
 export function mayHoldFrames(block: Buffer): boolean {
   const before = FRAME_MARK.length - 1 // `frame `
-  for (let p = block.indexOf(HASH); p !== -1; ) {
+  for (let p = block.indexOf(HASH); p !== -1;) {
     if (p >= before) {
       let k = 0
       while (k < before && block[p - before + k] === FRAME_MARK[k]) k++
@@ -113,5 +113,8 @@ export class FrameRuns<O> {
  */
 export function foldedRun(run: FrameRun<unknown>, logged: boolean): Buffer {
   if (run.count === 1) return run.first
-  return Buffer.from(`… ${run.count} C++ frames${logged ? ', in the log' : ' (not shown; --log-dir keeps them)'}`, 'utf8')
+  return Buffer.from(
+    `… ${run.count} C++ frames${logged ? ', in the log' : ' (not shown; --log-dir keeps them)'}`,
+    'utf8',
+  )
 }

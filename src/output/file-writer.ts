@@ -8,7 +8,8 @@ export interface WritesNow {
   writeNow(bytes: Uint8Array): boolean
 }
 
-export const writesNow = (stream: Writable): stream is Writable & WritesNow => typeof (stream as Partial<WritesNow>).writeNow === 'function'
+export const writesNow = (stream: Writable): stream is Writable & WritesNow =>
+  typeof (stream as Partial<WritesNow>).writeNow === 'function'
 
 /**
  * `stream` itself, or, when it writes to a file (`fanout … > train.log`, /dev/null), a writer that
@@ -48,7 +49,7 @@ export function directWriter<S extends Writable>(stream: S & { fd?: number }): S
 
 // writeSync may write fewer bytes than asked (as write(2) may): the rest is written again.
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at)
 }
 
 // What Node itself writes to synchronously: a regular file or a character device that is not a terminal.

@@ -11,7 +11,7 @@ import { compressHosts } from '../hosts/hostrange.js'
 export function processCounts(counts: readonly number[]): string {
   if (counts.length === 0) return '0'
   const runs: string[] = []
-  for (let i = 0; i < counts.length; ) {
+  for (let i = 0; i < counts.length;) {
     let j = i + 1
     while (j < counts.length && counts[j] === counts[i]) j++
     runs.push(j - i > 1 ? `${j - i} × ${counts[i]}` : String(counts[i]))
@@ -32,7 +32,8 @@ export interface FoldOptions {
   minRun?: number
 }
 
-const sameCells = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
+const sameCells = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((c, i) => c === b[i])
 
 /**
  * The rows of a table, in the order given, with every run of at least `minRun` neighbours that have
@@ -43,16 +44,26 @@ const sameCells = (a: readonly string[], b: readonly string[]): boolean => a.len
  */
 export function foldRows(rows: readonly NodeRow[], options: FoldOptions = {}): string[][] {
   const minRun = options.minRun ?? 3
-  if (!Number.isInteger(minRun) || minRun < 2) throw new RangeError(`minRun must be an integer of at least 2, got ${minRun}`)
+  if (!Number.isInteger(minRun) || minRun < 2)
+    throw new RangeError(`minRun must be an integer of at least 2, got ${minRun}`)
   const out: string[][] = []
-  for (let i = 0; i < rows.length; ) {
+  for (let i = 0; i < rows.length;) {
     const first = rows[i] as NodeRow
     let j = i + 1
-    while (j < rows.length && (rows[j] as NodeRow).node === (rows[j - 1] as NodeRow).node + 1 && sameCells((rows[j] as NodeRow).cells, first.cells)) j++
+    while (
+      j < rows.length &&
+      (rows[j] as NodeRow).node === (rows[j - 1] as NodeRow).node + 1 &&
+      sameCells((rows[j] as NodeRow).cells, first.cells)
+    )
+      j++
     if (j - i >= minRun) {
       const run = rows.slice(i, j)
       const hosts = run.map((r) => r.host).filter((h, k, all) => k === 0 || h !== all[k - 1])
-      out.push([`n${first.node}-n${(run[run.length - 1] as NodeRow).node} (${run.length} nodes)`, compressHosts(hosts), ...first.cells])
+      out.push([
+        `n${first.node}-n${(run[run.length - 1] as NodeRow).node} (${run.length} nodes)`,
+        compressHosts(hosts),
+        ...first.cells,
+      ])
     } else for (const r of rows.slice(i, j)) out.push([`n${r.node}`, r.host, ...r.cells])
     i = j
   }

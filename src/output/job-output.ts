@@ -40,22 +40,48 @@ export class JobOutput {
 
   constructor(
     private readonly nodes: readonly PlannedNode[],
-    options: Pick<OutputOptions, 'prefix' | 'timestamps' | 'onlyRanks' | 'quiet' | 'json'> & { tagged: boolean; nodeFilter?: ReadonlySet<number>; staticRanks: boolean },
+    options: Pick<OutputOptions, 'prefix' | 'timestamps' | 'onlyRanks' | 'quiet' | 'json'> & {
+      tagged: boolean
+      nodeFilter?: ReadonlySet<number>
+      staticRanks: boolean
+    },
     private readonly io: JobOutputIo,
   ) {
     this.tagged = options.tagged
     // Under c10d torchrun hands out the ranks: they are known once a node's workers print.
-    this.planned = new Map(options.staticRanks ? nodes.map((n) => [n.rank, Array.from({ length: n.nproc }, (_v, i) => n.firstRank + i)]) : [])
-    const filter = { quiet: options.quiet, ...(options.onlyRanks ? { ranks: new Set(options.onlyRanks) } : {}), ...(options.nodeFilter ? { nodes: options.nodeFilter } : {}) }
+    this.planned = new Map(
+      options.staticRanks
+        ? nodes.map((n) => [n.rank, Array.from({ length: n.nproc }, (_v, i) => n.firstRank + i)])
+        : [],
+    )
+    const filter = {
+      quiet: options.quiet,
+      ...(options.onlyRanks ? { ranks: new Set(options.onlyRanks) } : {}),
+      ...(options.nodeFilter ? { nodes: options.nodeFilter } : {}),
+    }
     const show = lineFilter(filter, (node) => this.ranksOf(node))
     const worldSize = nodes.reduce((sum, n) => sum + n.nproc, 0)
     if (io.json) this.sinks.push(io.json.withFilter(show))
     else {
       const prefixer = new Prefixer({
-        format: options.prefix, nodes: nodes.map((n) => ({ node: n.rank, host: n.host })), tagged: options.tagged,
-        maxRank: Math.max(0, worldSize - 1), maxLocalRank: Math.max(0, ...nodes.map((n) => n.nproc - 1)), chalk: io.chalk, timestamps: options.timestamps,
+        format: options.prefix,
+        nodes: nodes.map((n) => ({ node: n.rank, host: n.host })),
+        tagged: options.tagged,
+        maxRank: Math.max(0, worldSize - 1),
+        maxLocalRank: Math.max(0, ...nodes.map((n) => n.nproc - 1)),
+        chalk: io.chalk,
+        timestamps: options.timestamps,
       })
-      this.sinks.push(new TerminalSink({ stdout: directWriter(io.stdout), stderr: directWriter(io.stderr), prefixer, show, logged: io.log !== undefined, ...(io.live ? { live: io.live } : {}) }))
+      this.sinks.push(
+        new TerminalSink({
+          stdout: directWriter(io.stdout),
+          stderr: directWriter(io.stderr),
+          prefixer,
+          show,
+          logged: io.log !== undefined,
+          ...(io.live ? { live: io.live } : {}),
+        }),
+      )
     }
     if (io.log) this.sinks.push(io.log)
   }
@@ -67,7 +93,11 @@ export class JobOutput {
 
   /** A fresh NodeOutput for one attempt of a node's job. */
   forNode(node: { rank: number; host: string }, hooks: NodeOutputHooks): NodeOutput {
-    const output = new NodeOutput(node.rank, node.host, this.sinks, { tagged: this.tagged, now: this.io.now ?? Date.now, ...hooks })
+    const output = new NodeOutput(node.rank, node.host, this.sinks, {
+      tagged: this.tagged,
+      now: this.io.now ?? Date.now,
+      ...hooks,
+    })
     this.outputs.set(node.rank, output)
     return output
   }
@@ -88,7 +118,8 @@ export class JobOutput {
     // Every character of the row takes one column (ASCII, `·`, `…`): lengths are widths.
     const room = width - word.length - rest.length - ' ()'.length
     const all = this.nodes.map((n) => `n${n.rank} ${this.outputs.get(n.rank)?.lines ?? 0}`)
-    if (all.reduce((sum, c) => sum + c.length, SEP.length * (all.length - 1)) <= room) return `${head} (${all.join(SEP)})`
+    if (all.reduce((sum, c) => sum + c.length, SEP.length * (all.length - 1)) <= room)
+      return `${head} (${all.join(SEP)})`
     // Not all fit: the first counts, as many as leave room for the note on the nodes after them.
     const more = (nodes: number): string => `… +${nodes} node${nodes === 1 ? '' : 's'}`
     const counts: string[] = []

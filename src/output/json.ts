@@ -34,7 +34,18 @@ export class JsonEvents {
       if (!show(line) || !throttle.due(originKey(line), line.at, line.kind === 'line')) return ''
       const ranks = line.rank === undefined ? {} : { rank: line.rank, local_rank: line.localRank ?? null }
       const progress = line.kind === 'progress' ? { progress: true } : {}
-      return this.format('line', { node: line.node, host: line.host, ...ranks, stream: line.stream, text: line.text.toString('utf8'), ...progress }, line.at)
+      return this.format(
+        'line',
+        {
+          node: line.node,
+          host: line.host,
+          ...ranks,
+          stream: line.stream,
+          text: line.text.toString('utf8'),
+          ...progress,
+        },
+        line.at,
+      )
     }
     const put = (text: string): boolean => text === '' || this.out.write(text)
     return {

@@ -194,7 +194,7 @@ export function splitLines(block: Buffer): Buffer[] {
  */
 export function lastLines(block: Buffer, n: number, keep: (line: Buffer) => boolean): Buffer[] {
   const found: Buffer[] = []
-  for (let end = block.length - 1; end >= 0 && found.length < n; ) {
+  for (let end = block.length - 1; end >= 0 && found.length < n;) {
     const start = lineStart(block, end)
     const line = block.subarray(start, end)
     if (keep(line)) found.push(Buffer.from(line))

@@ -21,7 +21,7 @@ export function plainText(text: string): string {
 export function fitWidth(text: string, width: number): string {
   let out = ''
   let used = 0
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const sgr = /^\x1b\[[0-9;]*m/.exec(text.slice(i, i + 24))
     if (sgr) {
       out += sgr[0]
@@ -29,7 +29,12 @@ export function fitWidth(text: string, width: number): string {
       continue
     }
     const ch = String.fromCodePoint(text.codePointAt(i) ?? 32)
-    const w = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1faff}\u{20000}-\u{3fffd}]/u.test(ch) ? 2 : 1
+    const w =
+      /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1faff}\u{20000}-\u{3fffd}]/u.test(
+        ch,
+      )
+        ? 2
+        : 1
     if (used + w > width) return out + (out.includes('\x1b[') ? '\x1b[0m' : '')
     out += ch
     used += w
@@ -122,7 +127,8 @@ export class LiveRegion {
     // Never more rows than half the screen: a 32-rank job must not push the log off the terminal.
     const room = Math.max(1, Math.floor((this.tty.rows ?? 24) / 2) - 1)
     const bars = [...this.progress.values()]
-    const rows = bars.length > room ? [...bars.slice(0, room - 1), `… and ${bars.length - room + 1} more progress bars`] : bars
+    const rows =
+      bars.length > room ? [...bars.slice(0, room - 1), `… and ${bars.length - room + 1} more progress bars`] : bars
     if (this.status) rows.push(this.status)
     this.erase()
     if (rows.length === 0) return

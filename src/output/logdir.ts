@@ -13,12 +13,15 @@ export function newRunId(now: Date, random: () => number): string {
   const two = (n: number): string => String(n).padStart(2, '0')
   const day = `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}`
   const time = `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`
-  const tail = Math.floor(random() * 0x1000000).toString(16).padStart(6, '0')
+  const tail = Math.floor(random() * 0x1000000)
+    .toString(16)
+    .padStart(6, '0')
   return `${day}-${time}-${tail}`
 }
 
 /** `node1-gpu02.log`; characters a file name should not hold (an IPv6 address's colons) become `_`. */
-export const nodeLogName = (node: number, host: string): string => `node${node}-${host.replace(/[^A-Za-z0-9._-]/g, '_')}.log`
+export const nodeLogName = (node: number, host: string): string =>
+  `node${node}-${host.replace(/[^A-Za-z0-9._-]/g, '_')}.log`
 
 /**
  * `mkdir -p` with 0700 for what it creates, one level at a time: Node's recursive mkdir spins forever
@@ -60,7 +63,11 @@ export class RunLog implements LineSink {
   }
 
   /** Creates DIR (0700, with its parents) and DIR/<runId>; refuses a directory fanout cannot create. */
-  static async create(parent: string, runId: string, nodes: ReadonlyArray<{ node: number; host: string }>): Promise<RunLog> {
+  static async create(
+    parent: string,
+    runId: string,
+    nodes: ReadonlyArray<{ node: number; host: string }>,
+  ): Promise<RunLog> {
     const dir = join(parent, runId)
     try {
       await makeDirs(parent)
@@ -89,12 +96,18 @@ export class RunLog implements LineSink {
 
   /** A line of fanout's own, with the time. */
   event(text: string, at = Date.now()): void {
-    this.events.write(text.split('\n').map((l) => `${new Date(at).toISOString()} ${l}\n`).join(''))
+    this.events.write(
+      text
+        .split('\n')
+        .map((l) => `${new Date(at).toISOString()} ${l}\n`)
+        .join(''),
+    )
   }
 
   /** Marks where an attempt of a job run with --restarts begins, in every node's file. */
   startAttempt(attempt: number, at = Date.now()): void {
-    for (const n of this.nodes) this.file(n.node).write(`${new Date(at).toISOString()} ----- attempt ${attempt} -----\n`)
+    for (const n of this.nodes)
+      this.file(n.node).write(`${new Date(at).toISOString()} ----- attempt ${attempt} -----\n`)
   }
 
   write(line: OutputLine): boolean {

@@ -27,7 +27,10 @@ export function parseIndexList(flag: string, value: string): number[] {
     const m = /^\s*(\d{1,7})\s*(?:-\s*(\d{1,7})\s*)?$/.exec(item)
     const from = Number(m?.[1])
     const to = m?.[2] === undefined ? from : Number(m[2])
-    if (!m || to < from || to > MAX_INDEX) throw usageError(`--${flag}: ${JSON.stringify(item.trim())} is not a number or range such as 0 or 4-7 (in ${JSON.stringify(value)})`)
+    if (!m || to < from || to > MAX_INDEX)
+      throw usageError(
+        `--${flag}: ${JSON.stringify(item.trim())} is not a number or range such as 0 or 4-7 (in ${JSON.stringify(value)})`,
+      )
     for (let i = from; i <= to; i++) out.add(i)
   }
   return [...out].sort((a, b) => a - b)
@@ -40,13 +43,17 @@ export function resolveOnlyNodes(items: readonly string[], hosts: readonly strin
     // A host's own name wins over reading it as numbers (a host may be called 10-0-0-1).
     if (/^\d[\d-]*$/.test(item) && !hosts.includes(item)) {
       for (const i of parseIndexList('only-node', item)) {
-        if (i >= hosts.length) throw usageError(`--only-node: there is no node ${i} (the job has ${hosts.length}: 0 to ${hosts.length - 1})`)
+        if (i >= hosts.length)
+          throw usageError(`--only-node: there is no node ${i} (the job has ${hosts.length}: 0 to ${hosts.length - 1})`)
         nodes.add(i)
       }
       continue
     }
     const matches = hosts.flatMap((h, i) => (h === item ? [i] : []))
-    if (matches.length === 0) throw usageError(`--only-node: no node is host ${JSON.stringify(item)} (hosts: ${hosts.slice(0, 8).join(', ')}${hosts.length > 8 ? ', …' : ''})`)
+    if (matches.length === 0)
+      throw usageError(
+        `--only-node: no node is host ${JSON.stringify(item)} (hosts: ${hosts.slice(0, 8).join(', ')}${hosts.length > 8 ? ', …' : ''})`,
+      )
     for (const i of matches) nodes.add(i)
   }
   return nodes

@@ -28,12 +28,26 @@ export interface PrefixOptions {
 
 const FIELDS = ['host', 'node', 'rank', 'local_rank'] as const
 type Field = (typeof FIELDS)[number]
-const PALETTE = ['cyan', 'green', 'yellow', 'magenta', 'blue', 'cyanBright', 'greenBright', 'yellowBright', 'magentaBright', 'blueBright'] as const
+const PALETTE = [
+  'cyan',
+  'green',
+  'yellow',
+  'magenta',
+  'blue',
+  'cyanBright',
+  'greenBright',
+  'yellowBright',
+  'magentaBright',
+  'blueBright',
+] as const
 
 /** Checks a `--prefix` format: text with {host} {node} {rank} {local_rank}; anything else in braces is a mistake. */
 export function checkPrefixFormat(format: string): string {
   for (const m of format.matchAll(/\{([^}]*)\}/g)) {
-    if (!FIELDS.includes(m[1] as Field)) throw usageError(`--prefix: unknown field {${m[1]}} in ${JSON.stringify(format)}; use {host}, {node}, {rank} or {local_rank}`)
+    if (!FIELDS.includes(m[1] as Field))
+      throw usageError(
+        `--prefix: unknown field {${m[1]}} in ${JSON.stringify(format)}; use {host}, {node}, {rank} or {local_rank}`,
+      )
   }
   if (/[\x00-\x1f\x7f]/.test(format)) throw usageError('--prefix must not contain control characters')
   return format
@@ -72,8 +86,19 @@ export class Prefixer {
 
   constructor(private readonly options: PrefixOptions) {
     this.format = options.format === false ? undefined : options.format
-    this.width = options.format === false ? 0 : Math.max(0, ...options.nodes.map((n) =>
-      render(this.format, { ...n, ...(options.tagged ? { rank: options.maxRank, localRank: options.maxLocalRank } : {}) }).length))
+    this.width =
+      options.format === false
+        ? 0
+        : Math.max(
+            0,
+            ...options.nodes.map(
+              (n) =>
+                render(this.format, {
+                  ...n,
+                  ...(options.tagged ? { rank: options.maxRank, localRank: options.maxLocalRank } : {}),
+                }).length,
+            ),
+          )
   }
 
   /** The prefix for a line from `origin` that arrived at `at` (ms since the epoch). */

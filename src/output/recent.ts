@@ -22,7 +22,7 @@ function textLinesFromEnd(block: Buffer, max: number): { found: number; start: n
   let found = 0
   let first = block.length
   // Positions only (no view, no pair per line): this runs for every block of a flood.
-  for (let end = block.length - 1; end >= 0 && found < max; ) {
+  for (let end = block.length - 1; end >= 0 && found < max;) {
     const start = lineStart(block, end)
     if (hasText(block, start, end)) {
       first = start
@@ -58,7 +58,8 @@ export class RecentLines {
     this.entries.push(entry)
     this.total += entry.withText
     // Entries that newer ones make unnecessary go (and with them the chunks their views hold).
-    while (this.entries.length > 1 && this.total - this.entries[0]!.withText >= this.max) this.total -= this.entries.shift()!.withText
+    while (this.entries.length > 1 && this.total - this.entries[0]!.withText >= this.max)
+      this.total -= this.entries.shift()!.withText
   }
 
   /**

@@ -21,7 +21,10 @@ export interface LineFilter {
  * shown under --only when its node runs one of the ranks asked for: `ranksOf` gives a node's ranks
  * (planned, or as seen so far when torchrun assigns them).
  */
-export function lineFilter(filter: LineFilter, ranksOf: (node: number) => Iterable<number>): (origin: LineOrigin) => boolean {
+export function lineFilter(
+  filter: LineFilter,
+  ranksOf: (node: number) => Iterable<number>,
+): (origin: LineOrigin) => boolean {
   const { quiet, ranks, nodes } = filter
   if (quiet) return () => false
   return (o) => {
@@ -55,7 +58,6 @@ export class ProgressThrottle {
 /** How often a progress bar's state is printed as a line when the terminal is not a TTY. */
 export const PROGRESS_INTERVAL_MS = 10_000
 
-
 export interface TerminalSinkOptions {
   stdout: Writable
   stderr: Writable
@@ -72,7 +74,6 @@ export interface TerminalSinkOptions {
 type RunOrigin = LineOrigin & { at: number }
 
 const LF = 0x0a
-
 
 /**
  * The job's lines on fanout's stdout and stderr, prefixed, filtered, with progress bars tamed, and each
@@ -110,7 +111,9 @@ export class TerminalSink implements LineSink {
       const prefix = this.options.prefixer.prefixBytes(line, line.at)
       // With no run pending, a block without a frame (native searches for a `#`, no decoding) or a line
       // that is no frame goes out as it is: the flood of a job's ordinary lines pays nothing more.
-      const plain = this.frames.size === 0 && (line.kind === 'lines' ? !mayHoldFrames(line.text) : line.kind === 'progress' || !isFrameLine(line.text))
+      const plain =
+        this.frames.size === 0 &&
+        (line.kind === 'lines' ? !mayHoldFrames(line.text) : line.kind === 'progress' || !isFrameLine(line.text))
       if (!plain) this.fold(line, key, prefix)
       else if (line.kind === 'lines') out.lines(line.text, prefix)
       else out.line(prefix, line.text)
@@ -139,7 +142,11 @@ export class TerminalSink implements LineSink {
     const out = this.bytes
     if (!dest || out.length === 0) return true
     const { live } = this.options
-    const written = live ? live.print(dest, out.take()) : writesNow(dest) ? out.takeInto((bytes) => dest.writeNow(bytes)) : dest.write(out.take())
+    const written = live
+      ? live.print(dest, out.take())
+      : writesNow(dest)
+        ? out.takeInto((bytes) => dest.writeNow(bytes))
+        : dest.write(out.take())
     if (!written) this.blocked = dest
     return written
   }
@@ -151,7 +158,14 @@ export class TerminalSink implements LineSink {
   private fold(line: OutputLine, key: string, prefix: Buffer): void {
     const out = this.bytes
     const text = line.text
-    const origin = (): RunOrigin => ({ node: line.node, host: line.host, rank: line.rank, localRank: line.localRank, stream: line.stream, at: line.at })
+    const origin = (): RunOrigin => ({
+      node: line.node,
+      host: line.host,
+      rank: line.rank,
+      localRank: line.localRank,
+      stream: line.stream,
+      at: line.at,
+    })
     if (line.kind !== 'lines') {
       if (line.kind === 'line' && isFrameLine(text)) return this.frames.add(key, text, origin)
       this.endRun(key)
@@ -165,7 +179,7 @@ export class TerminalSink implements LineSink {
     }
     // Every line ends in \n (a block's last byte is one); the lines between frames go out as blocks.
     let others = 0
-    for (let start = 0; start < text.length; ) {
+    for (let start = 0; start < text.length;) {
       const end = text.indexOf(LF, start)
       if (isFrameLine(text, start, end)) {
         if (others < start) {
@@ -191,7 +205,10 @@ export class TerminalSink implements LineSink {
 
   /** The line a finished run is printed as, with the prefix its frames would have had. */
   private appendRun(run: FrameRun<RunOrigin>): void {
-    this.bytes.line(this.options.prefixer.prefixBytes(run.origin, run.origin.at), foldedRun(run, this.options.logged === true))
+    this.bytes.line(
+      this.options.prefixer.prefixBytes(run.origin, run.origin.at),
+      foldedRun(run, this.options.logged === true),
+    )
   }
 
   /** Whether a shown line is printed as a line; a progress state on a TTY goes to the live region instead. */

@@ -19,7 +19,10 @@ export interface Ui {
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-const runItem = async <T>(item: PhaseItem<T>, progress: (detail: string) => void = () => {}): Promise<PromiseSettledResult<T>> => {
+const runItem = async <T>(
+  item: PhaseItem<T>,
+  progress: (detail: string) => void = () => {},
+): Promise<PromiseSettledResult<T>> => {
   try {
     return { status: 'fulfilled', value: await item.run(progress) }
   } catch (reason) {
@@ -27,7 +30,8 @@ const runItem = async <T>(item: PhaseItem<T>, progress: (detail: string) => void
   }
 }
 
-const phaseLine = (title: string, ok: number, all: number, ms: number): string => `${title}: ${ok}/${all} nodes ok in ${(ms / 1000).toFixed(2)} s`
+const phaseLine = (title: string, ok: number, all: number, ms: number): string =>
+  `${title}: ${ok}/${all} nodes ok in ${(ms / 1000).toFixed(2)} s`
 
 /**
  * One line per phase (and one per failure): readable in CI logs, no cursor movement. `print` writes
@@ -52,7 +56,11 @@ export function plainUi(print: (text: string) => void, chalk: ChalkInstance): Ui
 }
 
 /** listr2's task list, drawn on stderr so that stdout carries only the job's output. */
-export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance, print: (text: string) => void): Promise<Ui> {
+export async function listrUi(
+  out: NodeJS.WriteStream,
+  chalk: ChalkInstance,
+  print: (text: string) => void,
+): Promise<Ui> {
   const { Listr, ListrLogger, ProcessOutput } = await import('listr2')
   const logger = new ListrLogger({ processOutput: new ProcessOutput(out, out), useIcons: true, toStderr: [] })
   const plain = plainUi(print, chalk)
@@ -78,7 +86,11 @@ export async function listrUi(out: NodeJS.WriteStream, chalk: ChalkInstance, pri
               ),
           },
         ],
-        { exitOnError: false, registerSignalListeners: false, rendererOptions: { logger, collapseSubtasks: items.length > 16 } },
+        {
+          exitOnError: false,
+          registerSignalListeners: false,
+          rendererOptions: { logger, collapseSubtasks: items.length > 16 },
+        },
       )
       await list.run().catch(() => {})
       return results as never
@@ -101,7 +113,9 @@ export function reportingUi(ui: Ui, report: UiReport): Ui {
     async phase(title, items, state) {
       const started = Date.now()
       const results = await ui.phase(title, items, state)
-      report.record?.(phaseLine(title, results.filter((r) => r.status === 'fulfilled').length, items.length, Date.now() - started))
+      report.record?.(
+        phaseLine(title, results.filter((r) => r.status === 'fulfilled').length, items.length, Date.now() - started),
+      )
       results.forEach((r, i) => {
         const node = items[i]?.node
         if (r.status === 'rejected') report.record?.(`${title}: ${items[i]?.label ?? ''}: ${errorText(r.reason)}`)

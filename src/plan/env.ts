@@ -50,7 +50,8 @@ export function defaultForwarded(localEnv: Env): Record<string, string> {
 
 /** The reason a name or value cannot be set on a node, if any. */
 function problem(name: string, value: string): string | undefined {
-  if (!NAME.test(name)) return `${quote(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`
+  if (!NAME.test(name))
+    return `${quote(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`
   // Never the value itself in a message: it may be a credential.
   if (value.includes('\0')) return `the value of ${name} contains a NUL byte, which no process can receive`
   return undefined
@@ -63,7 +64,10 @@ export function parseEnvFlag(word: string, localEnv: Env): [string, string] {
   const value = eq < 0 ? localEnv[name] : word.slice(eq + 1)
   const bad = problem(name, value ?? '')
   if (bad) throw usageError(`--env: ${bad}`)
-  if (value === undefined) throw usageError(`--env ${name}: ${name} is not set here, so there is no value to forward (give one: --env ${name}=VALUE)`)
+  if (value === undefined)
+    throw usageError(
+      `--env ${name}: ${name} is not set here, so there is no value to forward (give one: --env ${name}=VALUE)`,
+    )
   return [name, value]
 }
 
@@ -130,7 +134,12 @@ export function parseEnvFile(text: string, file: string): Record<string, string>
 }
 
 /** Precedence, lowest first: forwarded by default, each --env-file in order, each --env in order. */
-export function resolveJobEnv(input: { localEnv: Env; defaults: boolean; files: ReadonlyArray<Record<string, string>>; flags: ReadonlyArray<readonly [string, string]> }): JobEnv {
+export function resolveJobEnv(input: {
+  localEnv: Env
+  defaults: boolean
+  files: ReadonlyArray<Record<string, string>>
+  flags: ReadonlyArray<readonly [string, string]>
+}): JobEnv {
   const explicit: Record<string, string> = {}
   for (const file of input.files) Object.assign(explicit, file)
   for (const [name, value] of input.flags) explicit[name] = value
@@ -146,5 +155,7 @@ export function resolveJobEnv(input: { localEnv: Env; defaults: boolean; files: 
 export function checkGpuSelection(env: JobEnv, hosts: ReadonlyArray<{ host: string; gpus?: number[] }>): void {
   const chosen = hosts.find((h) => h.gpus !== undefined)
   if (chosen === undefined || env.explicit.CUDA_VISIBLE_DEVICES === undefined) return
-  throw usageError(`CUDA_VISIBLE_DEVICES is given with --env/--env-file, but the selection flags already chose GPUs (${chosen.host}: ${chosen.gpus?.join(',')}); use one or the other`)
+  throw usageError(
+    `CUDA_VISIBLE_DEVICES is given with --env/--env-file, but the selection flags already chose GPUs (${chosen.host}: ${chosen.gpus?.join(',')}); use one or the other`,
+  )
 }

@@ -28,7 +28,11 @@ const mib = (text: string | undefined): number | undefined => {
 }
 
 /** Reads the probe's fanout.gpu, fanout.gpu_app and fanout.gpu_proc lines (values only, in order). */
-export function parseGpus(gpuLines: readonly string[], appLines: readonly string[], procLines: readonly string[]): { gpus: Gpu[]; processes: GpuProcess[] } {
+export function parseGpus(
+  gpuLines: readonly string[],
+  appLines: readonly string[],
+  procLines: readonly string[],
+): { gpus: Gpu[]; processes: GpuProcess[] } {
   const gpus = gpuLines.flatMap((line): Gpu[] => {
     const [index, uuid, used, total] = line.split(',').map((f) => f.trim())
     if (!index || !/^\d+$/.test(index) || !uuid) return []
@@ -97,7 +101,10 @@ export function usedGpus(gpus: readonly Gpu[], use: GpuUse): Gpu[] {
 }
 
 /** The processes holding any of `used`, in GPU order. */
-export function busyGpus(used: readonly Gpu[], processes: readonly GpuProcess[]): Array<{ gpu: Gpu; process: GpuProcess }> {
+export function busyGpus(
+  used: readonly Gpu[],
+  processes: readonly GpuProcess[],
+): Array<{ gpu: Gpu; process: GpuProcess }> {
   return used.flatMap((gpu) => processes.filter((p) => p.gpuUuid === gpu.uuid).map((process) => ({ gpu, process })))
 }
 

@@ -53,26 +53,45 @@ export interface LauncherContext {
 }
 
 /** The exact argv, and the launcher's own environment, for one node. */
-export function launcherCommand(options: LauncherOptions, ctx: LauncherContext): { argv: string[]; env: Record<string, string> } {
+export function launcherCommand(
+  options: LauncherOptions,
+  ctx: LauncherContext,
+): { argv: string[]; env: Record<string, string> } {
   if (options.kind === 'none') {
     return {
       argv: [ctx.script, ...ctx.scriptArgs],
-      env: { NODE_RANK: String(ctx.nodeRank), NNODES: String(ctx.nnodes), MASTER_ADDR: ctx.masterAddr, MASTER_PORT: String(ctx.masterPort), NPROC_PER_NODE: String(ctx.nproc) },
+      env: {
+        NODE_RANK: String(ctx.nodeRank),
+        NNODES: String(ctx.nnodes),
+        MASTER_ADDR: ctx.masterAddr,
+        MASTER_PORT: String(ctx.masterPort),
+        NPROC_PER_NODE: String(ctx.nproc),
+      },
     }
   }
   const dashed = Number((ctx.torchVersion ?? '').split('.')[0]) >= 2
-  const flag = (name: string, value?: string | number): string => `--${dashed ? name.replace(/_/g, '-') : name}${value === undefined ? '' : `=${value}`}`
+  const flag = (name: string, value?: string | number): string =>
+    `--${dashed ? name.replace(/_/g, '-') : name}${value === undefined ? '' : `=${value}`}`
   // With c10d, torchrun assigns node ranks itself and ignores --master_addr/--master_port. Which node
   // hosts the store is said outright: torch's guess (the endpoint matches this machine's hostname or
   // its addresses) fails on multi-homed and NATed nodes. --launcher-args come later and may override.
   const c10d = options.rdzvBackend === 'c10d'
 
   const argv = [
-    ctx.python, '-m', options.kind === 'launch' ? 'torch.distributed.launch' : 'torch.distributed.run',
-    flag('nnodes', ctx.nnodes), ...(c10d ? [] : [flag('node_rank', ctx.nodeRank)]), flag('nproc_per_node', ctx.nproc),
+    ctx.python,
+    '-m',
+    options.kind === 'launch' ? 'torch.distributed.launch' : 'torch.distributed.run',
+    flag('nnodes', ctx.nnodes),
+    ...(c10d ? [] : [flag('node_rank', ctx.nodeRank)]),
+    flag('nproc_per_node', ctx.nproc),
     ...(c10d
-      ? [flag('rdzv_backend', 'c10d'), flag('rdzv_endpoint', endpoint(ctx.masterAddr, ctx.masterPort)), flag('rdzv_id', ctx.runId), flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
-          ...(ctx.localAddr === undefined ? [] : [flag('local_addr', ctx.localAddr)])]
+      ? [
+          flag('rdzv_backend', 'c10d'),
+          flag('rdzv_endpoint', endpoint(ctx.masterAddr, ctx.masterPort)),
+          flag('rdzv_id', ctx.runId),
+          flag('rdzv_conf', `is_host=${ctx.nodeRank === 0}`),
+          ...(ctx.localAddr === undefined ? [] : [flag('local_addr', ctx.localAddr)]),
+        ]
       : [flag('master_addr', ctx.masterAddr), flag('master_port', ctx.masterPort)]),
     ...(options.monitorIntervalS === undefined ? [] : [flag('monitor_interval', options.monitorIntervalS)]),
     ...(options.maxRestarts === undefined ? [] : [flag('max_restarts', options.maxRestarts)]),
@@ -80,7 +99,14 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
   if (!ctx.rankTags) {
     // With --no-python the script is the program torchrun runs, which it does not substitute.
     const script = options.noPython ? ctx.script : escapeMacros(ctx.script)
-    argv.push(...(options.module ? ['--module'] : []), ...(options.noPython ? [flag('no_python')] : []), ...(options.useEnv ? [flag('use_env')] : []), ...options.launcherArgs, script, ...ctx.scriptArgs.map(escapeMacros))
+    argv.push(
+      ...(options.module ? ['--module'] : []),
+      ...(options.noPython ? [flag('no_python')] : []),
+      ...(options.useEnv ? [flag('use_env')] : []),
+      ...options.launcherArgs,
+      script,
+      ...ctx.scriptArgs.map(escapeMacros),
+    )
     return { argv, env: {} }
   }
   // The launcher runs the tagger as a program (--no_python), and the tagger execs the worker exactly as
@@ -89,10 +115,17 @@ export function launcherCommand(options: LauncherOptions, ctx: LauncherContext):
     ? { mode: 'exec', argv: [ctx.script, ...ctx.scriptArgs] }
     : { mode: 'python', argv: [...(options.module ? ['-m'] : []), ctx.script, ...ctx.scriptArgs] }
   const passLocalRank = options.kind === 'launch' && !options.useEnv
-  if (passLocalRank) worker.localRankFlag = { flag: dashed ? '--local-rank' : '--local_rank', insertAt: options.module ? 2 : 1 }
+  if (passLocalRank)
+    worker.localRankFlag = { flag: dashed ? '--local-rank' : '--local_rank', insertAt: options.module ? 2 : 1 }
   // The program torchrun runs is the interpreter (--no_python); everything after it is substituted.
   const [program = ctx.python, ...rest] = taggedWorkerArgv(ctx.python, worker)
-  argv.push(...(options.kind === 'launch' && (options.useEnv || passLocalRank) ? [flag('use_env')] : []), flag('no_python'), ...options.launcherArgs, program, ...rest.map(escapeMacros))
+  argv.push(
+    ...(options.kind === 'launch' && (options.useEnv || passLocalRank) ? [flag('use_env')] : []),
+    flag('no_python'),
+    ...options.launcherArgs,
+    program,
+    ...rest.map(escapeMacros),
+  )
   return { argv, env: {} }
 }
 
@@ -115,7 +148,13 @@ export interface CommandFitInput {
 }
 
 // Variables fanout sets itself on a node (plan.ts), which replace a forwarded value of the same name.
-const OWN_VARIABLES = new Set(['PYTHONUNBUFFERED', 'GLOO_SOCKET_IFNAME', 'NCCL_SOCKET_IFNAME', 'CUDA_VISIBLE_DEVICES', 'FANOUT_ATTEMPT'])
+const OWN_VARIABLES = new Set([
+  'PYTHONUNBUFFERED',
+  'GLOO_SOCKET_IFNAME',
+  'NCCL_SOCKET_IFNAME',
+  'CUDA_VISIBLE_DEVICES',
+  'FANOUT_ATTEMPT',
+])
 
 /**
  * Refuses, before any connection, a job whose command cannot fit in MAX_COMMAND_BYTES on any node
@@ -128,18 +167,40 @@ const OWN_VARIABLES = new Set(['PYTHONUNBUFFERED', 'GLOO_SOCKET_IFNAME', 'NCCL_S
 export function commandFloor(o: CommandFitInput, jobEnv: JobEnv): CommandSize {
   const { job: j, launcher } = o
   const shortest = launcherCommand(launcher, {
-    python: j.python, nnodes: 1, nodeRank: 0, nproc: 1, masterAddr: '', masterPort: 0, runId: '',
-    script: j.script, scriptArgs: j.scriptArgs, rankTags: o.rankTags && launcher.kind !== 'none',
+    python: j.python,
+    nnodes: 1,
+    nodeRank: 0,
+    nproc: 1,
+    masterAddr: '',
+    masterPort: 0,
+    runId: '',
+    script: j.script,
+    scriptArgs: j.scriptArgs,
+    rankTags: o.rankTags && launcher.kind !== 'none',
   })
   const forwarded = Object.entries(jobEnv.forwarded).filter(([k]) => !OWN_VARIABLES.has(k))
   const env = { PYTHONUNBUFFERED: '1', ...Object.fromEntries(forwarded), ...shortest.env, ...jobEnv.explicit }
-  const job = jobCommandSize({ cwd: j.chdir, env, setup: j.setup, argv: shortest.argv, heartbeatTimeoutS: o.teardown.heartbeatTimeoutS, graceS: Math.ceil(o.teardown.graceS) })
-  const probe = probeCommandSize({ python: j.python, wantPort: false, cwd: j.chdir, setup: j.setup, ...(scriptIsFile(launcher, j.script) ? { script: j.script } : {}) })
+  const job = jobCommandSize({
+    cwd: j.chdir,
+    env,
+    setup: j.setup,
+    argv: shortest.argv,
+    heartbeatTimeoutS: o.teardown.heartbeatTimeoutS,
+    graceS: Math.ceil(o.teardown.graceS),
+  })
+  const probe = probeCommandSize({
+    python: j.python,
+    wantPort: false,
+    cwd: j.chdir,
+    setup: j.setup,
+    ...(scriptIsFile(launcher, j.script) ? { script: j.script } : {}),
+  })
   return probe.total > job.total ? probe : job
 }
 
 /** The script is a file in the working directory (the pre-flight looks for it): not -m, --no-python or --launcher none. */
-export const scriptIsFile = (launcher: LauncherOptions, script: string): boolean => script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
+export const scriptIsFile = (launcher: LauncherOptions, script: string): boolean =>
+  script !== '' && launcher.kind !== 'none' && !launcher.module && !launcher.noPython
 
 /** Throws a USAGE error, before any connection, when commandFloor is over MAX_COMMAND_BYTES. */
 export function checkCommandFits(o: CommandFitInput, jobEnv: JobEnv): void {

@@ -75,8 +75,13 @@ export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
   if (torchVersion) facts.torchVersion = torchVersion
   const pythonVersion = raw.get('python_version')
   if (pythonVersion) facts.pythonVersion = pythonVersion
-  const yes = (key: string): boolean | undefined => (raw.has(key) ? ['ok', 'yes'].includes(raw.get(key) ?? '') : undefined)
-  for (const [key, field] of [['cwd', 'cwd'], ['script', 'script'], ['port_free', 'portFree']] as const) {
+  const yes = (key: string): boolean | undefined =>
+    raw.has(key) ? ['ok', 'yes'].includes(raw.get(key) ?? '') : undefined
+  for (const [key, field] of [
+    ['cwd', 'cwd'],
+    ['script', 'script'],
+    ['port_free', 'portFree'],
+  ] as const) {
     const value = yes(key)
     if (value !== undefined) facts[field] = value
   }
@@ -173,16 +178,28 @@ export function masterAddress(facts: readonly NodeFacts[], flag: string | undefi
  * slots=, else the GPUs it shows (an explicit CUDA_VISIBLE_DEVICES narrows them as its own would
  * have: the probe saw that one), else 1.
  */
-export function nprocOf(node: Pick<PlanNode, 'gpus' | 'slots' | 'facts'>, options: Pick<PlanOptions, 'nprocPerNode' | 'jobEnv'>): number {
+export function nprocOf(
+  node: Pick<PlanNode, 'gpus' | 'slots' | 'facts'>,
+  options: Pick<PlanOptions, 'nprocPerNode' | 'jobEnv'>,
+): number {
   const cvd = options.jobEnv?.explicit.CUDA_VISIBLE_DEVICES
-  return options.nprocPerNode ?? node.gpus?.length ?? node.slots ?? Math.max(1, cvd === undefined ? node.facts.gpus : visibleDevices(cvd))
+  return (
+    options.nprocPerNode ??
+    node.gpus?.length ??
+    node.slots ??
+    Math.max(1, cvd === undefined ? node.facts.gpus : visibleDevices(cvd))
+  )
 }
 
 /** Decides the exact command each node runs (see launcher.ts for each launcher's argv). */
 export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): LaunchPlan {
-  const masterAddr = masterAddress(nodes.map((n) => n.facts), options.masterAddr)
+  const masterAddr = masterAddress(
+    nodes.map((n) => n.facts),
+    options.masterAddr,
+  )
   const masterPort = options.masterPort ?? nodes[0]?.facts.freePort
-  if (masterPort === undefined) throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
+  if (masterPort === undefined)
+    throw new FanoutError('could not find a free port on node 0; pass --master-port', 'PROBE')
   let firstRank = 0
   const commands = nodes.map((node): NodeCommand => {
     const nproc = nprocOf(node, options)
@@ -191,7 +208,11 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
       // Indices were chosen without probing (slots=, or --num-gpus' 0..N-1): a node with fewer GPUs
       // would fail later in CUDA with a far less helpful message. 0 GPUs: no nvidia-smi, nothing to check.
       const missing = node.gpus.filter((g) => node.facts.gpus > 0 && g >= node.facts.gpus)
-      if (missing.length > 0) throw new FanoutError(`${node.host}: GPU ${missing.join(',')} was selected, but the node has ${node.facts.gpus} GPU(s) (0-${node.facts.gpus - 1})`, 'PROBE')
+      if (missing.length > 0)
+        throw new FanoutError(
+          `${node.host}: GPU ${missing.join(',')} was selected, but the node has ${node.facts.gpus} GPU(s) (0-${node.facts.gpus - 1})`,
+          'PROBE',
+        )
       env.CUDA_VISIBLE_DEVICES = node.gpus.join(',')
     }
     if (node.iface) {
@@ -200,8 +221,15 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
       env.NCCL_SOCKET_IFNAME = node.facts.presetIfnames.NCCL_SOCKET_IFNAME ?? node.iface
     }
     const launched = launcherCommand(options.launcher ?? TORCHRUN, {
-      python: options.python, nnodes: nodes.length, nodeRank: node.rank, nproc, masterAddr, masterPort,
-      runId: options.runId ?? 'fanout', script: options.script, scriptArgs: options.scriptArgs,
+      python: options.python,
+      nnodes: nodes.length,
+      nodeRank: node.rank,
+      nproc,
+      masterAddr,
+      masterPort,
+      runId: options.runId ?? 'fanout',
+      script: options.script,
+      scriptArgs: options.scriptArgs,
       rankTags: options.rankTags ?? false,
       ...(node.facts.torchVersion ? { torchVersion: node.facts.torchVersion } : {}),
       ...(node.facts.localAddrFlag && node.facts.srcAddr ? { localAddr: node.facts.srcAddr } : {}),
@@ -210,7 +238,16 @@ export function planLaunch(nodes: readonly PlanNode[], options: PlanOptions): La
     const argv = launched.argv
     firstRank += nproc
     const addrs = [...new Set([node.facts.srcAddr, node.facts.serverAddr].filter((a): a is string => a !== undefined))]
-    return { rank: node.rank, host: node.host, nproc, firstRank: firstRank - nproc, addrs, cwd: options.cwd, env: withJobEnv(env, node, options.jobEnv), argv }
+    return {
+      rank: node.rank,
+      host: node.host,
+      nproc,
+      firstRank: firstRank - nproc,
+      addrs,
+      cwd: options.cwd,
+      env: withJobEnv(env, node, options.jobEnv),
+      argv,
+    }
   })
   return { masterAddr, masterPort, nodes: commands }
 }

@@ -40,7 +40,10 @@ export class LauncherLogScanner {
     // Fast path: most chunks hold none of the words, and a line split across chunks is caught by carry.
     if (this.carry === '' && !hasNeedle(chunk)) {
       const nl = chunk.lastIndexOf(0x0a)
-      this.carry = chunk.subarray(nl + 1).toString('utf8').slice(-300)
+      this.carry = chunk
+        .subarray(nl + 1)
+        .toString('utf8')
+        .slice(-300)
       return undefined
     }
     const text = this.carry + chunk.toString('utf8')

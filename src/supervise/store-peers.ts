@@ -17,7 +17,8 @@ function procAddress(hex: string): string | undefined {
     const n = Number.parseInt(hex.slice(w * 8, w * 8 + 8), 16)
     return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24]
   })
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255) return bytes.slice(12).join('.') // ::ffff:a.b.c.d
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255)
+    return bytes.slice(12).join('.') // ::ffff:a.b.c.d
   const groups = [0, 2, 4, 6, 8, 10, 12, 14].map((i) => (((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16))
   return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')
 }
@@ -47,11 +48,18 @@ export interface Joined {
  * Says which nodes have a connection to the store and which have none, given each node's addresses
  * (how it reaches the master, how fanout reached it).
  */
-export function describeJoined(peers: readonly string[], nodes: ReadonlyArray<{ rank: number; addrs: readonly string[] }>, store: string): Joined {
+export function describeJoined(
+  peers: readonly string[],
+  nodes: ReadonlyArray<{ rank: number; addrs: readonly string[] }>,
+  store: string,
+): Joined {
   if (peers.length === 0) return { text: `nothing is connected to the rendezvous store at ${store}`, missing: [] }
   const joined = nodes.filter((n) => n.addrs.some((a) => peers.includes(a))).map((n) => n.rank)
   const missing = nodes.filter((n) => !joined.includes(n.rank)).map((n) => n.rank)
   if (missing.length === 0) return { text: `every node is connected to the rendezvous store at ${store}`, missing }
   const list = (ranks: number[]): string => ranks.join(', ')
-  return { text: `connected to the rendezvous store at ${store}: ${joined.length > 0 ? `node(s) ${list(joined)}` : 'no node'}; not connected: node(s) ${list(missing)}`, missing }
+  return {
+    text: `connected to the rendezvous store at ${store}: ${joined.length > 0 ? `node(s) ${list(joined)}` : 'no node'}; not connected: node(s) ${list(missing)}`,
+    missing,
+  }
 }

@@ -18,7 +18,11 @@ export function formatAttempts(outcomes: ReadonlyArray<{ exitCode: number; failu
  * fanout's own exit code: 130/143/129 when the user stopped the job, 124 after --timeout, else the first failed node's
  * code (the root cause, not the nodes fanout stopped because of it), else 0.
  */
-export function jobExitCode(results: readonly NodeResult[], firstFailure: Failure | undefined, stopReason: StopReason | undefined): number {
+export function jobExitCode(
+  results: readonly NodeResult[],
+  firstFailure: Failure | undefined,
+  stopReason: StopReason | undefined,
+): number {
   if (stopReason) return STOP_CODES[stopReason]
   if (firstFailure) return firstFailure.exitCode
   const other = results.find((r) => failed(r.status))
@@ -59,9 +63,20 @@ export interface NodeRecord {
 export function nodeRecord(r: NodeResult, ranks: string, rootCause?: Failure): NodeRecord {
   const root = rootCause?.rank === r.rank ? rootCause : undefined
   return {
-    node: r.rank, host: r.host, ranks, exit_code: root?.exitCode ?? exitCodeOf(r.status), launcher_exit_code: exitCodeOf(r.status), signal: r.status.signal, lost: r.status.lost ?? null,
-    result: root ? root.what : describeStatus(r.status), root_cause: root !== undefined, started_at: new Date(r.startedAt).toISOString(), ended_at: new Date(r.endedAt).toISOString(),
-    duration_s: Math.round(r.endedAt - r.startedAt) / 1000, lines: r.output.lines, stopped_by_fanout: r.stoppedByFanout,
+    node: r.rank,
+    host: r.host,
+    ranks,
+    exit_code: root?.exitCode ?? exitCodeOf(r.status),
+    launcher_exit_code: exitCodeOf(r.status),
+    signal: r.status.signal,
+    lost: r.status.lost ?? null,
+    result: root ? root.what : describeStatus(r.status),
+    root_cause: root !== undefined,
+    started_at: new Date(r.startedAt).toISOString(),
+    ended_at: new Date(r.endedAt).toISOString(),
+    duration_s: Math.round(r.endedAt - r.startedAt) / 1000,
+    lines: r.output.lines,
+    stopped_by_fanout: r.stoppedByFanout,
   }
 }
 
@@ -91,31 +106,60 @@ export interface SummaryOptions {
  * The root cause first (which node, how, and the last lines it printed), then the per-node table with
  * the root cause's row on top and every other failed node after it.
  */
-export function formatSummary(results: readonly NodeResult[], firstFailure: Failure | undefined, chalk: ChalkInstance, ranks: (node: number) => string = () => '-', options: SummaryOptions = {}): string {
+export function formatSummary(
+  results: readonly NodeResult[],
+  firstFailure: Failure | undefined,
+  chalk: ChalkInstance,
+  ranks: (node: number) => string = () => '-',
+  options: SummaryOptions = {},
+): string {
   const out: string[] = []
   if (firstFailure) {
     out.push(chalk.red(`first failure: node ${firstFailure.rank} (${firstFailure.host}): ${firstFailure.what}`))
-    if (firstFailure.lastLines.length > 0) out.push('last lines it printed:', ...firstFailure.lastLines.map((l) => `  ${l}`))
+    if (firstFailure.lastLines.length > 0)
+      out.push('last lines it printed:', ...firstFailure.lastLines.map((l) => `  ${l}`))
     out.push('')
   }
-  const order = [...results].sort((a, b) => Number(b.rank === firstFailure?.rank) - Number(a.rank === firstFailure?.rank) || a.rank - b.rank)
+  const order = [...results].sort(
+    (a, b) => Number(b.rank === firstFailure?.rank) - Number(a.rank === firstFailure?.rank) || a.rank - b.rank,
+  )
   const rows = order.map((r) => {
     // The root cause's row says what failed there (a worker's exit), not how its launcher ended after.
-    const [what, tag] = r.rank === firstFailure?.rank ? [firstFailure.what, ' [root cause]'] : [describeStatus(r.status), r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '']
-    return { what, tag, cells: [`n${r.rank}`, r.host, ranks(r.rank), what + tag, seconds(r.endedAt - r.startedAt), String(r.output.lines)] }
+    const [what, tag] =
+      r.rank === firstFailure?.rank
+        ? [firstFailure.what, ' [root cause]']
+        : [describeStatus(r.status), r.stoppedByFanout && failed(r.status) ? ' [stopped by fanout]' : '']
+    return {
+      what,
+      tag,
+      cells: [
+        `n${r.rank}`,
+        r.host,
+        ranks(r.rank),
+        what + tag,
+        seconds(r.endedAt - r.startedAt),
+        String(r.output.lines),
+      ],
+    }
   })
   const head = ['node', 'host', 'ranks', 'result', 'duration', 'lines']
   if (options.width !== undefined) {
     // The other columns, as wide as alignColumns makes them, and two spaces between each two: the
     // result column gets the rest (at least its header's width: a row may overflow then).
-    const others = head.reduce((sum, h, c) => (c === RESULT ? sum : sum + Math.max(h.length, ...rows.map((r) => r.cells[c]?.length ?? 0))), 0)
+    const others = head.reduce(
+      (sum, h, c) => (c === RESULT ? sum : sum + Math.max(h.length, ...rows.map((r) => r.cells[c]?.length ?? 0))),
+      0,
+    )
     const room = Math.max(head[RESULT]!.length, options.width - others - 2 * (head.length - 1))
     for (const r of rows) r.cells[RESULT] = cutResult(r.what, r.tag, room)
   }
   const [header = '', ...lines] = alignColumns([head, ...rows.map((r) => r.cells)])
-  out.push(chalk.bold(header), ...lines.map((text, i) => {
-    const r = order[i]
-    return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text
-  }))
+  out.push(
+    chalk.bold(header),
+    ...lines.map((text, i) => {
+      const r = order[i]
+      return r && failed(r.status) ? (r.rank === firstFailure?.rank ? chalk.red(text) : chalk.yellow(text)) : text
+    }),
+  )
   return out.join('\n') + '\n'
 }

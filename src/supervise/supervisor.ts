@@ -47,7 +47,6 @@ export interface SuperviseOptions {
 /** The exit code of a job whose rendezvous did not complete within --rdzv-timeout (as for --timeout). */
 const RENDEZVOUS_EXIT_CODE = 124
 
-
 /**
  * Watches running jobs: relays their output, keeps each watchdog fed with heartbeats, and tears the
  * whole job down (signal, grace, kill) when a node fails or the user interrupts.
@@ -77,8 +76,12 @@ export class Supervisor {
     const heartbeat = setInterval(() => {
       for (const job of this.running.values()) job.proc.write(CONTROL.heartbeat)
     }, options.heartbeatMs)
-    const deadline = options.timeoutMs === undefined ? undefined : setTimeout(() => this.interrupt('TIMEOUT'), options.timeoutMs)
-    const rendezvous = options.rendezvousTimeoutMs === undefined ? undefined : setTimeout(() => void this.rendezvousTimedOut(), options.rendezvousTimeoutMs)
+    const deadline =
+      options.timeoutMs === undefined ? undefined : setTimeout(() => this.interrupt('TIMEOUT'), options.timeoutMs)
+    const rendezvous =
+      options.rendezvousTimeoutMs === undefined
+        ? undefined
+        : setTimeout(() => void this.rendezvousTimedOut(), options.rendezvousTimeoutMs)
     this.results = Promise.all(jobs.map((job) => this.watch(job, now))).finally(() => {
       clearInterval(heartbeat)
       clearTimeout(this.killTimer)
@@ -96,7 +99,9 @@ export class Supervisor {
   /** Asks every running node's workers to print the Python stack of every thread (SIGQUIT, --timeout). */
   dumpStacks(why: string): boolean {
     if (this.options.stacksMs === undefined || this.running.size === 0) {
-      this.options.log(`${why}: no stacks to show (they need the rank tagger: not with --no-rank-tags or --launcher none)`)
+      this.options.log(
+        `${why}: no stacks to show (they need the rank tagger: not with --no-rank-tags or --launcher none)`,
+      )
       return false
     }
     this.options.log(`${why}: the Python stack of every thread of every rank follows`)
@@ -127,15 +132,31 @@ export class Supervisor {
     const suspects = notStarted.filter((j) => joined?.missing.includes(j.rank))
     const named = suspects.length > 0 ? suspects : notStarted
     const first = named[0] as Job
-    const others = this.started.size === 0 ? 'no node has started its workers' : `node(s) ${[...this.started].sort((a, b) => a - b).join(', ')} started theirs`
+    const others =
+      this.started.size === 0
+        ? 'no node has started its workers'
+        : `node(s) ${[...this.started].sort((a, b) => a - b).join(', ')} started theirs`
     const why = `${others}${joined ? `; ${joined.text}` : ''}`
-    this.options.log(`rendezvous incomplete after ${s} s (--rdzv-timeout): ${named.map((j) => `node ${j.rank} (${j.host})`).join(', ')} held it up; ${why}`)
+    this.options.log(
+      `rendezvous incomplete after ${s} s (--rdzv-timeout): ${named.map((j) => `node ${j.rank} (${j.host})`).join(', ')} held it up; ${why}`,
+    )
     for (const j of named.slice(1)) {
       const tail = this.outputs.get(j.rank)?.tail(5) ?? []
-      this.options.log(`node ${j.rank} (${j.host}) last printed:${tail.length === 0 ? ' nothing' : tail.map((l) => `\n  ${l}`).join('')}`)
+      this.options.log(
+        `node ${j.rank} (${j.host}) last printed:${tail.length === 0 ? ' nothing' : tail.map((l) => `\n  ${l}`).join('')}`,
+      )
     }
     const what = `its workers had not started ${s} s after the launch: the rendezvous did not complete (${why})`
-    const failure = { rank: first.rank, host: first.host, exitCode: RENDEZVOUS_EXIT_CODE, what, lastLines: this.outputs.get(first.rank)?.tail(10) ?? [], consequence: false, afterStop: false, at: this.now() }
+    const failure = {
+      rank: first.rank,
+      host: first.host,
+      exitCode: RENDEZVOUS_EXIT_CODE,
+      what,
+      lastLines: this.outputs.get(first.rank)?.tail(10) ?? [],
+      consequence: false,
+      afterStop: false,
+      at: this.now(),
+    }
     this.stopping = true // no other failure competes meanwhile; the stacks come first
     const stop = (): void => {
       if (this.stopReason) return // the user stopped it meanwhile: their stop is the outcome
@@ -148,13 +169,28 @@ export class Supervisor {
 
   private async watch(job: Job, now: () => number): Promise<NodeResult> {
     const startedAt = now()
-    const lost = new Promise<ExitStatus>((resolve) => job.transport.onLost((reason) => resolve({ code: null, signal: null, lost: reason })))
+    const lost = new Promise<ExitStatus>((resolve) =>
+      job.transport.onLost((reason) => resolve({ code: null, signal: null, lost: reason })),
+    )
     const log = new LauncherLogScanner()
     let reported = false
-    const fail = (exitCode: number, what: string, seen = { lastLines: output.tail(10), afterStop: this.stopping }): void => {
+    const fail = (
+      exitCode: number,
+      what: string,
+      seen = { lastLines: output.tail(10), afterStop: this.stopping },
+    ): void => {
       if (reported) return
       reported = true
-      this.fail({ rank: job.rank, host: job.host, exitCode, what, lastLines: seen.lastLines, consequence: log.onlyConsequences, afterStop: seen.afterStop, at: now() })
+      this.fail({
+        rank: job.rank,
+        host: job.host,
+        exitCode,
+        what,
+        lastLines: seen.lastLines,
+        consequence: log.onlyConsequences,
+        afterStop: seen.afterStop,
+        at: now(),
+      })
     }
     // A rank's own exception, and what the node had printed up to it. torchrun reports the failed
     // worker only after it has stopped the others; stopped itself meanwhile (a peer's failure was seen
@@ -162,28 +198,40 @@ export class Supervisor {
     let raised: { what: string; lastLines: string[]; afterStop: boolean; at: number } | undefined
     let reports = 0
     const onWorkerStart = (): void => this.workerStarted(job.rank)
-    const output = this.options.output(job, { onWorkerStart, onStderrLine: (text, rank) => {
-      const worker = log.line(text)
-      if (!raised && log.ownError !== undefined) {
-        const what = `${rank === undefined ? 'its output showed' : `rank ${rank} raised`} ${log.ownError}`
-        raised = { what, lastLines: output.tail(10), afterStop: this.stopping, at: now() }
-      }
-      if (!worker) return
-      const how = worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
-      const restarts = this.options.workerRestarts ?? 0
-      if (++reports <= restarts && !this.stopping) {
-        // torchrun restarts the node's workers itself; its report reads the same as a final one.
-        this.options.log(`node ${job.rank} (${job.host}): local rank ${worker.localRank} ${how}; torchrun restarts its workers (restart ${reports} of ${restarts}, --max-restarts)`)
-        raised = undefined
-        return
-      }
-      // A rank's own exception just before is what failed: its lines are the ones to show, not the
-      // peers' that followed (torch 2's tracebacks are long enough to push it out of the tail). Else
-      // the tail, which ends with torchrun's report itself, which `what` says already.
-      const cause = raised && now() - raised.at <= ROOT_CAUSE_WINDOW_MS ? raised : undefined
-      const seen = cause ? { lastLines: cause.lastLines, afterStop: this.stopping } : { lastLines: output.tail(11).slice(0, -1), afterStop: this.stopping }
-      fail(worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode, `local rank ${worker.localRank} ${how}${cause ? ` after ${cause.what}` : ''}`, seen)
-    } })
+    const output = this.options.output(job, {
+      onWorkerStart,
+      onStderrLine: (text, rank) => {
+        const worker = log.line(text)
+        if (!raised && log.ownError !== undefined) {
+          const what = `${rank === undefined ? 'its output showed' : `rank ${rank} raised`} ${log.ownError}`
+          raised = { what, lastLines: output.tail(10), afterStop: this.stopping, at: now() }
+        }
+        if (!worker) return
+        const how =
+          worker.exitCode < 0 ? `was killed by signal ${-worker.exitCode}` : `exited with code ${worker.exitCode}`
+        const restarts = this.options.workerRestarts ?? 0
+        if (++reports <= restarts && !this.stopping) {
+          // torchrun restarts the node's workers itself; its report reads the same as a final one.
+          this.options.log(
+            `node ${job.rank} (${job.host}): local rank ${worker.localRank} ${how}; torchrun restarts its workers (restart ${reports} of ${restarts}, --max-restarts)`,
+          )
+          raised = undefined
+          return
+        }
+        // A rank's own exception just before is what failed: its lines are the ones to show, not the
+        // peers' that followed (torch 2's tracebacks are long enough to push it out of the tail). Else
+        // the tail, which ends with torchrun's report itself, which `what` says already.
+        const cause = raised && now() - raised.at <= ROOT_CAUSE_WINDOW_MS ? raised : undefined
+        const seen = cause
+          ? { lastLines: cause.lastLines, afterStop: this.stopping }
+          : { lastLines: output.tail(11).slice(0, -1), afterStop: this.stopping }
+        fail(
+          worker.exitCode < 0 ? 128 - worker.exitCode : worker.exitCode,
+          `local rank ${worker.localRank} ${how}${cause ? ` after ${cause.what}` : ''}`,
+          seen,
+        )
+      },
+    })
     this.outputs.set(job.rank, output)
     const piped = Promise.all([output.pipe(job.proc.stdout, 'stdout'), output.pipe(job.proc.stderr, 'stderr')])
     const status = await Promise.race([job.proc.done.then(async (s) => (await piped, s)), lost])
@@ -196,7 +244,15 @@ export class Supervisor {
       if (raised) fail(code, `${describeStatus(status)} after ${raised.what}`, raised)
       else fail(code, describeStatus(status))
     }
-    const result: NodeResult = { rank: job.rank, host: job.host, status, startedAt, endedAt: now(), stoppedByFanout, output }
+    const result: NodeResult = {
+      rank: job.rank,
+      host: job.host,
+      status,
+      startedAt,
+      endedAt: now(),
+      stoppedByFanout,
+      output,
+    }
     this.options.onExit?.(result)
     return result
   }
@@ -225,7 +281,9 @@ export class Supervisor {
     if (first ? failure.at - first.at > ROOT_CAUSE_WINDOW_MS : this.stopping) return
     this.failures.push(failure)
     if (first || !this.options.killOnFailure) return
-    this.options.log(`node ${failure.rank} (${failure.host}) failed: ${failure.what}; stopping all ${this.running.size} running node(s)`)
+    this.options.log(
+      `node ${failure.rank} (${failure.host}) failed: ${failure.what}; stopping all ${this.running.size} running node(s)`,
+    )
     this.stop(CONTROL.terminate)
   }
 
@@ -264,7 +322,9 @@ export class Supervisor {
     const signal = reason === 'TIMEOUT' ? 'SIGTERM' : 'SIGINT'
     const stop = (): void => {
       clearTimeout(this.stacksTimer)
-      this.options.log(`${what}: sending ${signal} to ${this.running.size} node(s); SIGKILL in ${this.options.graceMs / 1000} s${reason === 'TIMEOUT' ? '' : ' or on a second Ctrl-C'}`)
+      this.options.log(
+        `${what}: sending ${signal} to ${this.running.size} node(s); SIGKILL in ${this.options.graceMs / 1000} s${reason === 'TIMEOUT' ? '' : ' or on a second Ctrl-C'}`,
+      )
       this.stop(reason === 'TIMEOUT' ? CONTROL.terminate : CONTROL.interrupt)
     }
     // Where is it stuck: a job that ran out of time shows its stacks before anything is stopped.

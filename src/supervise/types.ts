@@ -33,5 +33,4 @@ export interface Failure {
   lastLines: string[]
 }
 
-
 export type StopReason = 'INT' | 'TERM' | 'HUP' | 'TIMEOUT'

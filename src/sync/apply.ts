@@ -1,6 +1,15 @@
 import { join } from 'node:path'
 import { quote } from '../errors.js'
-import { depthOf, parentOf, PERMISSIONS, planSync, safeRelPath, syncError, type FileEntry, type Manifest } from './plan.js'
+import {
+  depthOf,
+  parentOf,
+  PERMISSIONS,
+  planSync,
+  safeRelPath,
+  syncError,
+  type FileEntry,
+  type Manifest,
+} from './plan.js'
 import { tempName, type RemoteFs, type RemoteStat } from './remote-fs.js'
 import { CONCURRENCY, eachLimited, joinRel, listRemote, prepareRoot } from './remote-tree.js'
 
@@ -49,7 +58,8 @@ function byLevel<T>(items: readonly T[], pathOf: (item: T) => string, deepest: b
   return [...levels.keys()].sort((a, b) => (deepest ? b - a : a - b)).map((d) => levels.get(d) as T[])
 }
 
-const describe = (stat: RemoteStat | undefined): string => (stat ? `a ${stat.kind === 'symlink' ? 'link' : stat.kind === 'other' ? 'special file' : stat.kind}` : 'missing')
+const describe = (stat: RemoteStat | undefined): string =>
+  stat ? `a ${stat.kind === 'symlink' ? 'link' : stat.kind === 'other' ? 'special file' : stat.kind}` : 'missing'
 
 /**
  * Makes the node's copy of `manifest` under `remoteRoot` match the local tree: sends what changed,
@@ -80,7 +90,8 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
       known = (async () => {
         await realDir(parentOf(rel))
         const stat = await fs.lstat(abs(rel))
-        if (stat?.kind !== 'dir') throw syncError(`refusing to write below ${quote(rel)} on the node: it is ${describe(stat)}, not a directory`)
+        if (stat?.kind !== 'dir')
+          throw syncError(`refusing to write below ${quote(rel)} on the node: it is ${describe(stat)}, not a directory`)
       })()
       realDirs.set(rel, known)
     }
@@ -115,14 +126,10 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
   }
   const dirChmods = plan.chmods.filter((e) => e.kind === 'dir')
   const ownerRwx = (e: FileEntry): boolean => (e.mode & 0o700) === 0o700
-  await eachLimited(
-    dirChmods.filter(ownerRwx),
-    CONCURRENCY,
-    async (entry) => {
-      await realDir(parentOf(entry.path))
-      await fs.chmod(abs(entry.path), entry.mode & PERMISSIONS)
-    },
-  )
+  await eachLimited(dirChmods.filter(ownerRwx), CONCURRENCY, async (entry) => {
+    await realDir(parentOf(entry.path))
+    await fs.chmod(abs(entry.path), entry.mode & PERMISSIONS)
+  })
 
   // 3. Same size, other mtime: send only if the content differs.
   const uploads = [...plan.uploads]
@@ -130,7 +137,11 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
   if (plan.verify.length > 0) {
     const theirs = await options.hashRemote(plan.verify.map((e) => e.path))
     const ours = new Map<string, string>()
-    await eachLimited(plan.verify, CONCURRENCY, async (entry) => void ours.set(entry.path, await options.hashLocal(localAbs(entry.path))))
+    await eachLimited(
+      plan.verify,
+      CONCURRENCY,
+      async (entry) => void ours.set(entry.path, await options.hashLocal(localAbs(entry.path))),
+    )
     for (const entry of plan.verify) {
       const hash = theirs.get(entry.path)
       if (hash !== undefined && hash === ours.get(entry.path)) touchUps.push(entry)
@@ -139,7 +150,12 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
   }
 
   // 4. Files, links, modes and mtimes, CONCURRENCY at a time.
-  const progress: SyncProgress = { files: 0, bytes: 0, totalFiles: uploads.length, totalBytes: uploads.reduce((n, e) => n + e.size, 0) }
+  const progress: SyncProgress = {
+    files: 0,
+    bytes: 0,
+    totalFiles: uploads.length,
+    totalBytes: uploads.reduce((n, e) => n + e.size, 0),
+  }
   const report = (): void => options.onProgress?.({ ...progress })
   report()
 
@@ -180,7 +196,8 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
     await realDir(parentOf(entry.path))
     await fs.utimes(abs(entry.path), entry.mtimeMs)
     const there = remoteByPath.get(entry.path)
-    if (!there || (there.mode & PERMISSIONS) !== (entry.mode & PERMISSIONS)) await fs.chmod(abs(entry.path), entry.mode & PERMISSIONS)
+    if (!there || (there.mode & PERMISSIONS) !== (entry.mode & PERMISSIONS))
+      await fs.chmod(abs(entry.path), entry.mode & PERMISSIONS)
   }
   const tasks: Array<() => Promise<void>> = [
     ...uploads.map((e) => () => upload(e)),
@@ -211,4 +228,3 @@ export async function syncTree(options: SyncTreeOptions): Promise<SyncStats> {
   stats.unchanged = filesAndLinks - stats.files - stats.links
   return stats
 }
-

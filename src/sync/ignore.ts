@@ -22,8 +22,18 @@ const bytes = (s: string): string => (/[^\x00-\x7f]/.test(s) ? Buffer.from(s, 'u
 const esc = (c: string): string => (/[A-Za-z0-9]/.test(c) ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
 /** git's sane_ctype, C locale. */
 const POSIX: Record<string, string> = {
-  alnum: '0-9A-Za-z', alpha: 'A-Za-z', blank: '\\x20\\x09', cntrl: '\\x00-\\x1f\\x7f', digit: '0-9', graph: '\\x21-\\x7e',
-  lower: 'a-z', print: '\\x20-\\x7e', punct: '\\x21-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7e', space: '\\x09\\x0a\\x0d\\x20', upper: 'A-Z', xdigit: '0-9A-Fa-f',
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  blank: '\\x20\\x09',
+  cntrl: '\\x00-\\x1f\\x7f',
+  digit: '0-9',
+  graph: '\\x21-\\x7e',
+  lower: 'a-z',
+  print: '\\x20-\\x7e',
+  punct: '\\x21-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7e',
+  space: '\\x09\\x0a\\x0d\\x20',
+  upper: 'A-Z',
+  xdigit: '0-9A-Fa-f',
 }
 
 /** A `[...]` at p[open] as a regex that never matches '/', and the index of its `]`; null if malformed. */
@@ -49,7 +59,8 @@ function bracket(p: string, open: number): { re: string; end: number } | null {
     } else if (c === '[' && p[i + 1] === ':') {
       const close = p.indexOf(']', i + 2)
       if (close < 0) return null
-      if (close === i + 2 || p[close - 1] !== ':') set += esc('[') // not `[:name:]`: a plain '['
+      if (close === i + 2 || p[close - 1] !== ':')
+        set += esc('[') // not `[:name:]`: a plain '['
       else {
         const cls = POSIX[p.slice(i + 2, close - 1)]
         if (cls === undefined) return null
@@ -81,7 +92,10 @@ function compile(pattern: string, anchored: boolean): RegExp | null {
       let j = i
       while (p[j + 1] === '*') j++
       const next = p[j + 1]
-      const starstar = j > i && (i === start || p[i - 1] === '/') && (next === undefined || next === '/' || (next === '\\' && p[j + 2] === '/'))
+      const starstar =
+        j > i &&
+        (i === start || p[i - 1] === '/') &&
+        (next === undefined || next === '/' || (next === '\\' && p[j + 2] === '/'))
       i = j
       if (!starstar) out += '[^/]*'
       else if (next === '/') {
@@ -159,13 +173,17 @@ export class IgnoreRules {
         const st = await lstat(join(root, rel))
         if (!st.isFile()) {
           const kind = st.isSymbolicLink() ? 'a link' : st.isDirectory() ? 'a directory' : 'a special file'
-          throw usageError(`--sync: ${quote(rel)} is ${kind}; fanout, like git, reads an ignore file only when it is a plain file: replace it with one, or remove it`)
+          throw usageError(
+            `--sync: ${quote(rel)} is ${kind}; fanout, like git, reads an ignore file only when it is a plain file: replace it with one, or remove it`,
+          )
         }
         text = await readFile(join(root, rel), 'utf8')
       } catch (e) {
         if (e instanceof FanoutError) throw e
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue
-        throw usageError(`--sync: cannot read ${quote(rel)} (${(e as Error).message.split(', ')[0]}); make it readable or remove it`)
+        throw usageError(
+          `--sync: cannot read ${quote(rel)} (${(e as Error).message.split(', ')[0]}); make it readable or remove it`,
+        )
       }
       this.add(dir, text, file)
     }

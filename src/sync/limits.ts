@@ -10,8 +10,19 @@ const GiB = 1024 ** 3
 export const DEFAULT_LIMITS: ScanLimits = { maxBytes: GiB, maxFiles: 20_000 }
 
 /** rsync's units: K/KiB = 1024, KB = 1000 (B optional). */
-const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: GiB, t: 1024 ** 4, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 }
-const SYNC_MAX_HELP = 'expected a size (5GiB, 2G, 500MB), a file count (50000 or "50000 files"), both (5GiB,50000), or unlimited'
+const UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: GiB,
+  t: 1024 ** 4,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+}
+const SYNC_MAX_HELP =
+  'expected a size (5GiB, 2G, 500MB), a file count (50000 or "50000 files"), both (5GiB,50000), or unlimited'
 
 /**
  * `--sync-max`: a size (with a unit: B, K/KiB, M/MiB, G/GiB, T/TiB are powers of 1024, KB/MB/GB/TB of

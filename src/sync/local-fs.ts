@@ -40,7 +40,9 @@ export function localFs(): RemoteFs {
     readdir: (path) =>
       named('readdir', path, async () => {
         const names = await fsp.readdir(path)
-        return Promise.all(names.map(async (name) => ({ name, stat: localStat(await fsp.lstat(posix.join(path, name))) })))
+        return Promise.all(
+          names.map(async (name) => ({ name, stat: localStat(await fsp.lstat(posix.join(path, name))) })),
+        )
       }),
     readlink: (path) => named('readlink', path, () => fsp.readlink(path)),
     mkdir: (path, mode) => named('mkdir', path, () => fsp.mkdir(path, { mode })),

@@ -60,7 +60,8 @@ export function safeRelPath(rel: string): string {
   if (rel.includes('\0')) throw syncError(`a path with NUL in the synced tree: ${quote(rel)}`)
   if (rel.startsWith('/')) throw syncError(`an absolute path in the synced tree: ${quote(rel)}`)
   for (const segment of rel.split('/')) {
-    if (segment === '' || segment === '.' || segment === '..') throw syncError(`an unsafe path in the synced tree: ${quote(rel)}`)
+    if (segment === '' || segment === '.' || segment === '..')
+      throw syncError(`an unsafe path in the synced tree: ${quote(rel)}`)
   }
   return rel
 }
@@ -79,7 +80,8 @@ const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 /** Deepest first, then by path: children before their directory. */
 const deepestFirst = (a: string, b: string): number => depthOf(b) - depthOf(a) || byPath(a, b)
 
-const kindWord = (kind: FileEntry['kind'] | RemoteStat['kind']): string => (kind === 'dir' ? 'directory' : kind === 'symlink' ? 'link' : kind)
+const kindWord = (kind: FileEntry['kind'] | RemoteStat['kind']): string =>
+  kind === 'dir' ? 'directory' : kind === 'symlink' ? 'link' : kind
 
 /**
  * What to send, fix and remove so that the node's tree (`remote`, a listing of the target directory)
@@ -87,7 +89,17 @@ const kindWord = (kind: FileEntry['kind'] | RemoteStat['kind']): string => (kind
  * remove a non-empty directory that is in the way without deleteExtra, or one holding ignored entries.
  */
 export function planSync(local: readonly FileEntry[], remote: readonly RemoteEntry[], options: PlanOptions): SyncPlan {
-  const plan: SyncPlan = { mkdirs: [], uploads: [], verify: [], links: [], chmods: [], removals: [], deletes: [], stale: [], unchanged: 0 }
+  const plan: SyncPlan = {
+    mkdirs: [],
+    uploads: [],
+    verify: [],
+    links: [],
+    chmods: [],
+    removals: [],
+    deletes: [],
+    stale: [],
+    unchanged: 0,
+  }
 
   const localByPath = new Map<string, FileEntry>()
   for (const entry of local) {
@@ -97,8 +109,12 @@ export function planSync(local: readonly FileEntry[], remote: readonly RemoteEnt
   }
   for (const entry of localByPath.values()) {
     const parent = parentOf(entry.path)
-    if (parent !== '' && localByPath.get(parent)?.kind !== 'dir') throw syncError(`the local tree lists ${quote(entry.path)} but no directory ${quote(parent)}`)
-    if (entry.kind === 'symlink' && (typeof entry.target !== 'string' || entry.target === '' || entry.target.includes('\0'))) {
+    if (parent !== '' && localByPath.get(parent)?.kind !== 'dir')
+      throw syncError(`the local tree lists ${quote(entry.path)} but no directory ${quote(parent)}`)
+    if (
+      entry.kind === 'symlink' &&
+      (typeof entry.target !== 'string' || entry.target === '' || entry.target.includes('\0'))
+    ) {
       throw syncError(`the local link ${quote(entry.path)} has no usable text`)
     }
   }
@@ -117,12 +133,18 @@ export function planSync(local: readonly FileEntry[], remote: readonly RemoteEnt
     if (there.kind === 'dir') {
       const prefix = `${there.path}/`
       const below = remotePaths.filter((p) => p.startsWith(prefix))
-      const ignored = options.isIgnored(there.path, true) || below.some((p) => options.isIgnored(p, remoteByPath.get(p)?.kind === 'dir'))
+      const ignored =
+        options.isIgnored(there.path, true) ||
+        below.some((p) => options.isIgnored(p, remoteByPath.get(p)?.kind === 'dir'))
       if (ignored) {
-        throw syncError(`the node has a directory ${quote(there.path)} holding ignored files where the local tree has a ${kindWord(want.kind)}; move it away on the node`)
+        throw syncError(
+          `the node has a directory ${quote(there.path)} holding ignored files where the local tree has a ${kindWord(want.kind)}; move it away on the node`,
+        )
       }
       if (below.length > 0 && !options.deleteExtra) {
-        throw syncError(`the node has a non-empty directory ${quote(there.path)} where the local tree has a ${kindWord(want.kind)}; use --sync-delete to replace it`)
+        throw syncError(
+          `the node has a non-empty directory ${quote(there.path)} where the local tree has a ${kindWord(want.kind)}; use --sync-delete to replace it`,
+        )
       }
       for (const p of below.sort(deepestFirst)) {
         plan.removals.push(p)

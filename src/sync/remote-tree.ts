@@ -10,7 +10,11 @@ export const CONCURRENCY = 8
  * Runs `work` on every item, at most `limit` at a time. After the first failure no new item starts;
  * the ones running are waited for, then the first failure is thrown.
  */
-export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0
   let failure: { error: unknown } | undefined
   const worker = async (): Promise<void> => {
@@ -42,7 +46,11 @@ function checkName(dirRel: string, name: string): string {
  * never followed). A missing root is an empty tree. `descend` says whether to list inside a directory
  * (sync skips ignored directories: what is inside them is never touched).
  */
-export async function listRemote(fs: RemoteFs, root: string, options: { descend?: (relDir: string) => boolean } = {}): Promise<RemoteEntry[]> {
+export async function listRemote(
+  fs: RemoteFs,
+  root: string,
+  options: { descend?: (relDir: string) => boolean } = {},
+): Promise<RemoteEntry[]> {
   const top = await fs.lstat(root)
   if (!top) return []
   if (top.kind !== 'dir') throw syncError(`${quote(root)} on the node is not a directory`)
@@ -62,7 +70,7 @@ export async function listRemote(fs: RemoteFs, root: string, options: { descend?
     return subdirs
   }
   // Breadth first, a level at a time, CONCURRENCY directories in flight.
-  for (let level = ['']; level.length > 0; ) {
+  for (let level = ['']; level.length > 0;) {
     const next: string[] = []
     await eachLimited(level, CONCURRENCY, async (dir) => {
       for (const sub of await visit(dir)) next.push(sub)
@@ -74,14 +82,16 @@ export async function listRemote(fs: RemoteFs, root: string, options: { descend?
 
 /** The target directory, created (with missing parents, 0755) if it is not there; a link to a directory is resolved. */
 export async function prepareRoot(fs: RemoteFs, remoteRoot: string): Promise<string> {
-  if (!remoteRoot.startsWith('/') || remoteRoot.includes('\0')) throw syncError(`the target directory must be an absolute path: ${quote(remoteRoot)}`)
+  if (!remoteRoot.startsWith('/') || remoteRoot.includes('\0'))
+    throw syncError(`the target directory must be an absolute path: ${quote(remoteRoot)}`)
   const root = posix.normalize(remoteRoot).replace(/\/+$/, '')
   if (root === '') throw syncError('refusing to sync into /')
   const stat = await fs.lstat(root)
   if (stat?.kind === 'dir') return root
   if (stat?.kind === 'symlink') {
     const real = await fs.realpath(root)
-    if (real === '/' || !real.startsWith('/')) throw syncError(`refusing to sync into ${quote(real)} (where ${quote(root)} leads)`)
+    if (real === '/' || !real.startsWith('/'))
+      throw syncError(`refusing to sync into ${quote(real)} (where ${quote(root)} leads)`)
     if ((await fs.lstat(real))?.kind === 'dir') return real
     throw syncError(`${quote(root)} on the node is a link to something that is not a directory`)
   }
@@ -92,7 +102,8 @@ export async function prepareRoot(fs: RemoteFs, remoteRoot: string): Promise<str
     path = `${path}/${segment}`
     const there = await fs.lstat(path)
     if (!there) await fs.mkdir(path, 0o755)
-    else if (there.kind === 'file' || there.kind === 'other') throw syncError(`cannot create ${quote(root)} on the node: ${quote(path)} is not a directory`)
+    else if (there.kind === 'file' || there.kind === 'other')
+      throw syncError(`cannot create ${quote(root)} on the node: ${quote(path)} is not a directory`)
   }
   return root
 }

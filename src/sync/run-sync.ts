@@ -31,12 +31,19 @@ export interface NodeSync {
 export async function readLocalTree(options: SyncOptions): Promise<LocalTree> {
   const manifest = await scanTree(options.dir, options.limits)
   const hashes = new Map<string, string>()
-  for (const e of manifest.entries) if (e.kind === 'file') hashes.set(e.path, await sha256File(join(manifest.root, e.path)))
+  for (const e of manifest.entries)
+    if (e.kind === 'file') hashes.set(e.path, await sha256File(join(manifest.root, e.path)))
   const hash = treeHash(manifest.entries.map((e) => entryForHash(e.path, e.kind, e.mode, hashes.get(e.path), e.target)))
   return { options, manifest, hashes, hash }
 }
 
-function entryForHash(path: string, kind: TreeHashEntry['kind'], mode: number, contentHash?: string, target?: string): TreeHashEntry {
+function entryForHash(
+  path: string,
+  kind: TreeHashEntry['kind'],
+  mode: number,
+  contentHash?: string,
+  target?: string,
+): TreeHashEntry {
   const entry: TreeHashEntry = { path, kind, mode }
   if (contentHash !== undefined) entry.contentHash = contentHash
   if (target !== undefined) entry.target = target
@@ -48,7 +55,10 @@ async function hashOnNode(transport: Transport, root: string, paths: string[]): 
   const hashes = new Map<string, string>()
   if (paths.length === 0) return hashes
   const { stdout, stderr, status } = await capture(transport, hashCommand(root), paths.map((p) => `${p}\0`).join(''))
-  if (status.code !== 0) throw new Error(`hashing files on the node failed (exit ${status.code ?? status.signal}): ${stderr.trim().slice(0, 300)}`)
+  if (status.code !== 0)
+    throw new Error(
+      `hashing files on the node failed (exit ${status.code ?? status.signal}): ${stderr.trim().slice(0, 300)}`,
+    )
   for (const record of stdout.split('\0')) {
     const m = /^([0-9a-f]{64}) [ *](.*)$/s.exec(record)
     if (m?.[1] && m[2] !== undefined) hashes.set(m[2], m[1])
@@ -67,13 +77,23 @@ async function absoluteRoot(dir: string, home: () => Promise<string>): Promise<s
  * Brings one node's copy of the tree up to date over its open connection (SFTP, or the file system
  * for the local transport), then hashes what the node now holds, for the pre-flight to compare.
  */
-export async function syncNode(transport: Transport, tree: LocalTree, remoteDir: string, onProgress?: (p: SyncProgress) => void): Promise<NodeSync> {
+export async function syncNode(
+  transport: Transport,
+  tree: LocalTree,
+  remoteDir: string,
+  onProgress?: (p: SyncProgress) => void,
+): Promise<NodeSync> {
   const fs = await transport.files()
   const root = await absoluteRoot(remoteDir, () => fs.realpath('.'))
   const { manifest, options } = tree
   const isIgnored = (rel: string, isDir: boolean): boolean => manifest.ignore.ignored(rel, isDir)
   const stats = await syncTree({
-    fs, localRoot: manifest.root, remoteRoot: root, manifest, deleteExtra: options.deleteExtra, isIgnored,
+    fs,
+    localRoot: manifest.root,
+    remoteRoot: root,
+    manifest,
+    deleteExtra: options.deleteExtra,
+    isIgnored,
     hashRemote: (paths) => hashOnNode(transport, root, paths),
     hashLocal: async (abs) => tree.hashes.get(abs.slice(manifest.root.length + 1)) ?? sha256File(abs),
     ...(onProgress ? { onProgress } : {}),
@@ -83,15 +103,27 @@ export async function syncNode(transport: Transport, tree: LocalTree, remoteDir:
   const listed = await listRemote(fs, real, { descend: (dir) => !isIgnored(dir, true) })
   const byPath = new Map(listed.map((e) => [e.path, e]))
   const wanted = new Set(manifest.entries.map((e) => e.path))
-  const files = manifest.entries.filter((e) => e.kind === 'file' && byPath.get(e.path)?.kind === 'file').map((e) => e.path)
+  const files = manifest.entries
+    .filter((e) => e.kind === 'file' && byPath.get(e.path)?.kind === 'file')
+    .map((e) => e.path)
   const hashes = await hashOnNode(transport, real, files)
   const entries: TreeHashEntry[] = []
   for (const local of manifest.entries) {
     const remote = byPath.get(local.path)
     if (!remote || remote.kind === 'other') continue
-    entries.push(entryForHash(local.path, remote.kind, remote.mode, remote.kind === 'file' ? hashes.get(local.path) ?? 'unreadable' : undefined, remote.kind === 'symlink' ? remote.target ?? (await fs.readlink(`${real}/${local.path}`)) : undefined))
+    entries.push(
+      entryForHash(
+        local.path,
+        remote.kind,
+        remote.mode,
+        remote.kind === 'file' ? (hashes.get(local.path) ?? 'unreadable') : undefined,
+        remote.kind === 'symlink' ? (remote.target ?? (await fs.readlink(`${real}/${local.path}`))) : undefined,
+      ),
+    )
   }
-  const extras = listed.filter((e) => !wanted.has(e.path) && e.kind !== 'dir' && !isIgnored(e.path, false)).map((e) => e.path)
+  const extras = listed
+    .filter((e) => !wanted.has(e.path) && e.kind !== 'dir' && !isIgnored(e.path, false))
+    .map((e) => e.path)
   return { stats, hash: treeHash(entries), extras }
 }
 
@@ -109,4 +141,5 @@ export function describeSync(sync: NodeSync): string {
 }
 
 /** `412/1200 files, 3.1/8.0 MiB`: a node's progress while it syncs. */
-export const describeProgress = (p: SyncProgress): string => `${p.files}/${p.totalFiles} files, ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`
+export const describeProgress = (p: SyncProgress): string =>
+  `${p.files}/${p.totalFiles} files, ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`

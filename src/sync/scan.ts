@@ -67,9 +67,12 @@ export async function scanTree(root: string, limits: ScanLimits): Promise<Manife
     throw usageError(`--sync: ${message}`)
   }
   const unreadable = (what: string, rel: string, e: unknown): never =>
-    refuse(`cannot read the ${what} ${shown(rel)} in ${where} (${errText(e)}); make it readable, or ignore it in .fanoutignore`)
+    refuse(
+      `cannot read the ${what} ${shown(rel)} in ${where} (${errText(e)}); make it readable, or ignore it in .fanoutignore`,
+    )
   try {
-    if (!(await stat(absRoot)).isDirectory()) refuse(`${where} is not a directory; --sync copies a directory (default: the current one)`)
+    if (!(await stat(absRoot)).isDirectory())
+      refuse(`${where} is not a directory; --sync copies a directory (default: the current one)`)
   } catch (e) {
     if (e instanceof FanoutError) throw e
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') refuse(`${where} does not exist`)
@@ -137,7 +140,8 @@ export async function scanTree(root: string, limits: ScanLimits): Promise<Manife
           if (ignore.ignored(rel, st.isDirectory())) return undefined
           if (!utf8) refuse(`the name ${quote(rel)} in ${where} is not UTF-8; rename it, or ignore it in .fanoutignore`)
           // Ours and owner-readable is readable (ACLs cannot take that away); anything else, ask the kernel.
-          if (st.isFile() && !(st.uid === uid && st.mode & 0o400)) await access(abs, constants.R_OK).catch((e: unknown) => unreadable('file', rel, e))
+          if (st.isFile() && !(st.uid === uid && st.mode & 0o400))
+            await access(abs, constants.R_OK).catch((e: unknown) => unreadable('file', rel, e))
           return [rel, st]
         }),
       )
@@ -146,7 +150,13 @@ export async function scanTree(root: string, limits: ScanLimits): Promise<Manife
           stopped = true
           return
         }
-        const entry: FileEntry = { path: rel, kind: 'file', size: 0, mtimeMs: Math.floor(st.mtimeMs / 1000) * 1000, mode: st.mode & 0o7777 }
+        const entry: FileEntry = {
+          path: rel,
+          kind: 'file',
+          size: 0,
+          mtimeMs: Math.floor(st.mtimeMs / 1000) * 1000,
+          mode: st.mode & 0o7777,
+        }
         if (st.isDirectory()) {
           entries?.push({ ...entry, kind: 'dir' })
           await walk(rel)
@@ -154,18 +164,28 @@ export async function scanTree(root: string, limits: ScanLimits): Promise<Manife
           entries?.push({ ...entry, size: st.size })
           count(rel, st.size, true)
         } else if (st.isSymbolicLink()) {
-          const text = await readlink(join(absRoot, rel), { encoding: 'buffer' }).catch((e: unknown) => unreadable('link', rel, e))
+          const text = await readlink(join(absRoot, rel), { encoding: 'buffer' }).catch((e: unknown) =>
+            unreadable('link', rel, e),
+          )
           let target: string
           try {
             target = decoder.decode(text)
           } catch {
-            return refuse(`the link ${shown(rel)} in ${where} has a target that is not UTF-8; replace it, or ignore it in .fanoutignore`)
+            return refuse(
+              `the link ${shown(rel)} in ${where} has a target that is not UTF-8; replace it, or ignore it in .fanoutignore`,
+            )
           }
           links.set(rel, target)
           entries?.push({ ...entry, kind: 'symlink', size: text.length, target })
           count(rel, 0, false)
         } else {
-          const kind = st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isBlockDevice() ? 'block device' : 'character device'
+          const kind = st.isFIFO()
+            ? 'fifo'
+            : st.isSocket()
+              ? 'socket'
+              : st.isBlockDevice()
+                ? 'block device'
+                : 'character device'
           specials.push(`${shown(rel)} (${kind})`)
         }
       }
@@ -175,16 +195,27 @@ export async function scanTree(root: string, limits: ScanLimits): Promise<Manife
 
   if (over() || stopped) refuse(overLimit(where, { files, bytes, stopped, limits, biggest, dirTotals }))
   if (specials.length > 0)
-    refuse(`${where} holds ${specials.length === 1 ? 'a special file' : `${specials.length} special files`} that cannot be copied: ${list(specials)}; sync copies files, directories and links only: remove ${specials.length === 1 ? 'it' : 'them'}, or ignore ${specials.length === 1 ? 'it' : 'them'} in .fanoutignore`)
-  const outside = [...links].filter(([path]) => escapes(links, path)).map(([path, target]) => `${shown(path)} -> ${shown(target)}`)
-  if (outside.length === 1) refuse(`link ${outside[0]} points outside ${where}; sync copies the tree only: replace the link with the file, or ignore it in .fanoutignore`)
-  if (outside.length > 1) refuse(`${outside.length} links point outside ${where}: ${list(outside)}; sync copies the tree only: replace each link with the file, or ignore it in .fanoutignore`)
+    refuse(
+      `${where} holds ${specials.length === 1 ? 'a special file' : `${specials.length} special files`} that cannot be copied: ${list(specials)}; sync copies files, directories and links only: remove ${specials.length === 1 ? 'it' : 'them'}, or ignore ${specials.length === 1 ? 'it' : 'them'} in .fanoutignore`,
+    )
+  const outside = [...links]
+    .filter(([path]) => escapes(links, path))
+    .map(([path, target]) => `${shown(path)} -> ${shown(target)}`)
+  if (outside.length === 1)
+    refuse(
+      `link ${outside[0]} points outside ${where}; sync copies the tree only: replace the link with the file, or ignore it in .fanoutignore`,
+    )
+  if (outside.length > 1)
+    refuse(
+      `${outside.length} links point outside ${where}: ${list(outside)}; sync copies the tree only: replace each link with the file, or ignore it in .fanoutignore`,
+    )
 
   const sorted = (entries ?? []).map((e) => ({ key: Buffer.from(e.path), e })).sort((a, b) => byBytes(a.key, b.key))
   return { root: absRoot, entries: sorted.map((s) => s.e), files, bytes, ignore }
 }
 
-const list = (items: string[], max = 10): string => items.slice(0, max).join(', ') + (items.length > max ? `, and ${items.length - max} more` : '')
+const list = (items: string[], max = 10): string =>
+  items.slice(0, max).join(', ') + (items.length > max ? `, and ${items.length - max} more` : '')
 
 /**
  * Whether link `path` resolves outside the tree: an absolute target, or `..` climbing above the root,
@@ -231,13 +262,19 @@ function overLimit(where: string, t: Totals): string {
     ...(t.bytes > t.limits.maxBytes ? [formatBytes(t.limits.maxBytes)] : []),
   ]
   const dirs = [...t.dirTotals]
-    .sort(([pa, a], [pb, b]) => (byCount ? b.files - a.files || b.bytes - a.bytes : b.bytes - a.bytes || b.files - a.files) || (pa < pb ? -1 : 1))
+    .sort(
+      ([pa, a], [pb, b]) =>
+        (byCount ? b.files - a.files || b.bytes - a.bytes : b.bytes - a.bytes || b.files - a.files) ||
+        (pa < pb ? -1 : 1),
+    )
     .slice(0, TOP)
     .map(([path, d]) => `${shown(`${path}/`)} (${formatBytes(d.bytes)}, ${filesWord(d.files)})`)
   const held = `${t.stopped ? 'at least ' : ''}${filesWord(t.files)} / ${formatBytes(t.bytes)}${t.stopped ? ' (it stopped counting there)' : ''}`
   return (
     `${where} holds ${held}, over the limit of ${exceeded.join(' and ')} (raise it with --sync-max, or ignore these in .fanoutignore)` +
-    (t.biggest.length > 0 ? `: biggest: ${t.biggest.map((f) => `${shown(f.path)} (${formatBytes(f.size)})`).join(', ')}` : '') +
+    (t.biggest.length > 0
+      ? `: biggest: ${t.biggest.map((f) => `${shown(f.path)} (${formatBytes(f.size)})`).join(', ')}`
+      : '') +
     (dirs.length > 0 ? `; biggest directories: ${dirs.join(', ')}` : '')
   )
 }

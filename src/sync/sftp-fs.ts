@@ -50,8 +50,16 @@ export async function probeSymlinkOrder(sftp: SFTPWrapper, dir: string): Promise
   await call<void>('symlink', second, (cb) => sftp.symlink(first, second, cb))
   try {
     const [atSecond, atFirst] = await Promise.all([rawLstat(sftp, second), rawLstat(sftp, first)])
-    if (atSecond?.kind === 'symlink' && (await call<string>('readlink', second, (cb) => sftp.readlink(second, cb))) === first) return 'documented'
-    if (atFirst?.kind === 'symlink' && (await call<string>('readlink', first, (cb) => sftp.readlink(first, cb))) === second) return 'swapped'
+    if (
+      atSecond?.kind === 'symlink' &&
+      (await call<string>('readlink', second, (cb) => sftp.readlink(second, cb))) === first
+    )
+      return 'documented'
+    if (
+      atFirst?.kind === 'symlink' &&
+      (await call<string>('readlink', first, (cb) => sftp.readlink(first, cb))) === second
+    )
+      return 'swapped'
     throw new Error(`symlink ${quote(second)}: the server created no link where either reading of the request puts it`)
   } finally {
     for (const path of [first, second]) await call<void>('unlink', path, (cb) => sftp.unlink(path, cb)).catch(() => {})
@@ -59,7 +67,11 @@ export async function probeSymlinkOrder(sftp: SFTPWrapper, dir: string): Promise
 }
 
 /** Runs one ssh2 callback-style request as a promise; errors (thrown or called back) name the path. */
-function call<T>(op: string, path: string, start: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+function call<T>(
+  op: string,
+  path: string,
+  start: (cb: (err: Error | undefined | null, value?: T) => void) => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     try {
       start((err, value) => (err ? reject(pathError(op, path, err)) : resolve(value as T)))
@@ -84,8 +96,14 @@ const WINDOW = 16
 
 /** The file operations over an open SFTP session (one per node). */
 export function sftpFs(sftp: SFTPWrapper, options: SftpFsOptions = {}): RemoteFs {
-  let order: Promise<SymlinkOrder> | undefined = options.symlinkOrder ? Promise.resolve(options.symlinkOrder) : undefined
-  const unit = (op: string, path: string, start: (cb: (err: Error | undefined | null) => void) => void): Promise<void> => call<void>(op, path, start)
+  let order: Promise<SymlinkOrder> | undefined = options.symlinkOrder
+    ? Promise.resolve(options.symlinkOrder)
+    : undefined
+  const unit = (
+    op: string,
+    path: string,
+    start: (cb: (err: Error | undefined | null) => void) => void,
+  ): Promise<void> => call<void>(op, path, start)
 
   async function upload(localPath: string, path: string, mode: number, onBytes?: (n: number) => void): Promise<number> {
     const local = await fsp.open(localPath, 'r').catch((e: unknown) => Promise.reject(pathError('open', localPath, e)))
@@ -171,8 +189,12 @@ export function sftpFs(sftp: SFTPWrapper, options: SftpFsOptions = {}): RemoteFs
   return {
     lstat: (path) => rawLstat(sftp, path),
     readdir: async (path) => {
-      const list = await call<Array<{ filename: string; attrs: Stats }>>('readdir', path, (cb) => sftp.readdir(path, cb))
-      return list.filter((e) => e.filename !== '.' && e.filename !== '..').map((e) => ({ name: e.filename, stat: sftpStat(e.attrs) }))
+      const list = await call<Array<{ filename: string; attrs: Stats }>>('readdir', path, (cb) =>
+        sftp.readdir(path, cb),
+      )
+      return list
+        .filter((e) => e.filename !== '.' && e.filename !== '..')
+        .map((e) => ({ name: e.filename, stat: sftpStat(e.attrs) }))
     },
     readlink: (path) => call<string>('readlink', path, (cb) => sftp.readlink(path, cb)),
     mkdir: (path, mode) => unit('mkdir', path, (cb) => sftp.mkdir(path, { mode }, cb)),
@@ -182,7 +204,8 @@ export function sftpFs(sftp: SFTPWrapper, options: SftpFsOptions = {}): RemoteFs
     unlink: (path) => unit('unlink', path, (cb) => sftp.unlink(path, cb)),
     rmdir: (path) => unit('rmdir', path, (cb) => sftp.rmdir(path, cb)),
     chmod: (path, mode) => unit('chmod', path, (cb) => sftp.chmod(path, mode, cb)),
-    utimes: (path, mtimeMs) => unit('utimes', path, (cb) => sftp.utimes(path, Math.floor(Date.now() / 1000), Math.floor(mtimeMs / 1000), cb)),
+    utimes: (path, mtimeMs) =>
+      unit('utimes', path, (cb) => sftp.utimes(path, Math.floor(Date.now() / 1000), Math.floor(mtimeMs / 1000), cb)),
     realpath: (path) => call<string>('realpath', path, (cb) => sftp.realpath(path, cb)),
   }
 }

@@ -46,7 +46,9 @@ const VERSION = 'fanout-tree-v1'
  * which a node's umask decides, 0o022 vs 0o027) and a directory's or link's mode never make nodes differ.
  */
 export function treeHash(entries: ReadonlyArray<TreeHashEntry>): string {
-  const sorted = entries.map((e) => ({ key: Buffer.from(e.path, 'utf8'), e })).sort((a, b) => Buffer.compare(a.key, b.key))
+  const sorted = entries
+    .map((e) => ({ key: Buffer.from(e.path, 'utf8'), e }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
   const hash = createHash('sha256')
   const field = (value: Buffer | string): void => {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value
@@ -63,13 +65,15 @@ export function treeHash(entries: ReadonlyArray<TreeHashEntry>): string {
     field(key)
     field(e.kind)
     if (e.kind === 'file') {
-      if (typeof e.contentHash !== 'string' || e.contentHash === '') throw new Error(`treeHash: the file ${JSON.stringify(e.path)} has no content hash`)
+      if (typeof e.contentHash !== 'string' || e.contentHash === '')
+        throw new Error(`treeHash: the file ${JSON.stringify(e.path)} has no content hash`)
       field(e.mode & 0o100 ? 'x' : '-')
       field(e.contentHash.toLowerCase())
     } else if (e.kind === 'symlink') {
       if (typeof e.target !== 'string') throw new Error(`treeHash: the link ${JSON.stringify(e.path)} has no target`)
       field(e.target)
-    } else if (e.kind !== 'dir') throw new Error(`treeHash: ${JSON.stringify(e.path)} has an unknown kind ${JSON.stringify(e.kind)}`)
+    } else if (e.kind !== 'dir')
+      throw new Error(`treeHash: ${JSON.stringify(e.path)} has an unknown kind ${JSON.stringify(e.kind)}`)
   }
   return hash.digest('hex')
 }

@@ -42,7 +42,9 @@ function channelProcess(stream: ClientChannel): RemoteProcess {
     stream.on('exit', (code: number | null, signal?: string) => {
       status = { code: code ?? null, signal: signal ?? null }
     })
-    stream.on('close', () => resolve(status ?? { code: null, signal: null, lost: 'the channel closed without an exit status' }))
+    stream.on('close', () =>
+      resolve(status ?? { code: null, signal: null, lost: 'the channel closed without an exit status' }),
+    )
   })
   return {
     stdout: stream,
@@ -83,7 +85,10 @@ export function sshConnector(options: SshOptions): SshConnector {
   const release = (key: string, hop: Hop): void => {
     if (--hop.users > 0) return
     forget(key, hop)
-    hop.client.then((c) => c.end(), () => {})
+    hop.client.then(
+      (c) => c.end(),
+      () => {},
+    )
   }
 
   /** A client for `target`, opened through its own jump hosts (shared, and released when the client closes). */
@@ -96,7 +101,10 @@ export function sshConnector(options: SshOptions): SshConnector {
       const opened: Hop = { client: open(via), users: 0 }
       hops.set(viaKey, opened)
       // A jump host that cannot be reached fails every node behind it; a later try starts afresh.
-      opened.client.then((c) => c.on('close', () => forget(viaKey, opened)), () => forget(viaKey, opened))
+      opened.client.then(
+        (c) => c.on('close', () => forget(viaKey, opened)),
+        () => forget(viaKey, opened),
+      )
       hop = opened
     }
     const taken = hop
@@ -118,10 +126,25 @@ export function sshConnector(options: SshOptions): SshConnector {
 /** A direct-tcpip channel from the jump host to the node's sshd: the node's connection runs inside it. */
 function tunnel(jump: ssh2.Client, via: SshTarget, target: SshTarget, timeoutS: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new FanoutError(`${target.alias}: the jump host ${via.alias} did not connect to ${target.hostname}:${target.port} within ${timeoutS} s (timeout)`, 'CONNECT')), timeoutS * 1000)
+    const timer = setTimeout(
+      () =>
+        reject(
+          new FanoutError(
+            `${target.alias}: the jump host ${via.alias} did not connect to ${target.hostname}:${target.port} within ${timeoutS} s (timeout)`,
+            'CONNECT',
+          ),
+        ),
+      timeoutS * 1000,
+    )
     jump.forwardOut('127.0.0.1', 0, target.hostname, target.port, (err, channel) => {
       clearTimeout(timer)
-      if (err) reject(new FanoutError(`${target.alias} (${target.user}@${target.hostname}:${target.port}): the jump host ${via.alias} could not connect to it: ${err.message}`, 'CONNECT'))
+      if (err)
+        reject(
+          new FanoutError(
+            `${target.alias} (${target.user}@${target.hostname}:${target.port}): the jump host ${via.alias} could not connect to it: ${err.message}`,
+            'CONNECT',
+          ),
+        )
       else resolve(channel)
     })
   })
@@ -134,17 +157,34 @@ function sshTransport(target: SshTarget, client: ssh2.Client): Transport {
   client.on('error', (err: Error) => void (closing || lostListener?.(err.message)))
   client.on('close', () => void (closing || lostListener?.('connection closed')))
   // ssh2 keeps its socket in `_sock` (it has no accessor); over a jump host it is a channel, with no address.
-  const peerAddress = target.via ? undefined : (client as unknown as { _sock?: { remoteAddress?: string } })._sock?.remoteAddress
+  const peerAddress = target.via
+    ? undefined
+    : (client as unknown as { _sock?: { remoteAddress?: string } })._sock?.remoteAddress
   return {
     kind: 'ssh',
     ...(peerAddress ? { peerAddress } : {}),
     exec: (command) =>
       new Promise((res, rej) =>
-        client.exec(command, (err, stream) => (err ? rej(new FanoutError(`${target.alias}: cannot start a command: ${err.message}`, 'CONNECT')) : res(channelProcess(stream))))),
+        client.exec(command, (err, stream) =>
+          err
+            ? rej(new FanoutError(`${target.alias}: cannot start a command: ${err.message}`, 'CONNECT'))
+            : res(channelProcess(stream)),
+        ),
+      ),
     files: async () => {
       const { sftpFs } = await import('../sync/sftp-fs.js')
       return new Promise((res, rej) =>
-        client.sftp((err, sftp) => (err ? rej(new FanoutError(`${target.alias}: cannot open SFTP (is the sftp subsystem enabled in sshd?): ${err.message}`, 'CONNECT')) : res(sftpFs(sftp)))))
+        client.sftp((err, sftp) =>
+          err
+            ? rej(
+                new FanoutError(
+                  `${target.alias}: cannot open SFTP (is the sftp subsystem enabled in sshd?): ${err.message}`,
+                  'CONNECT',
+                ),
+              )
+            : res(sftpFs(sftp)),
+        ),
+      )
     },
     onLost: (listener) => void (lostListener = listener),
     close: () => {

@@ -40,7 +40,11 @@ export interface Transport {
 }
 
 /** Runs a command to completion, with `input` on its stdin, and collects its output (for short probes, not for jobs). */
-export async function capture(transport: Transport, command: string, input?: string): Promise<{ stdout: string; stderr: string; status: ExitStatus }> {
+export async function capture(
+  transport: Transport,
+  command: string,
+  input?: string,
+): Promise<{ stdout: string; stderr: string; status: ExitStatus }> {
   const proc = await transport.exec(command)
   if (input !== undefined) proc.write(input)
   proc.end()

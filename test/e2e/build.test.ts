@@ -14,13 +14,25 @@ const DIST = new URL('../../dist/cli/', import.meta.url)
 
 it('the built CLI is compiled from the code cache its build recorded, by the Node running it', () => {
   const script = `import { compileCli } from ${JSON.stringify(new URL('loader.js', DIST).href)}; console.log(compileCli(new URL(${JSON.stringify(DIST.href)})).cache)`
-  expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim()).toBe('used')
+  expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim()).toBe(
+    'used',
+  )
   expect(readFileSync(new URL('cli.cjs', DIST), 'latin1')).toMatch(/^\/\*fanout-build:[0-9a-f]{32}\*\/\n/)
 })
 
 describeCluster('the bundle over SSH', () => {
   it("loads ssh2's native crypto binding and cpu-features from node_modules", async () => {
-    const run = startFanout([...clusterArgs(), '--hosts', 'h1', '--launcher', 'none', '--', 'sh', '-c', 'echo started; sleep 2'])
+    const run = startFanout([
+      ...clusterArgs(),
+      '--hosts',
+      'h1',
+      '--launcher',
+      'none',
+      '--',
+      'sh',
+      '-c',
+      'echo started; sleep 2',
+    ])
     await run.waitFor(/started/)
     const maps = readFileSync(`/proc/${run.pid}/maps`, 'utf8')
     expect(maps).toMatch(/\/ssh2\/lib\/protocol\/crypto\/build\/Release\/sshcrypto\.node$/m)

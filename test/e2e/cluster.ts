@@ -58,10 +58,23 @@ export interface FanoutRun {
 const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !forwardedByDefault(name)))
 
 /** The environment fanout runs with in these tests: no colour, no agent, none of the runner's forwarded variables. */
-export const fanoutEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...inherited, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...extra })
+export const fanoutEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  ...inherited,
+  NO_COLOR: '1',
+  SSH_AUTH_SOCK: '',
+  ...extra,
+})
 
 /** Runs the built fanout binary (as a user would) and collects everything it printed. */
-export function runFanout(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (pid: number, output: () => string) => void } = {}): Promise<FanoutRun> {
+export function runFanout(
+  args: string[],
+  options: {
+    cwd?: string
+    env?: NodeJS.ProcessEnv
+    timeoutMs?: number
+    onSpawn?: (pid: number, output: () => string) => void
+  } = {},
+): Promise<FanoutRun> {
   const started = Date.now()
   const child = spawn(process.execPath, ['--', BIN, ...args], {
     cwd: options.cwd ?? cluster?.work,
@@ -94,7 +107,10 @@ export function writeWork(name: string, content: string): string {
 
 /** Every process in a host's namespace, with its command line. */
 function namespaceProcesses(h: ClusterHost): Array<{ pid: number; cmd: string }> {
-  const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
+  const pids = execFileSync('ip', ['netns', 'pids', h.namespace], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
   return pids.flatMap((pid) => {
     try {
       return [{ pid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() }]
@@ -105,15 +121,21 @@ function namespaceProcesses(h: ClusterHost): Array<{ pid: number; cmd: string }>
 }
 
 // OpenSSH 10 (the Debian 13 hosts) runs each connection as sshd-session (and sshd-auth while it authenticates).
-const isSshd = (cmd: string): boolean => /^(sshd(-session|-auth)?:|\/usr\/sbin\/sshd|\/usr\/lib\/openssh\/sshd-(session|auth))/.test(cmd)
+const isSshd = (cmd: string): boolean =>
+  /^(sshd(-session|-auth)?:|\/usr\/sbin\/sshd|\/usr\/lib\/openssh\/sshd-(session|auth))/.test(cmd)
 
 /** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
-export const survivors = (h: ClusterHost): string[] => namespaceProcesses(h).filter((p) => !isSshd(p.cmd)).map((p) => `${p.pid} ${p.cmd}`)
+export const survivors = (h: ClusterHost): string[] =>
+  namespaceProcesses(h)
+    .filter((p) => !isSshd(p.cmd))
+    .map((p) => `${p.pid} ${p.cmd}`)
 
 /** The pids of a host's sshd session processes (not the listener): killing them drops the node's connections. */
 export function sshdSessions(h: ClusterHost): number[] {
   const listener = Number(readFileSync(join(h.dir, 'sshd.pid'), 'utf8').trim())
-  return namespaceProcesses(h).filter((p) => p.pid !== listener && /^sshd(-session)?: /.test(p.cmd)).map((p) => p.pid)
+  return namespaceProcesses(h)
+    .filter((p) => p.pid !== listener && /^sshd(-session)?: /.test(p.cmd))
+    .map((p) => p.pid)
 }
 
 /** A fanout run in progress: its pid, what it printed so far, and its end. */
@@ -125,7 +147,10 @@ export interface RunningFanout {
   waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<void>
 }
 
-export function startFanout(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunningFanout {
+export function startFanout(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): RunningFanout {
   let pid = 0
   let output = (): string => ''
   const done = runFanout(args, { ...options, onSpawn: (p, o) => ((pid = p), (output = o)) })
@@ -151,7 +176,8 @@ export async function waitNoSurvivors(hosts: ClusterHost[], withinMs = 5000): Pr
 }
 
 /** How many times a host's sshd has logged `pattern` (a global RegExp) so far (its log is VERBOSE). */
-export const sshdLogCount = (h: ClusterHost, pattern: RegExp): number => (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(pattern) ?? []).length
+export const sshdLogCount = (h: ClusterHost, pattern: RegExp): number =>
+  (readFileSync(join(h.dir, 'sshd.log'), 'utf8').match(pattern) ?? []).length
 
 /** How many commands a host's sshd has started so far (a launch's node costs one: its probe, then its job). */
 export const sessionCount = (h: ClusterHost): number => sshdLogCount(h, /Starting session: command /g)

@@ -9,7 +9,13 @@ const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
 /** Plain nodes n1..n8 (cluster.sh's default): the scale tests use them. */
 const NODES = 8
 /** `link`: the host's end of its veth pair on this machine (cluster.sh): `ip link set LINK down` cuts the host off. */
-const clusterHost = (name: string, addr: string, link: string): ClusterInfo['hosts'][number] => ({ name, namespace: `fo-${name}`, addr, dir: `${DIR}/${name}`, link })
+const clusterHost = (name: string, addr: string, link: string): ClusterInfo['hosts'][number] => ({
+  name,
+  namespace: `fo-${name}`,
+  addr,
+  dir: `${DIR}/${name}`,
+  link,
+})
 
 // What the cluster needs, as (Debian package, check that it is usable).
 const NEEDS: Array<[string, () => boolean]> = [
@@ -34,13 +40,19 @@ function installMissing(): void {
 
 export default function setup(project: TestProject): (() => void) | undefined {
   if (process.getuid?.() !== 0) {
-    if (process.env.CI) throw new Error('the end-to-end suite must run as root under CI (it creates network namespaces)')
-    console.warn('[fanout e2e] SKIPPED: not running as root, so the namespaced sshd cluster cannot be created. Run as root (CI does).')
+    if (process.env.CI)
+      throw new Error('the end-to-end suite must run as root under CI (it creates network namespaces)')
+    console.warn(
+      '[fanout e2e] SKIPPED: not running as root, so the namespaced sshd cluster cannot be created. Run as root (CI does).',
+    )
     project.provide('cluster', null)
     return undefined
   }
   installMissing()
-  execFileSync('bash', [CLUSTER_SH, 'up'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR, FANOUT_CLUSTER_NODES: String(NODES) } })
+  execFileSync('bash', [CLUSTER_SH, 'up'], {
+    stdio: 'inherit',
+    env: { ...process.env, FANOUT_CLUSTER_DIR: DIR, FANOUT_CLUSTER_NODES: String(NODES) },
+  })
   const info: ClusterInfo = {
     dir: DIR,
     sshConfig: `${DIR}/ssh_config`,
@@ -58,5 +70,6 @@ export default function setup(project: TestProject): (() => void) | undefined {
     ],
   }
   project.provide('cluster', info)
-  return () => execFileSync('bash', [CLUSTER_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
+  return () =>
+    execFileSync('bash', [CLUSTER_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
 }

@@ -1,7 +1,16 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, connectionCount, describeCluster, host, runFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import {
+  cluster,
+  clusterArgs,
+  connectionCount,
+  describeCluster,
+  host,
+  runFanout,
+  waitNoSurvivors,
+  writeWork,
+} from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
 const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
@@ -14,13 +23,27 @@ sys.stdout.write(f"node {e['GROUP_RANK']} local {e['LOCAL_RANK']} of {e['LOCAL_W
 `
 
 /** Runs `fanout ARGS` with `input` on its stdin (runFanout gives the child none). */
-function fanoutWithInput(args: string[], input: string, env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--', BIN, ...args], { cwd: cluster?.work, input, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...env }, timeout: 30_000 })
+function fanoutWithInput(
+  args: string[],
+  input: string,
+  env: NodeJS.ProcessEnv = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--', BIN, ...args], {
+    cwd: cluster?.work,
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '', ...env },
+    timeout: 30_000,
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
 /** The lines the script printed, without node prefixes, sorted (ranks print in any order). */
-const scriptLines = (stdout: string): string[] => stdout.split('\n').filter((l) => / node \d+ local /.test(l)).sort()
+const scriptLines = (stdout: string): string[] =>
+  stdout
+    .split('\n')
+    .filter((l) => / node \d+ local /.test(l))
+    .sort()
 
 afterEach(async () => {
   expect(await waitNoSurvivors(cluster?.hosts ?? [])).toEqual([])
@@ -47,9 +70,21 @@ describeCluster('host ranges and selection against the 3-host cluster', () => {
   it('--hosts with a range, --exclude and --num-gpus: one process on GPU 0 of h2 and of h3', async () => {
     writeWork('show_gpus.py', SHOW_GPUS)
     const before = NODES.map(connectionCount)
-    const run = await runFanout(['--hosts', 'h[1-3]', '--exclude', 'h1', '--num-gpus', '1', ...clusterArgs(), 'show_gpus.py'])
+    const run = await runFanout([
+      '--hosts',
+      'h[1-3]',
+      '--exclude',
+      'h1',
+      '--num-gpus',
+      '1',
+      ...clusterArgs(),
+      'show_gpus.py',
+    ])
     expect(run.code, run.stderr).toBe(0)
-    expect(scriptLines(run.stdout)).toEqual(['[n0 h2 r0]  node 0 local 0 of 1 world 2 cvd 0', '[n1 h3 r1]  node 1 local 0 of 1 world 2 cvd 0'])
+    expect(scriptLines(run.stdout)).toEqual([
+      '[n0 h2 r0]  node 0 local 0 of 1 world 2 cvd 0',
+      '[n1 h3 r1]  node 1 local 0 of 1 world 2 cvd 0',
+    ])
     expect(connectionCount(host('h1'))).toBe(before[0])
   })
 
@@ -66,9 +101,14 @@ describeCluster('host ranges and selection against the 3-host cluster', () => {
     const piped = fanoutWithInput(['hosts', '--hostfile', '-', '--exclude', 'h2:0'], 'h[1-3] slots=2\n')
     expect(piped.code, piped.stderr).toBe(0)
     expect(piped.stdout.split('\n')[2]).toBe('1     h2    -     -     1      1')
-    const slurm = await runFanout(['hosts', '--json', '--num-nodes', '2'], { env: { SLURM_JOB_NODELIST: 'h[1-3]', SLURM_GPUS_ON_NODE: '2' } })
+    const slurm = await runFanout(['hosts', '--json', '--num-nodes', '2'], {
+      env: { SLURM_JOB_NODELIST: 'h[1-3]', SLURM_GPUS_ON_NODE: '2' },
+    })
     expect(slurm.code, slurm.stderr).toBe(0)
-    expect(JSON.parse(slurm.stdout).map((r: { host: string; slots: number }) => `${r.host}=${r.slots}`)).toEqual(['h1=2', 'h2=2'])
+    expect(JSON.parse(slurm.stdout).map((r: { host: string; slots: number }) => `${r.host}=${r.slots}`)).toEqual([
+      'h1=2',
+      'h2=2',
+    ])
     expect(NODES.map(connectionCount)).toEqual(before)
   })
 
@@ -84,10 +124,21 @@ describeCluster('host ranges and selection against the 3-host cluster', () => {
         '',
       ].join('\n'),
     )
-    const filter = await runFanout(['--hosts', 'h[1-3]', '--include', 'h9@h1@h2', '--exclude', 'h2:0', ...clusterArgs(), 'show_gpus.py'])
+    const filter = await runFanout([
+      '--hosts',
+      'h[1-3]',
+      '--include',
+      'h9@h1@h2',
+      '--exclude',
+      'h2:0',
+      ...clusterArgs(),
+      'show_gpus.py',
+    ])
     expect(filter.code).toBe(2)
     expect(filter.stderr).toContain('fanout: --include: unknown host h9 (not in the host list)')
-    expect(filter.stderr).toContain('fanout: --exclude: cannot exclude GPU 0 of h2: its GPU count is unknown (give it slots=N in the host list)')
+    expect(filter.stderr).toContain(
+      'fanout: --exclude: cannot exclude GPU 0 of h2: its GPU count is unknown (give it slots=N in the host list)',
+    )
     expect(NODES.map(connectionCount)).toEqual(before)
   })
 })

@@ -9,7 +9,18 @@ import { commandFloor } from '../../src/plan/launcher.js'
 import { shellQuote } from '../../src/node/quote.js'
 import { MAX_COMMAND_BYTES } from '../../src/node/job.js'
 import { mulberry32 } from '../unit/prng.js'
-import { cluster, clusterArgs, connectionCount, describeCluster, fanoutEnv, host, runFanout, waitNoSurvivors, writeWork, type FanoutRun } from './cluster.js'
+import {
+  cluster,
+  clusterArgs,
+  connectionCount,
+  describeCluster,
+  fanoutEnv,
+  host,
+  runFanout,
+  waitNoSurvivors,
+  writeWork,
+  type FanoutRun,
+} from './cluster.js'
 
 /**
  * No injection (issue 8): script arguments, environment values, --setup lines and paths reach the
@@ -25,12 +36,46 @@ const BIN = fileURLToPath(new URL('../../bin/fanout.js', import.meta.url))
 
 // --- The generator ---------------------------------------------------------------------------------
 
-const CONTROLS = [...Array.from({ length: 0x1f }, (_, i) => String.fromCharCode(i + 1)).filter((c) => !'\t\n\r'.includes(c)), '\x7f']
+const CONTROLS = [
+  ...Array.from({ length: 0x1f }, (_, i) => String.fromCharCode(i + 1)).filter((c) => !'\t\n\r'.includes(c)),
+  '\x7f',
+]
 const PIECES: ReadonlyArray<readonly [string, number]> = [
-  ["'", 8], ['"', 6], ['\\', 6], ['$', 5], ['$(id)', 3], ['`', 4], [';', 3], ['&&', 2], ['|', 2], ['*', 3], ['?', 2], ['~', 2],
-  ['!', 2], ['#', 3], ['%', 2], ['{}', 2], ['[]', 2], ['\n', 4], ['\r', 2], ['\t', 3], [' ', 8], ['=', 3], ['-', 2], ['--', 1],
-  ['é', 2], ['中', 2], ['😀', 2], ['\uFEFF', 1], ['\u2028', 1],
-  ['a', 8], ['Z', 2], ['0', 2], ['_', 1], ['/', 1], ['.', 1],
+  ["'", 8],
+  ['"', 6],
+  ['\\', 6],
+  ['$', 5],
+  ['$(id)', 3],
+  ['`', 4],
+  [';', 3],
+  ['&&', 2],
+  ['|', 2],
+  ['*', 3],
+  ['?', 2],
+  ['~', 2],
+  ['!', 2],
+  ['#', 3],
+  ['%', 2],
+  ['{}', 2],
+  ['[]', 2],
+  ['\n', 4],
+  ['\r', 2],
+  ['\t', 3],
+  [' ', 8],
+  ['=', 3],
+  ['-', 2],
+  ['--', 1],
+  ['é', 2],
+  ['中', 2],
+  ['😀', 2],
+  ['\uFEFF', 1],
+  ['\u2028', 1],
+  ['a', 8],
+  ['Z', 2],
+  ['0', 2],
+  ['_', 1],
+  ['/', 1],
+  ['.', 1],
   ...CONTROLS.map((c) => [c, 0.3] as const),
 ]
 const TOTAL_WEIGHT = PIECES.reduce((n, [, w]) => n + w, 0)
@@ -59,7 +104,38 @@ function someLength(rand: () => number): number {
 }
 
 // Fixed cases first, so that every run has them whatever the seed does.
-const EDGES = ['', ' ', '-', '--', '-h', '--help', '-c', "'", '"', '\\', '$', '$(id)', '`id`', '\n', '\r\n', '\t', '~', '~/x', '#', '*', '!', '=', 'a=b', '\uFEFF', '\u2028', '😀', '\x01', '\x7f', "'\\''", '"$HOME"']
+const EDGES = [
+  '',
+  ' ',
+  '-',
+  '--',
+  '-h',
+  '--help',
+  '-c',
+  "'",
+  '"',
+  '\\',
+  '$',
+  '$(id)',
+  '`id`',
+  '\n',
+  '\r\n',
+  '\t',
+  '~',
+  '~/x',
+  '#',
+  '*',
+  '!',
+  '=',
+  'a=b',
+  '\uFEFF',
+  '\u2028',
+  '😀',
+  '\x01',
+  '\x7f',
+  "'\\''",
+  '"$HOME"',
+]
 
 /** `count` strings: the fixed cases first (unless `edges` is false), then generated ones. */
 function generate(seed: number, count: number, edges = true): string[] {
@@ -69,7 +145,8 @@ function generate(seed: number, count: number, edges = true): string[] {
 
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex')
 /** The bytes each word takes once quoted for the shell, with its space. */
-const quotedBytes = (words: readonly string[]): number => words.reduce((n, w) => n + Buffer.byteLength(shellQuote(w)) + 1, 0)
+const quotedBytes = (words: readonly string[]): number =>
+  words.reduce((n, w) => n + Buffer.byteLength(shellQuote(w)) + 1, 0)
 
 // --- The remote side -------------------------------------------------------------------------------
 
@@ -126,7 +203,8 @@ function expectEnv(report: Report, expected: Record<string, string>, where: stri
 function expectArgv(report: Report, expected: readonly string[], where: string): void {
   expect(report.argv.length, where).toBe(expected.length)
   // Index by index, so that a failure names the case (seed, index) and shows the string.
-  for (const [i, a] of expected.entries()) expect(report.argv[i], `${where}: argument ${i} = ${JSON.stringify(a).slice(0, 200)}`).toBe(hex(a))
+  for (const [i, a] of expected.entries())
+    expect(report.argv[i], `${where}: argument ${i} = ${JSON.stringify(a).slice(0, 200)}`).toBe(hex(a))
 }
 
 /**
@@ -184,9 +262,28 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
     // each invalid sequence becoming U+FFFD, before fanout sees them. That is what arrives.
     const invalidArg = Buffer.from([0x61, 0xff, 0xfe, 0x62, 0xe4, 0xb8, 0x63, 0xed, 0xa0, 0x80, 0x64, 0xc0, 0xaf])
     const invalidEnv = Buffer.from([0x78, 0xff, 0x79, 0xe2, 0x82])
-    const printf = (b: Buffer): string => `"$(printf '${[...b].map((x) => `\\${x.toString(8).padStart(3, '0')}`).join('')}')"`
+    const printf = (b: Buffer): string =>
+      `"$(printf '${[...b].map((x) => `\\${x.toString(8).padStart(3, '0')}`).join('')}')"`
     const run = await runFanoutSh(
-      ['-H', hostfile(), ...clusterArgs(), '--chdir', dir, '--env', `FO_OUT=${out}`, '--env', 'FO_TAG=args', '--env', 'FO_INVALID', '--launcher', 'none', '--', '/usr/bin/python3', SCRIPT_A, ...args],
+      [
+        '-H',
+        hostfile(),
+        ...clusterArgs(),
+        '--chdir',
+        dir,
+        '--env',
+        `FO_OUT=${out}`,
+        '--env',
+        'FO_TAG=args',
+        '--env',
+        'FO_INVALID',
+        '--launcher',
+        'none',
+        '--',
+        '/usr/bin/python3',
+        SCRIPT_A,
+        ...args,
+      ],
       `FO_INVALID=${printf(invalidEnv)}; export FO_INVALID`,
       printf(invalidArg),
     )
@@ -205,11 +302,19 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
   it('--env, --env-file and --setup with generated values (seed 2, one of 30 KB); names the job wrapper once used for itself; set-up lines as code', async () => {
     const values = generate(2, 80)
     // One value of 30 KB, with --env only (twice would not fit in one command with the rest).
-    const env = { ...Object.fromEntries(values.map((v, i) => [`FO_E_${i}`, v])), FO_LONG: nasty(mulberry32(12), 30_000) }
+    const env = {
+      ...Object.fromEntries(values.map((v, i) => [`FO_E_${i}`, v])),
+      FO_LONG: nasty(mulberry32(12), 30_000),
+    }
     // Lower-case names that the job wrapper used to keep its own state in (its export loop's counter, the
     // heartbeat and grace it gave the watchdog, the directory); the probe's variables. (i, m and step,
     // its set-up loop's, are assigned by a set-up line below: they are the user's to change there.)
-    const wrapperNames = Object.fromEntries(['n', 'hb', 'grace', 'dir', 'pg', 'py', 'port', 'script', 'want_port'].map((k, j) => [k, values[values.length - 1 - j] ?? '']))
+    const wrapperNames = Object.fromEntries(
+      ['n', 'hb', 'grace', 'dir', 'pg', 'py', 'port', 'script', 'want_port'].map((k, j) => [
+        k,
+        values[values.length - 1 - j] ?? '',
+      ]),
+    )
     // The env file says the same values in the dotenv forms that can express them, rotating between
     // unquoted (no surrounding blanks, no #, quote or line break), '…' (no ' and no CR LF, which is read
     // as LF) and "…" (any: backslash, " and CR escaped, the rest literal, newlines too).
@@ -219,7 +324,12 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       const single = !v.includes("'") && !v.includes('\r\n')
       const choice = [bare && 'bare', single && 'single', 'double'].filter(Boolean)[i % 3] ?? 'double'
       forms[choice as keyof typeof forms]++
-      const text = choice === 'bare' ? v : choice === 'single' ? `'${v}'` : `"${v.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\r/g, '\\r')}"`
+      const text =
+        choice === 'bare'
+          ? v
+          : choice === 'single'
+            ? `'${v}'`
+            : `"${v.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\r/g, '\\r')}"`
       return [...(i % 7 === 0 ? ['# a comment line', ''] : []), `${i % 2 ? 'export ' : ''}FO_F_${i}=${text}`]
     })
     expect(forms.bare).toBeGreaterThan(5)
@@ -230,7 +340,9 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
     // Set-up lines: each generated string quoted into a printf to a file and into an export; and code.
     const setupStrings = generate(3, 40)
     const setup = [
-      ...setupStrings.map((s, j) => `printf '%s' ${shellQuote(s)} > ${shellQuote(join(out, `setup-${j}.`))}"$(uname -n)"`),
+      ...setupStrings.map(
+        (s, j) => `printf '%s' ${shellQuote(s)} > ${shellQuote(join(out, `setup-${j}.`))}"$(uname -n)"`,
+      ),
       ...setupStrings.map((s, j) => `export FO_S_${j}=${shellQuote(s)}`),
       `X='a b'; Y="$X \\"q\\" \\$HOME \\\`x\\\`"; export FO_CODE_1="$X|$Y"`,
       'for i in 1 2 3\ndo FO_CODE_2="${FO_CODE_2-}$i"\ndone\nexport FO_CODE_2',
@@ -238,13 +350,35 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       'shift; shift; set -- clobbered; m=0 step=x', // the wrapper's set-up loop kept its state in i, m and step
     ]
     const args = generate(4, 12)
-    expect(quotedBytes([...Object.entries({ ...env, ...wrapperNames }).map(([k, v]) => `${k}=${v}`), ...values, ...setup, ...args])).toBeLessThan(MAX_COMMAND_BYTES - 5_000)
+    expect(
+      quotedBytes([
+        ...Object.entries({ ...env, ...wrapperNames }).map(([k, v]) => `${k}=${v}`),
+        ...values,
+        ...setup,
+        ...args,
+      ]),
+    ).toBeLessThan(MAX_COMMAND_BYTES - 5_000)
     const dir = makeDir(DIR_B, { name: 'report.py', content: REPORTER })
     const run = await runFanout([
-      '-H', hostfile(), ...clusterArgs(), '--chdir', dir, '--env', `FO_OUT=${out}`, '--env', 'FO_TAG=env',
+      '-H',
+      hostfile(),
+      ...clusterArgs(),
+      '--chdir',
+      dir,
+      '--env',
+      `FO_OUT=${out}`,
+      '--env',
+      'FO_TAG=env',
       ...Object.entries({ ...env, ...wrapperNames }).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-      '--env-file', envFile, ...setup.flatMap((s) => ['--setup', s]),
-      '--launcher', 'none', '--', '/usr/bin/python3', 'report.py', ...args,
+      '--env-file',
+      envFile,
+      ...setup.flatMap((s) => ['--setup', s]),
+      '--launcher',
+      'none',
+      '--',
+      '/usr/bin/python3',
+      'report.py',
+      ...args,
     ])
     expect(run.code, run.stderr).toBe(0)
     const fromFile = Object.fromEntries(values.map((v, i) => [`FO_F_${i}`, v]))
@@ -261,7 +395,10 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       expectArgv(r, args, `${h} argv (seed 4)`)
       expect(r.cwd).toBe(hex(dir))
       for (const [j, s] of setupStrings.entries()) {
-        expect(readFileSync(join(out, `setup-${j}.${h}`)).toString('hex'), `${h} setup line ${j}: ${JSON.stringify(s).slice(0, 200)}`).toBe(hex(s))
+        expect(
+          readFileSync(join(out, `setup-${j}.${h}`)).toString('hex'),
+          `${h} setup line ${j}: ${JSON.stringify(s).slice(0, 200)}`,
+        ).toBe(hex(s))
       }
     }
   })
@@ -272,10 +409,23 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
     const dir = makeDir(DIR_C, { name: SCRIPT_C, content: REPORTER })
     const line = nasty(mulberry32(7), 300)
     const run = await runFanout([
-      '-H', hostfile(), ...clusterArgs(), '--nproc-per-node', '1', '--chdir', dir, '--env', `FO_OUT=${out}`, '--env', 'FO_TAG=torch',
+      '-H',
+      hostfile(),
+      ...clusterArgs(),
+      '--nproc-per-node',
+      '1',
+      '--chdir',
+      dir,
+      '--env',
+      `FO_OUT=${out}`,
+      '--env',
+      'FO_TAG=torch',
       ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-      '--setup', `export FO_SETUP_LINE=${shellQuote(line)}`,
-      '--', SCRIPT_C, ...args,
+      '--setup',
+      `export FO_SETUP_LINE=${shellQuote(line)}`,
+      '--',
+      SCRIPT_C,
+      ...args,
     ])
     expect(run.code, run.stderr).toBe(0)
     for (const [rank, h] of HOSTNAMES.entries()) {
@@ -289,7 +439,16 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
   })
 
   describe('the 128 KiB limit on one command (Linux MAX_ARG_STRLEN)', () => {
-    const flags = (dir: string): string[] => ['-H', hostfile(), ...clusterArgs(), '--chdir', dir, '--launcher', 'none', '--']
+    const flags = (dir: string): string[] => [
+      '-H',
+      hostfile(),
+      ...clusterArgs(),
+      '--chdir',
+      dir,
+      '--launcher',
+      'none',
+      '--',
+    ]
     const marker = (): string => join(out, 'over-limit-ran')
     const program = (): string[] => ['/bin/sh', '-c', 'touch "$1"; echo "LEN ${#2}"', 'sh', marker()]
     /** The lower bound fanout computes before connecting, for these arguments (as the CLI would parse them, and launch/run.ts check them). */
@@ -297,7 +456,8 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       const parsed = await parseArgs(args, cluster?.work ?? '', 100, fanoutEnv())
       if (parsed.kind !== 'run') throw new Error('not a launch')
       const { launcher, job, output, teardown } = parsed.options
-      return commandFloor({ launcher, job, rankTags: output.rankTags, teardown }, loadJobEnv(job.env, fanoutEnv())).total
+      return commandFloor({ launcher, job, rankTags: output.rankTags, teardown }, loadJobEnv(job.env, fanoutEnv()))
+        .total
     }
     /** The arguments with a last one sized so that the lower bound is `target` bytes. */
     const sized = async (target: number): Promise<string[]> => {
@@ -312,17 +472,23 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
       const before = NODES.map(connectionCount)
       const run = await runFanout([...flags(root), ...program(), "'".repeat(40_000)])
       expect(run.code).toBe(2)
-      expect(run.stderr).toMatch(/^fanout: the command for each node would be at least (\d+) bytes, over the limit of 131071 bytes \(Linux's MAX_ARG_STRLEN, 128 KiB/m)
+      expect(run.stderr).toMatch(
+        /^fanout: the command for each node would be at least (\d+) bytes, over the limit of 131071 bytes \(Linux's MAX_ARG_STRLEN, 128 KiB/m,
+      )
       expect(Number(/at least (\d+) bytes/.exec(run.stderr)?.[1])).toBeGreaterThan(160_000)
-      expect(run.stderr).toMatch(/the program and its arguments take 16\d{4} bytes, the environment \d+, the set-up lines 0, and fanout's own wrapper \d+\. Pass large inputs in a file instead\./)
+      expect(run.stderr).toMatch(
+        /the program and its arguments take 16\d{4} bytes, the environment \d+, the set-up lines 0, and fanout's own wrapper \d+\. Pass large inputs in a file instead\./,
+      )
       expect(NODES.map(connectionCount)).toEqual(before)
     })
 
-    it('the lower bound fits but a node\'s real command does not: refused after the probe, before any node is launched', async () => {
+    it("the lower bound fits but a node's real command does not: refused after the probe, before any node is launched", async () => {
       const args = await sized(MAX_COMMAND_BYTES - 5)
       const run = await runFanout(args)
       expect(run.code, run.stderr).toBe(2)
-      const size = Number(/fanout: the command for each node would be (\d+) bytes, over the limit of 131071 bytes/.exec(run.stderr)?.[1])
+      const size = Number(
+        /fanout: the command for each node would be (\d+) bytes, over the limit of 131071 bytes/.exec(run.stderr)?.[1],
+      )
       expect(size).toBeGreaterThan(MAX_COMMAND_BYTES)
       expect(size).toBeLessThan(MAX_COMMAND_BYTES + 300) // the bound is close: only the probed values were missing
       expect(run.stderr).toContain('probe: 3/3 nodes ok')
@@ -346,12 +512,34 @@ describeCluster('no injection: what is given arrives byte for byte on h1–h3', 
     const before = NODES.map(connectionCount)
     const nul = join(root, 'nul.env')
     writeFileSync(nul, 'FO_OK=1\nFO_NUL="a\0b"\n', { mode: 0o644 })
-    const refusedNul = await runFanout(['-H', hostfile(), ...clusterArgs(), '--env-file', nul, '--launcher', 'none', '--', 'true'])
+    const refusedNul = await runFanout([
+      '-H',
+      hostfile(),
+      ...clusterArgs(),
+      '--env-file',
+      nul,
+      '--launcher',
+      'none',
+      '--',
+      'true',
+    ])
     expect(refusedNul.code).toBe(2)
-    expect(refusedNul.stderr).toContain(`fanout: ${nul}:2: the value of FO_NUL contains a NUL byte, which no process can receive`)
+    expect(refusedNul.stderr).toContain(
+      `fanout: ${nul}:2: the value of FO_NUL contains a NUL byte, which no process can receive`,
+    )
     const latin1 = join(root, 'latin1.env')
     writeFileSync(latin1, Buffer.from('FO_X=caf\xe9\n', 'latin1'), { mode: 0o644 })
-    const refusedLatin1 = await runFanout(['-H', hostfile(), ...clusterArgs(), '--env-file', latin1, '--launcher', 'none', '--', 'true'])
+    const refusedLatin1 = await runFanout([
+      '-H',
+      hostfile(),
+      ...clusterArgs(),
+      '--env-file',
+      latin1,
+      '--launcher',
+      'none',
+      '--',
+      'true',
+    ])
     expect(refusedLatin1.code).toBe(2)
     expect(refusedLatin1.stderr).toContain(`fanout: --env-file ${latin1}: not a text file (not UTF-8)`)
     expect(NODES.map(connectionCount)).toEqual(before)

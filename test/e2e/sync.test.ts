@@ -33,10 +33,21 @@ sys.stdout.write(f"rank {dist.get_rank()} runs {VALUE}\\n")
 const HOSTILE = "we'ird $(id) `x`\nname.txt"
 // What is synced: path → content (run.sh is executable), and what is not (ignored, or .git).
 const SYNCED: Record<string, string> = {
-  'list.py': LIST, 'pkg/mod.py': 'VALUE = "version one"\n', 'train.py': TRAIN, 'run.sh': '#!/bin/sh\necho run\n',
-  '.gitignore': 'ckpt/\n*.log\n', '.fanoutignore': 'data/\n', [HOSTILE]: 'hostile\n', '-rf': 'dash\n',
+  'list.py': LIST,
+  'pkg/mod.py': 'VALUE = "version one"\n',
+  'train.py': TRAIN,
+  'run.sh': '#!/bin/sh\necho run\n',
+  '.gitignore': 'ckpt/\n*.log\n',
+  '.fanoutignore': 'data/\n',
+  [HOSTILE]: 'hostile\n',
+  '-rf': 'dash\n',
 }
-const NOT_SYNCED: Record<string, string> = { 'ckpt/step1.pt': '0'.repeat(100_000), 'train.log': 'log\n', 'data/shard0': 'data\n', '.git/HEAD': 'ref: refs/heads/main\n' }
+const NOT_SYNCED: Record<string, string> = {
+  'ckpt/step1.pt': '0'.repeat(100_000),
+  'train.log': 'log\n',
+  'data/shard0': 'data\n',
+  '.git/HEAD': 'ref: refs/heads/main\n',
+}
 
 /** A local project: code, an executable, a link inside, ignored files, .git, and awkward names. */
 function project(): string {
@@ -51,16 +62,42 @@ function project(): string {
 }
 
 /** The listing list.py prints for the synced tree (Python's repr of each path). */
-const pyRepr = (p: string): string => (p.includes("'") ? `"${p.replace(/\n/g, '\\n')}"` : `'${p.replace(/\n/g, '\\n')}'`)
-const expectedListing = (): string[] => [
-  ...Object.entries(SYNCED).map(([p, c]) => `FILE ${pyRepr(p)} ${Buffer.byteLength(c)} ${p === 'run.sh' ? 'x' : '-'}`),
-  "LINK 'mod-link.py' pkg/mod.py", "DIR 'pkg'",
-].sort()
+const pyRepr = (p: string): string =>
+  p.includes("'") ? `"${p.replace(/\n/g, '\\n')}"` : `'${p.replace(/\n/g, '\\n')}'`
+const expectedListing = (): string[] =>
+  [
+    ...Object.entries(SYNCED).map(
+      ([p, c]) => `FILE ${pyRepr(p)} ${Buffer.byteLength(c)} ${p === 'run.sh' ? 'x' : '-'}`,
+    ),
+    "LINK 'mod-link.py' pkg/mod.py",
+    "DIR 'pkg'",
+  ].sort()
 
 /** Runs list.py on every node in `dir` after syncing `src` there; returns each node's listing. */
-async function syncAndList(src: string, dir: string, extra: string[] = []): Promise<{ stderr: string; listings: string[][]; code: number | null }> {
-  const run = await runFanout([...HOSTS, ...clusterArgs(), `--sync=${src}`, '--chdir', dir, ...extra, '--launcher', 'none', '--', '/usr/bin/python3', 'list.py'])
-  const listings = [0, 1, 2].map((n) => run.stdout.split('\n').filter((l) => l.startsWith(`[n${n} h${n + 1}]  `)).map((l) => l.slice(l.indexOf(']') + 3)))
+async function syncAndList(
+  src: string,
+  dir: string,
+  extra: string[] = [],
+): Promise<{ stderr: string; listings: string[][]; code: number | null }> {
+  const run = await runFanout([
+    ...HOSTS,
+    ...clusterArgs(),
+    `--sync=${src}`,
+    '--chdir',
+    dir,
+    ...extra,
+    '--launcher',
+    'none',
+    '--',
+    '/usr/bin/python3',
+    'list.py',
+  ])
+  const listings = [0, 1, 2].map((n) =>
+    run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith(`[n${n} h${n + 1}]  `))
+      .map((l) => l.slice(l.indexOf(']') + 3)),
+  )
   return { stderr: run.stderr, listings, code: run.code }
 }
 
@@ -78,7 +115,8 @@ describeCluster('--sync to hosts that share no files', () => {
       const first = await syncAndList(src, dir)
       expect(first.code, first.stderr).toBe(0)
       for (const listing of first.listings) expect(listing.sort()).toEqual(expectedListing())
-      for (const n of [0, 1, 2]) expect(sentLine(first.stderr, n)).toMatch(/^sent 8 files \(.*\), 1 link; 0 unchanged; tree [0-9a-f]{8}$/)
+      for (const n of [0, 1, 2])
+        expect(sentLine(first.stderr, n)).toMatch(/^sent 8 files \(.*\), 1 link; 0 unchanged; tree [0-9a-f]{8}$/)
       // Every node hashes like the local tree (the pre-flight compares them).
       const trees = [0, 1, 2].map((n) => /tree ([0-9a-f]{8})$/.exec(sentLine(first.stderr, n))?.[1])
       expect(new Set(trees).size).toBe(1)
@@ -97,9 +135,19 @@ describeCluster('--sync to hosts that share no files', () => {
   it('a torchrun job launched with --sync on 3 hosts that do not share files runs the synced code', async () => {
     const src = project()
     try {
-      const run = await runFanout([...HOSTS, ...clusterArgs(), `--sync=${src}`, '--chdir', target(), '--nproc-per-node', '1', 'train.py'])
+      const run = await runFanout([
+        ...HOSTS,
+        ...clusterArgs(),
+        `--sync=${src}`,
+        '--chdir',
+        target(),
+        '--nproc-per-node',
+        '1',
+        'train.py',
+      ])
       expect(run.code, run.stderr).toBe(0)
-      for (const rank of [0, 1, 2]) expect(run.stdout).toContain(`[n${rank} h${rank + 1} r${rank}]  rank ${rank} runs version one`)
+      for (const rank of [0, 1, 2])
+        expect(run.stdout).toContain(`[n${rank} h${rank + 1} r${rank}]  rank ${rank} runs version one`)
     } finally {
       rmSync(src, { recursive: true, force: true })
     }
@@ -112,14 +160,23 @@ describeCluster('--sync to hosts that share no files', () => {
     chmodSync(outside, 0o777)
     try {
       // On h1, pkg is a link to a directory outside the target, planted before the sync.
-      execFileSync('ssh', ['-F', cluster?.sshConfig ?? '', '-o', 'BatchMode=yes', 'h1', `mkdir -p '${dir}/ckpt' && ln -s '${outside}' '${dir}/pkg' && echo keep > '${dir}/ckpt/step9.pt' && echo stale > '${dir}/old.py'`])
+      execFileSync('ssh', [
+        '-F',
+        cluster?.sshConfig ?? '',
+        '-o',
+        'BatchMode=yes',
+        'h1',
+        `mkdir -p '${dir}/ckpt' && ln -s '${outside}' '${dir}/pkg' && echo keep > '${dir}/ckpt/step9.pt' && echo stale > '${dir}/old.py'`,
+      ])
       const run = await syncAndList(src, dir)
       expect(run.code, run.stderr).toBe(0)
       expect(readdirSync(outside)).toEqual([])
       expect(run.listings[0]).toContain("DIR 'pkg'")
       expect(run.listings[0]).toContain("FILE 'pkg/mod.py' 22 -")
       // Extras are reported, not deleted, without --sync-delete; ignored ones are not even reported.
-      expect(run.stderr).toMatch(/node 0 \(h1\): 1 file\(s\) in .* are not in the local tree: old\.py \(--sync-delete removes them\)/)
+      expect(run.stderr).toMatch(
+        /node 0 \(h1\): 1 file\(s\) in .* are not in the local tree: old\.py \(--sync-delete removes them\)/,
+      )
       expect(run.listings[0]).toContain("FILE 'old.py' 6 -")
       const deleting = await syncAndList(src, dir, ['--sync-delete'])
       expect(deleting.code, deleting.stderr).toBe(0)
@@ -136,7 +193,17 @@ describeCluster('--sync to hosts that share no files', () => {
     try {
       const before = NODES.map((h) => connectionCount(host(h)))
       writeFileSync(join(src, 'model.bin'), Buffer.alloc(50_000))
-      const big = await runFanout([...HOSTS, ...clusterArgs(), `--sync=${src}`, '--sync-max', '10KiB', '--launcher', 'none', '--', 'true'])
+      const big = await runFanout([
+        ...HOSTS,
+        ...clusterArgs(),
+        `--sync=${src}`,
+        '--sync-max',
+        '10KiB',
+        '--launcher',
+        'none',
+        '--',
+        'true',
+      ])
       expect(big.code).toBe(2)
       expect(big.stderr).toMatch(/--sync-max/)
       expect(big.stderr).toContain('model.bin')

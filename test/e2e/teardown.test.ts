@@ -1,6 +1,17 @@
 import { execFileSync } from 'node:child_process'
 import { afterEach, beforeAll, expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, host, runFanout, sshdSessions, startFanout, waitNoSurvivors, writeWork, type RunningFanout } from './cluster.js'
+import {
+  cluster,
+  clusterArgs,
+  describeCluster,
+  host,
+  runFanout,
+  sshdSessions,
+  startFanout,
+  waitNoSurvivors,
+  writeWork,
+  type RunningFanout,
+} from './cluster.js'
 
 // Every scenario ends with: no process but sshd on any host, and the rendezvous port free again.
 // Most run on Debian 12's torch 1.13 (h1-h3); the core set runs on Debian 13's torch 2.6 (d1-d3) too,
@@ -42,10 +53,22 @@ sys.stdout.write(f"rank {dist.get_rank()} relaunched\\n")
 `
 
 const args = (masterPort: string, ...extra: string[]): string[] => argsOn(HOSTS, masterPort, ...extra)
-const argsOn = (hosts: string[], masterPort: string, ...extra: string[]): string[] => ['-H', hostfile(hosts), ...clusterArgs(), '--master-port', masterPort, ...extra]
+const argsOn = (hosts: string[], masterPort: string, ...extra: string[]): string[] => [
+  '-H',
+  hostfile(hosts),
+  ...clusterArgs(),
+  '--master-port',
+  masterPort,
+  ...extra,
+]
 
 /** Starts forever.py on the three hosts and waits until it is training (rank 0 printed step 3). */
-async function startTraining(masterPort: string, flags: string[] = [], scriptArgs: string[] = [], hosts = HOSTS): Promise<RunningFanout> {
+async function startTraining(
+  masterPort: string,
+  flags: string[] = [],
+  scriptArgs: string[] = [],
+  hosts = HOSTS,
+): Promise<RunningFanout> {
   const job = startFanout([...argsOn(hosts, masterPort, ...flags), 'forever.py', ...scriptArgs])
   await job.waitFor(/step 3\n/)
   return job
@@ -116,14 +139,17 @@ describeCluster('teardown: no remote process outlives the job', () => {
     await expectCleanAndRelaunchable(p)
   })
 
-  it('--no-kill-on-failure lets the other nodes finish; the exit code is still the failed node\'s', async () => {
-    writeWork('one_fails.py', `
+  it("--no-kill-on-failure lets the other nodes finish; the exit code is still the failed node's", async () => {
+    writeWork(
+      'one_fails.py',
+      `
 import os, sys, time
 time.sleep(2)
 if os.environ["GROUP_RANK"] == "1":
     sys.exit(3)
 sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
-`)
+`,
+    )
     const run = await runFanout([...args(nextPort(), '--no-kill-on-failure'), 'one_fails.py'])
     expect(run.code).toBe(3)
     expect(run.stdout.match(/finished its work/g)).toHaveLength(4)
@@ -133,7 +159,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     expect(run.stderr).not.toContain('stopping all')
   })
 
-  it('SIGKILL to fanout: each node\'s watchdog sees the channel close and stops the job', async () => {
+  it("SIGKILL to fanout: each node's watchdog sees the channel close and stops the job", async () => {
     const p = nextPort()
     const job = await startTraining(p, ['--heartbeat-timeout', '5'])
     process.kill(job.pid, 'SIGKILL')
@@ -163,15 +189,29 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     // own ranks succeeded, waits up to 300 s for the failed node): a race fanout's SIGTERM sometimes
     // loses. A rank on h1 stops its agent (SIGSTOP) and exits 0, which makes that deterministic: the
     // agent is left with no worker, deaf to SIGTERM. The rank on h2 then fails.
-    writeWork('deaf_agent.py', [
-      'import os, signal, sys, time',
-      'if os.environ["GROUP_RANK"] == "0":',
-      '    os.kill(os.getppid(), signal.SIGSTOP)',
-      '    sys.exit(0)',
-      'time.sleep(2)',
-      'raise SystemExit("rank %s fails" % os.environ["RANK"])',
-    ].join('\n') + '\n')
-    const run = await runFanout(['--hosts', 'h1,h2', ...clusterArgs(), '--master-port', nextPort(), '--nproc-per-node', '1', '--grace', '60', 'deaf_agent.py'])
+    writeWork(
+      'deaf_agent.py',
+      [
+        'import os, signal, sys, time',
+        'if os.environ["GROUP_RANK"] == "0":',
+        '    os.kill(os.getppid(), signal.SIGSTOP)',
+        '    sys.exit(0)',
+        'time.sleep(2)',
+        'raise SystemExit("rank %s fails" % os.environ["RANK"])',
+      ].join('\n') + '\n',
+    )
+    const run = await runFanout([
+      '--hosts',
+      'h1,h2',
+      ...clusterArgs(),
+      '--master-port',
+      nextPort(),
+      '--nproc-per-node',
+      '1',
+      '--grace',
+      '60',
+      'deaf_agent.py',
+    ])
     expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/first failure: node 1 \(h2\)/)
     expect(run.stderr).not.toMatch(/grace period over/)
@@ -179,7 +219,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     expect(await waitNoSurvivors(['h1', 'h2'].map(host), 3000)).toEqual([])
   })
 
-  it('one node\'s sshd session killed mid-run: the node is lost, the others are stopped', async () => {
+  it("one node's sshd session killed mid-run: the node is lost, the others are stopped", async () => {
     const p = nextPort()
     const job = await startTraining(p)
     for (const pid of sshdSessions(host('h2'))) process.kill(pid, 'SIGKILL')
@@ -189,7 +229,7 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
     await expectCleanAndRelaunchable(p)
   })
 
-  it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
+  it("one host's link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest", async () => {
     const p = nextPort()
     const job = await startTraining(p, ['--heartbeat-timeout', '3', '--keepalive', '1'])
     execFileSync('ip', ['link', 'set', host('h2').link, 'down'])
@@ -214,13 +254,16 @@ sys.stdout.write(f"rank {os.environ['RANK']} finished its work\\n")
   })
 
   it('stopping one job leaves another fanout job on the same hosts untouched', async () => {
-    writeWork('steady.py', `
+    writeWork(
+      'steady.py',
+      `
 import os, sys, time, torch.distributed as dist
 dist.init_process_group("gloo")
 time.sleep(12)
 dist.barrier()
 sys.stdout.write(f"steady rank {dist.get_rank()} finished\\n")
-`)
+`,
+    )
     const steady = startFanout([...args(nextPort(), '--nproc-per-node', '1'), 'steady.py'])
     const victim = await startTraining(nextPort())
     process.kill(victim.pid, 'SIGINT')
@@ -235,8 +278,13 @@ describeCluster('teardown on torch 2.6 hosts (Debian 13): workers in sessions of
   // torch 2.x starts each worker in a session of its own: the watchdog must still see it as its agent's
   // running worker, or the agent (idle in its eyes) would be killed 2 s after the stop, and the worker
   // with it, in the middle of its checkpoint.
-  it.each([['torch 1.13', HOSTS.slice(0, 2)], ['torch 2.6', TORCH2.slice(0, 2)]])('Ctrl-C (%s): a worker that saves a checkpoint on SIGINT gets the --grace it needs', async (_torch, hosts) => {
-    writeWork('slow_stop.py', `
+  it.each([
+    ['torch 1.13', HOSTS.slice(0, 2)],
+    ['torch 2.6', TORCH2.slice(0, 2)],
+  ])('Ctrl-C (%s): a worker that saves a checkpoint on SIGINT gets the --grace it needs', async (_torch, hosts) => {
+    writeWork(
+      'slow_stop.py',
+      `
 import signal, sys, time, torch.distributed as dist
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -250,7 +298,8 @@ signal.signal(signal.SIGINT, save)
 sys.stdout.write(f"rank {rank} training\\n"); sys.stdout.flush()
 while True:
     time.sleep(0.2)
-`)
+`,
+    )
     const job = startFanout([...argsOn(hosts, nextPort(), '--nproc-per-node', '1', '--grace', '20'), 'slow_stop.py'])
     await job.waitFor(/rank 0 training\n[^]*rank 1 training\n|rank 1 training\n[^]*rank 0 training\n/)
     process.kill(job.pid, 'SIGINT')
@@ -271,7 +320,7 @@ while True:
     await expectCleanAndRelaunchable(p, TORCH2)
   })
 
-  it('SIGKILL to fanout: each node\'s watchdog sees the channel close and stops the job', async () => {
+  it("SIGKILL to fanout: each node's watchdog sees the channel close and stops the job", async () => {
     const p = nextPort()
     const job = await startTraining(p, ['--heartbeat-timeout', '5'], [], TORCH2)
     process.kill(job.pid, 'SIGKILL')
@@ -292,7 +341,7 @@ while True:
     await expectCleanAndRelaunchable(p, TORCH2)
   })
 
-  it('one host\'s link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest', async () => {
+  it("one host's link cut: its watchdog stops the job on the heartbeat timeout, fanout stops the rest", async () => {
     const p = nextPort()
     const job = await startTraining(p, ['--heartbeat-timeout', '3', '--keepalive', '1'], [], TORCH2)
     execFileSync('ip', ['link', 'set', host('d2').link, 'down'])

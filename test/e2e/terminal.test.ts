@@ -3,7 +3,17 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, fanoutEnv, host, runFanout, startFanout, waitNoSurvivors, writeWork } from './cluster.js'
+import {
+  cluster,
+  clusterArgs,
+  describeCluster,
+  fanoutEnv,
+  host,
+  runFanout,
+  startFanout,
+  waitNoSurvivors,
+  writeWork,
+} from './cluster.js'
 import { renderTerminal } from './terminal-emulator.js'
 
 // Ctrl-C as a user types it, into a real terminal; and the localhost transport, whose processes run on
@@ -34,14 +44,16 @@ for step in range(1, 100000):
 
 /** The processes of this machine whose command line holds `marker` (not this test's own). */
 function localProcesses(marker: string): string[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).flatMap((pid) => {
-    try {
-      const cmd = readFileSync(join('/proc', pid, 'cmdline'), 'utf8').replace(/\0/g, ' ')
-      return cmd.includes(marker) ? [`${pid} ${cmd}`] : []
-    } catch {
-      return []
-    }
-  })
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmd = readFileSync(join('/proc', pid, 'cmdline'), 'utf8').replace(/\0/g, ' ')
+        return cmd.includes(marker) ? [`${pid} ${cmd}`] : []
+      } catch {
+        return []
+      }
+    })
 }
 
 async function noLocalLeft(marker: string, withinMs = 6000): Promise<string[]> {
@@ -57,8 +69,24 @@ describeCluster('Ctrl-C typed into a terminal', () => {
   it('\\x03 on a pseudo-terminal, with the live rows on screen: SIGINT everywhere, exit 130, nothing left on any node, the screen clean', async () => {
     writeWork('train_bar.py', TRAIN)
     const hostfile = writeWork('hosts-tty', HOSTS.join('\n') + '\n')
-    const command = ['stty cols 120 rows 40;', 'exec', process.execPath, '--', BIN, '-H', hostfile, ...clusterArgs(), '--nproc-per-node', '1', 'train_bar.py'].join(' ')
-    const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: cluster?.work, env: fanoutEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    const command = [
+      'stty cols 120 rows 40;',
+      'exec',
+      process.execPath,
+      '--',
+      BIN,
+      '-H',
+      hostfile,
+      ...clusterArgs(),
+      '--nproc-per-node',
+      '1',
+      'train_bar.py',
+    ].join(' ')
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      cwd: cluster?.work,
+      env: fanoutEnv(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let transcript = ''
     child.stdout.on('data', (b: Buffer) => (transcript += b.toString('utf8')))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
@@ -74,7 +102,10 @@ describeCluster('Ctrl-C typed into a terminal', () => {
     expect(await waitNoSurvivors(HOSTS.map(host), 5000)).toEqual([])
     const screen = renderTerminal(transcript)
     // No live row is left behind: neither the status row nor the bar's in-place state.
-    expect(screen.filter((l) => /running \d+:\d\d|stopping \d+:\d\d/.test(l)), screen.join('\n')).toEqual([])
+    expect(
+      screen.filter((l) => /running \d+:\d\d|stopping \d+:\d\d/.test(l)),
+      screen.join('\n'),
+    ).toEqual([])
     expect(screen.filter((l) => /^\s*$/.test(l) === false).pop(), screen.join('\n')).toMatch(/^n\d\s+h\d\s+\S+\s+/)
     // The cursor is shown again if fanout hid it.
     const hid = transcript.lastIndexOf('\x1b[?25l')
@@ -92,10 +123,26 @@ sys.stdout.write(f"rank {os.environ['RANK']} started\\n"); sys.stdout.flush()
 ${then}
 `
 
-  it('a failing rank: the job ends, and its ranks\' children with it', async () => {
+  it("a failing rank: the job ends, and its ranks' children with it", async () => {
     const marker = `fanout-leak-fail-${process.pid}`
-    writeWork('local_fail.py', SPAWNS(marker, 'time.sleep(1)\nif os.environ["RANK"] == "1": sys.exit(3)\ntime.sleep(300)'))
-    const job = startFanout(['--hosts', 'localhost', '--python', '/usr/bin/python3', '--nproc-per-node', '2', '--grace', '3', 'local_fail.py'], { env: torchFix() })
+    writeWork(
+      'local_fail.py',
+      SPAWNS(marker, 'time.sleep(1)\nif os.environ["RANK"] == "1": sys.exit(3)\ntime.sleep(300)'),
+    )
+    const job = startFanout(
+      [
+        '--hosts',
+        'localhost',
+        '--python',
+        '/usr/bin/python3',
+        '--nproc-per-node',
+        '2',
+        '--grace',
+        '3',
+        'local_fail.py',
+      ],
+      { env: torchFix() },
+    )
     await job.waitFor(/rank 0 started[\s\S]*rank 1 started|rank 1 started[\s\S]*rank 0 started/)
     expect(localProcesses(marker).length).toBeGreaterThan(0)
     const run = await job.done
@@ -106,7 +153,10 @@ ${then}
   it('Ctrl-C (SIGINT to fanout): nothing of the job is left', async () => {
     const marker = `fanout-leak-int-${process.pid}`
     writeWork('local_wait.py', SPAWNS(marker, 'time.sleep(300)'))
-    const job = startFanout(['--hosts', 'localhost', '--python', '/usr/bin/python3', '--nproc-per-node', '2', 'local_wait.py'], { env: torchFix() })
+    const job = startFanout(
+      ['--hosts', 'localhost', '--python', '/usr/bin/python3', '--nproc-per-node', '2', 'local_wait.py'],
+      { env: torchFix() },
+    )
     await job.waitFor(/rank 0 started[\s\S]*rank 1 started|rank 1 started[\s\S]*rank 0 started/)
     expect(localProcesses(marker)).toHaveLength(2)
     process.kill(job.pid, 'SIGINT')
@@ -114,10 +164,23 @@ ${then}
     expect(await noLocalLeft(marker)).toEqual([])
   })
 
-  it('SIGKILL to fanout: the watchdog stops the job on the channel\'s end (a pipe here), and nothing is left', async () => {
+  it("SIGKILL to fanout: the watchdog stops the job on the channel's end (a pipe here), and nothing is left", async () => {
     const marker = `fanout-leak-kill-${process.pid}`
     writeWork('local_wait.py', SPAWNS(marker, 'time.sleep(300)'))
-    const job = startFanout(['--hosts', 'localhost', '--python', '/usr/bin/python3', '--nproc-per-node', '2', '--heartbeat-timeout', '3', 'local_wait.py'], { env: torchFix() })
+    const job = startFanout(
+      [
+        '--hosts',
+        'localhost',
+        '--python',
+        '/usr/bin/python3',
+        '--nproc-per-node',
+        '2',
+        '--heartbeat-timeout',
+        '3',
+        'local_wait.py',
+      ],
+      { env: torchFix() },
+    )
     await job.waitFor(/rank 0 started[\s\S]*rank 1 started|rank 1 started[\s\S]*rank 0 started/)
     process.kill(job.pid, 'SIGKILL')
     await job.done

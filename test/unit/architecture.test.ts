@@ -21,7 +21,8 @@ function sources(dir: string): string[] {
 /** Every module a file imports (static, dynamic, type-only and `typeof import`), by its path under src/, or by package name. */
 export function importsOf(file: string, text: string): string[] {
   const found: string[] = []
-  const specifier = /(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+  const specifier =
+    /(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
   for (const m of text.matchAll(specifier)) {
     const spec = (m[1] ?? m[2]) as string
     found.push(spec.startsWith('.') ? relative(SRC, resolve(dirname(file), spec)).replace(/\.js$/, '.ts') : spec)
@@ -68,7 +69,8 @@ const graph = new Map(sources(SRC).map((f) => [relative(SRC, f), importsOf(f, re
 describe('the house rules', () => {
   it('the import graph was read (every folder of the pipeline is there)', () => {
     const folders = new Set([...graph.keys()].map((f) => f.split('/')[0]))
-    for (const folder of ['cli', 'hosts', 'plan', 'node', 'launch', 'supervise', 'transport', 'output', 'sync']) expect(folders).toContain(folder)
+    for (const folder of ['cli', 'hosts', 'plan', 'node', 'launch', 'supervise', 'transport', 'output', 'sync'])
+      expect(folders).toContain(folder)
     expect(graph.get('launch/run.ts')).toContain('launch/attempt.ts')
   })
 
@@ -78,7 +80,11 @@ describe('the house rules', () => {
 
   it.each(['plan', 'node'])('%s/ imports nothing from cli/, launch/ or transport/, and not node:fs', (folder) => {
     const bad = [...graph].flatMap(([file, deps]) =>
-      file.startsWith(`${folder}/`) ? deps.filter((d) => /^(cli|launch|transport)\//.test(d) || d === 'node:fs' || d === 'node:fs/promises').map((d) => `${file} → ${d}`) : [],
+      file.startsWith(`${folder}/`)
+        ? deps
+            .filter((d) => /^(cli|launch|transport)\//.test(d) || d === 'node:fs' || d === 'node:fs/promises')
+            .map((d) => `${file} → ${d}`)
+        : [],
     )
     expect(bad).toEqual([])
   })
@@ -91,8 +97,25 @@ describe('the house rules', () => {
 
 describe('the rules themselves', () => {
   it('circles finds a circle, and none where there is none', () => {
-    expect(circles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]))).toEqual([['a', 'b', 'c']])
-    expect(circles(new Map([['a', ['b']], ['b', ['c']], ['c', []]]))).toEqual([])
+    expect(
+      circles(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', ['a']],
+          ['d', ['a']],
+        ]),
+      ),
+    ).toEqual([['a', 'b', 'c']])
+    expect(
+      circles(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', []],
+        ]),
+      ),
+    ).toEqual([])
   })
 
   it('importsOf reads every kind of import', () => {
@@ -104,6 +127,13 @@ describe('the rules themselves', () => {
       "type E = typeof import('./e.js')",
       "import yargs from 'yargs'",
     ].join('\n')
-    expect(importsOf(join(SRC, 'plan/x.ts'), text)).toEqual(['plan/a.ts', 'b/b.ts', 'plan/c.ts', 'plan/d.ts', 'plan/e.ts', 'yargs'])
+    expect(importsOf(join(SRC, 'plan/x.ts'), text)).toEqual([
+      'plan/a.ts',
+      'b/b.ts',
+      'plan/c.ts',
+      'plan/d.ts',
+      'plan/e.ts',
+      'yargs',
+    ])
   })
 })

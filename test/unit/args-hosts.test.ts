@@ -24,10 +24,12 @@ async function hosts(argv: string[], env: Record<string, string> = {}): Promise<
   return p.options
 }
 
-const refused = (argv: string[], env: Record<string, string> = {}): Promise<FanoutError> => refusal(() => parsed(argv, env), 'USAGE')
+const refused = (argv: string[], env: Record<string, string> = {}): Promise<FanoutError> =>
+  refusal(() => parsed(argv, env), 'USAGE')
 
 const HOST_KEYS = ['hostfile', 'hosts', 'include', 'exclude', 'numNodes', 'numGpus'] as const
-const hostPart = (o: HostListOptions | HostsOptions): Record<string, unknown> => Object.fromEntries(HOST_KEYS.filter((k) => k in o).map((k) => [k, o[k]]))
+const hostPart = (o: HostListOptions | HostsOptions): Record<string, unknown> =>
+  Object.fromEntries(HOST_KEYS.filter((k) => k in o).map((k) => [k, o[k]]))
 
 describe('parseArgs: host list and selection flags', () => {
   it.each<[string, string[], Record<string, string>, Record<string, unknown>]>([
@@ -40,7 +42,12 @@ describe('parseArgs: host list and selection flags', () => {
     ['--hosts', ['--hosts', 'a,gpu[1-3,7]'], {}, { hosts: 'a,gpu[1-3,7]' }],
     ['--include', ['-H', 'h', '--include', 'w0@w1:0,2'], {}, { hostfile: '/home/me/proj/h', include: 'w0@w1:0,2' }],
     ['--exclude=', ['-H', 'h', '--exclude=w1:0'], {}, { hostfile: '/home/me/proj/h', exclude: 'w1:0' }],
-    ['--num-nodes and --num-gpus', ['-H', 'h', '--num-nodes', '2', '--num-gpus', '4'], {}, { hostfile: '/home/me/proj/h', numNodes: 2, numGpus: 4 }],
+    [
+      '--num-nodes and --num-gpus',
+      ['-H', 'h', '--num-nodes', '2', '--num-gpus', '4'],
+      {},
+      { hostfile: '/home/me/proj/h', numNodes: 2, numGpus: 4 },
+    ],
     ['neither flag inside a SLURM allocation', ['--num-nodes', '2'], SLURM, { numNodes: 2 }],
   ])('%s', async (_name, flags, env, expected) => {
     expect(hostPart((await run([...flags, 'train.py'], env)).hosts)).toEqual(expected)
@@ -53,14 +60,39 @@ describe('parseArgs: host list and selection flags', () => {
   })
 
   it.each<[string, string[], Record<string, string>, RegExp]>([
-    ['--hostfile with --hosts', ['--hostfile', 'a', '--hosts', 'b', 'train.py'], {}, /^--hostfile and --hosts cannot be used together$/],
+    [
+      '--hostfile with --hosts',
+      ['--hostfile', 'a', '--hosts', 'b', 'train.py'],
+      {},
+      /^--hostfile and --hosts cannot be used together$/,
+    ],
     ['no host list and no SLURM allocation', ['train.py'], {}, /missing --hostfile FILE or --hosts LIST/],
-    ['an empty SLURM node list does not count', ['train.py'], { SLURM_JOB_NODELIST: '' }, /missing --hostfile FILE or --hosts LIST/],
+    [
+      'an empty SLURM node list does not count',
+      ['train.py'],
+      { SLURM_JOB_NODELIST: '' },
+      /missing --hostfile FILE or --hosts LIST/,
+    ],
     ['--hosts empty', ['--hosts', '', 'train.py'], {}, /--hosts needs a value/],
     ['--hostfile= then a lone -', ['--hostfile=', '-'], {}, /--hostfile needs a value/],
-    ['--include twice', ['-H', 'h', '--include', 'a', '--include', 'b', 'train.py'], {}, /--include was given more than once/],
-    ['--num-nodes 0', ['-H', 'h', '--num-nodes', '0', 'train.py'], {}, /--num-nodes must be a whole number from 1 to 65536/],
-    ['--num-gpus x', ['-H', 'h', '--num-gpus', 'x', 'train.py'], {}, /--num-gpus must be a whole number from 1 to 4096/],
+    [
+      '--include twice',
+      ['-H', 'h', '--include', 'a', '--include', 'b', 'train.py'],
+      {},
+      /--include was given more than once/,
+    ],
+    [
+      '--num-nodes 0',
+      ['-H', 'h', '--num-nodes', '0', 'train.py'],
+      {},
+      /--num-nodes must be a whole number from 1 to 65536/,
+    ],
+    [
+      '--num-gpus x',
+      ['-H', 'h', '--num-gpus', 'x', 'train.py'],
+      {},
+      /--num-gpus must be a whole number from 1 to 4096/,
+    ],
     ['--num-gpus 4097', ['-H', 'h', '--num-gpus', '4097', 'train.py'], {}, /--num-gpus/],
   ])('%s', async (_name, argv, env, message) => {
     expect((await refused(argv, env)).message).toMatch(message)
@@ -73,14 +105,35 @@ describe('parseArgs: fanout hosts', () => {
     ['--json', ['hosts', '--hostfile', 'h.txt', '--json'], {}, { hostfile: '/home/me/proj/h.txt', json: true }],
     ['stdin', ['hosts', '-H', '-', '--json'], {}, { hostfile: '-', json: true }],
     ['stdin, long form', ['hosts', '--hostfile', '-', '--json'], {}, { hostfile: '-', json: true }],
-    ['--hosts and every selection flag', ['hosts', '--hosts', 'h[1-3]', '--include', 'h1:1@h3', '--exclude', 'h3:0', '--num-nodes', '2', '--num-gpus', '1'], {}, { hosts: 'h[1-3]', include: 'h1:1@h3', exclude: 'h3:0', numNodes: 2, numGpus: 1, json: false }],
+    [
+      '--hosts and every selection flag',
+      [
+        'hosts',
+        '--hosts',
+        'h[1-3]',
+        '--include',
+        'h1:1@h3',
+        '--exclude',
+        'h3:0',
+        '--num-nodes',
+        '2',
+        '--num-gpus',
+        '1',
+      ],
+      {},
+      { hosts: 'h[1-3]', include: 'h1:1@h3', exclude: 'h3:0', numNodes: 2, numGpus: 1, json: false },
+    ],
     ['SLURM', ['hosts', '--json'], SLURM, { json: true }],
   ])('%s', async (_name, argv, env, expected) => {
     expect(await hosts(argv, env)).toEqual(expected)
   })
 
   it.each<[string, string[], RegExp]>([
-    ['a script word', ['hosts', '-H', 'h', 'train.py'], /fanout hosts takes no SCRIPT \(got "train.py"\); to run a script named hosts: fanout \[options\] -- hosts/],
+    [
+      'a script word',
+      ['hosts', '-H', 'h', 'train.py'],
+      /fanout hosts takes no SCRIPT \(got "train.py"\); to run a script named hosts: fanout \[options\] -- hosts/,
+    ],
     ['a run-only flag', ['hosts', '-H', 'h', '--nproc-per-node', '2'], /nproc-per-node/],
     ['no host list', ['hosts'], /missing --hostfile FILE or --hosts LIST/],
     ['both lists', ['hosts', '-H', 'a', '--hosts', 'b'], /cannot be used together/],
@@ -93,7 +146,8 @@ describe('parseArgs: fanout hosts', () => {
     expect(p.kind).toBe('help')
     const text = p.kind === 'help' ? p.text : ''
     expect(text).toMatch(/^Usage: fanout hosts \[--hostfile FILE \| --hosts LIST\] \[selection\] \[--json\]/)
-    for (const flag of ['--hostfile', '--hosts', '--include', '--exclude', '--num-nodes', '--num-gpus', '--json']) expect(text).toContain(flag)
+    for (const flag of ['--hostfile', '--hosts', '--include', '--exclude', '--num-nodes', '--num-gpus', '--json'])
+      expect(text).toContain(flag)
     expect(text).not.toContain('--nproc-per-node')
   })
 

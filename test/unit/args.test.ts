@@ -32,21 +32,46 @@ describe('parseArgs: the script and its arguments', () => {
   it.each<[string, string[], string, string[]]>([
     ['script alone', ['-H', 'h', 'train.py'], 'train.py', []],
     ['args verbatim', ['--hostfile', 'h', 'train.py', '--epochs', '3'], 'train.py', ['--epochs', '3']],
-    ['flags fanout also has belong to the script', ['--hostfile', 'h', 'train.py', '--hostfile', 'x', '--epochs', '3'], 'train.py', ['--hostfile', 'x', '--epochs', '3']],
-    ['short flags fanout also has', ['-H', 'h', 'train.py', '-H', 'y', '-n', '-C', 'rel', '-i', 'k'], 'train.py', ['-H', 'y', '-n', '-C', 'rel', '-i', 'k']],
-    ['--help after the script is the script\'s', ['-H', 'h', 'train.py', '--help'], 'train.py', ['--help']],
-    ['--version after the script is the script\'s', ['-H', 'h', 'train.py', '--version'], 'train.py', ['--version']],
+    [
+      'flags fanout also has belong to the script',
+      ['--hostfile', 'h', 'train.py', '--hostfile', 'x', '--epochs', '3'],
+      'train.py',
+      ['--hostfile', 'x', '--epochs', '3'],
+    ],
+    [
+      'short flags fanout also has',
+      ['-H', 'h', 'train.py', '-H', 'y', '-n', '-C', 'rel', '-i', 'k'],
+      'train.py',
+      ['-H', 'y', '-n', '-C', 'rel', '-i', 'k'],
+    ],
+    ["--help after the script is the script's", ['-H', 'h', 'train.py', '--help'], 'train.py', ['--help']],
+    ["--version after the script is the script's", ['-H', 'h', 'train.py', '--version'], 'train.py', ['--version']],
     ['a literal -- after the script', ['-H', 'h', 'train.py', '--', '--x'], 'train.py', ['--', '--x']],
     ['a literal -- as the last word', ['-H', 'h', 'train.py', 'a', '--'], 'train.py', ['a', '--']],
     ['two literal --', ['-H', 'h', 'train.py', '--', 'a', '--', 'b'], 'train.py', ['--', 'a', '--', 'b']],
     ['-- before the script', ['-H', 'h', '--', 'train.py', '--epochs', '3'], 'train.py', ['--epochs', '3']],
     ['-- before a script starting with -', ['-H', 'h', '--', '-weird.py', '-x'], '-weird.py', ['-x']],
     ['-- before the script, -- after it', ['-H', 'h', '--', 'train.py', '--', 'z'], 'train.py', ['--', 'z']],
-    ['numbers stay strings', ['-H', 'h', 'train.py', '007', '1e3', '0x10', '3.0', '-1', '--lr=0.10'], 'train.py', ['007', '1e3', '0x10', '3.0', '-1', '--lr=0.10']],
+    [
+      'numbers stay strings',
+      ['-H', 'h', 'train.py', '007', '1e3', '0x10', '3.0', '-1', '--lr=0.10'],
+      'train.py',
+      ['007', '1e3', '0x10', '3.0', '-1', '--lr=0.10'],
+    ],
     ['a numeric script name', ['-H', 'h', '007'], '007', []],
-    ['--no-x and --x=y forms', ['-H', 'h', 'train.py', '--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b'], 'train.py', ['--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b']],
+    [
+      '--no-x and --x=y forms',
+      ['-H', 'h', 'train.py', '--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b'],
+      'train.py',
+      ['--no-cuda', '--a.b=c', '--list', 'a', '--list', 'b'],
+    ],
     ['empty and spaced args', ['-H', 'h', 'train.py', '', 'two words', "it's"], 'train.py', ['', 'two words', "it's"]],
-    ['fanout options before the script are fanout\'s', ['-H', 'h', '--nproc-per-node', '2', 'train.py', '--nproc-per-node', '9'], 'train.py', ['--nproc-per-node', '9']],
+    [
+      "fanout options before the script are fanout's",
+      ['-H', 'h', '--nproc-per-node', '2', 'train.py', '--nproc-per-node', '9'],
+      'train.py',
+      ['--nproc-per-node', '9'],
+    ],
     ['-m style module launch', ['-H', 'h', 'pkg/train.py', '-m', 'x'], 'pkg/train.py', ['-m', 'x']],
   ])('%s', async (_name, argv, script, scriptArgs) => {
     const o = await options(argv)
@@ -98,7 +123,14 @@ describe('parseArgs: defaults and values', () => {
         allowVersionSkew: false,
         allowBusyGpus: false,
       },
-      launcher: { kind: 'torchrun', monitorIntervalS: 0.25, module: false, noPython: false, useEnv: false, launcherArgs: [] },
+      launcher: {
+        kind: 'torchrun',
+        monitorIntervalS: 0.25,
+        module: false,
+        noPython: false,
+        useEnv: false,
+        launcherArgs: [],
+      },
       teardown: {
         killOnFailure: true,
         graceS: 10,
@@ -132,8 +164,16 @@ describe('parseArgs: defaults and values', () => {
     ['--master-port', ['--master-port', '29500'], { job: { masterPort: 29500 } }],
     ['--ssh-port', ['--ssh-port', '2222'], { ssh: { port: 2222 } }],
     ['--user / -l', ['-l', 'alice'], { ssh: { user: 'alice' } }],
-    ['--identity repeatable, resolved', ['-i', 'k1', '--identity', '/abs/k2', '-n'], { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } }],
-    ['--identity, then the script', ['-i', 'k1', '--identity', '/abs/k2'], { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } }],
+    [
+      '--identity repeatable, resolved',
+      ['-i', 'k1', '--identity', '/abs/k2', '-n'],
+      { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } },
+    ],
+    [
+      '--identity, then the script',
+      ['-i', 'k1', '--identity', '/abs/k2'],
+      { ssh: { identity: ['/home/me/proj/k1', '/abs/k2'] } },
+    ],
     ['--ssh-config resolved', ['-F', 'cfg'], { ssh: { configFile: '/home/me/proj/cfg' } }],
     ['--grace 500ms', ['--grace', '500ms'], { teardown: { graceS: 0.5 } }],
     ['--grace 2m', ['--grace', '2m'], { teardown: { graceS: 120 } }],
@@ -197,10 +237,13 @@ describe('parseArgs: errors are USAGE, exit code 2', () => {
 })
 
 describe('parseArgs: --help and --version', () => {
-  const read = (file: string): string => readFileSync(fileURLToPath(new URL(`../../src/${file}`, import.meta.url)), 'utf8')
+  const read = (file: string): string =>
+    readFileSync(fileURLToPath(new URL(`../../src/${file}`, import.meta.url)), 'utf8')
   // The launch's own options: its parser (cli/commands/run.ts) and the option groups it is built from
   // (cli/options/), the host options it shares with `fanout hosts` among them (not that command's own).
-  const groups = readdirSync(fileURLToPath(new URL('../../src/cli/options/', import.meta.url))).filter((f) => f.endsWith('.ts')).sort()
+  const groups = readdirSync(fileURLToPath(new URL('../../src/cli/options/', import.meta.url)))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
   const source = [read('cli/commands/run.ts'), ...groups.map((f) => read(`cli/options/${f}`))].join('\n')
   const optionNames = [...source.matchAll(/\.option\('([a-z-]+)'/g)].map((m) => m[1] ?? '')
 
@@ -264,11 +307,25 @@ describe('parseArgs: --env, --env-file, --no-default-env', () => {
     ['--env NAME=VALUE', ['--env', 'A=b'], { envFlags: [['A', 'b']] }],
     ['--env=NAME=VALUE', ['--env=A=b=c'], { envFlags: [['A', 'b=c']] }],
     ['--env NAME: the local value', ['--env', 'HF_HOME'], { envFlags: [['HF_HOME', '/data/hf']] }],
-    ['repeatable, in order', ['--env', 'A=1', '--env', 'HF_HOME', '--env', 'A=2'], { envFlags: [['A', '1'], ['HF_HOME', '/data/hf'], ['A', '2']] }],
+    [
+      'repeatable, in order',
+      ['--env', 'A=1', '--env', 'HF_HOME', '--env', 'A=2'],
+      {
+        envFlags: [
+          ['A', '1'],
+          ['HF_HOME', '/data/hf'],
+          ['A', '2'],
+        ],
+      },
+    ],
     ['hostile bytes kept', ['--env', 'A= "q" \'s\' $HOME \\ \n\t'], { envFlags: [['A', ' "q" \'s\' $HOME \\ \n\t']] }],
     ['a value that looks like a flag', ['--env', 'A=--x'], { envFlags: [['A', '--x']] }],
     ['a quoted value keeps its quotes', ['--env', 'A="x"'], { envFlags: [['A', '"x"']] }],
-    ['--env-file resolved, repeatable', ['--env-file', '.env', '--env-file', '/abs/b.env'], { envFiles: ['/home/me/proj/.env', '/abs/b.env'] }],
+    [
+      '--env-file resolved, repeatable',
+      ['--env-file', '.env', '--env-file', '/abs/b.env'],
+      { envFiles: ['/home/me/proj/.env', '/abs/b.env'] },
+    ],
     ['--no-default-env', ['--no-default-env'], { defaultEnv: false }],
     ['--default-env', ['--default-env'], {}],
   ])('%s', async (_name, flags, expected) => {
@@ -283,7 +340,10 @@ describe('parseArgs: --env, --env-file, --no-default-env', () => {
     ['--no-env', ['--no-env'], /--env needs a value/],
     ['--env-file empty', ['--env-file='], /--env-file needs a value/],
   ])('%s → usage error', async (_name, flags, message) => {
-    const error = await parseArgs(['-H', 'hosts', ...flags, 'train.py'], CWD, 100, LOCAL).then(() => undefined, (e: unknown) => e)
+    const error = await parseArgs(['-H', 'hosts', ...flags, 'train.py'], CWD, 100, LOCAL).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(FanoutError)
     expect((error as FanoutError).exitCode).toBe(2)
     expect((error as FanoutError).message).toMatch(message)
@@ -300,7 +360,9 @@ describe('--restarts', () => {
     expect(parsed.kind === 'run' ? parsed.options.job.restarts : 'not run').toBe(expected)
   })
   it.each([['101'], ['-1'], ['x']])('--restarts %s is refused', async (value) => {
-    await expect(parseArgs(['-H', 'h', '--restarts', value, 'train.py'], '/cwd')).rejects.toThrow(/--restarts must be a whole number from 0 to 100/)
+    await expect(parseArgs(['-H', 'h', '--restarts', value, 'train.py'], '/cwd')).rejects.toThrow(
+      /--restarts must be a whole number from 0 to 100/,
+    )
   })
 })
 
@@ -334,7 +396,9 @@ describe('output flags', () => {
   it('fanout completion prints a bash completion script; the script asks for the words of a flag', async () => {
     const script = await parseArgs(['completion'], CWD)
     expect(script.kind).toBe('help')
-    expect(script.kind === 'help' && script.text).toMatch(/###-begin-fanout-completions-###[\s\S]*--get-yargs-completions[\s\S]*complete .*fanout/)
+    expect(script.kind === 'help' && script.text).toMatch(
+      /###-begin-fanout-completions-###[\s\S]*--get-yargs-completions[\s\S]*complete .*fanout/,
+    )
     const words = await parseArgs(['--get-yargs-completions', 'fanout', '--launcher', ''], CWD)
     expect(words.kind === 'help' && words.text.split('\n')).toEqual(['torchrun', 'launch', 'none'])
   })
@@ -345,9 +409,21 @@ describe('bad input found by the corpus (issue 8)', () => {
     ['an empty SCRIPT after --', ['-H', 'h', '--', ''], /^SCRIPT is empty/],
     ['an empty SCRIPT', ['-H', 'h', '', 'x'], /^SCRIPT is empty/],
     ['an empty SCRIPT for fanout check', ['check', '-H', 'h', ''], /^SCRIPT is empty/],
-    ['--master-addr starting with -', ['-H', 'h', '--master-addr=-x', 'train.py'], /^--master-addr "-x" is not a host name or address/],
-    ['--master-addr of colons only', ['-H', 'h', '--master-addr', '::::', 'train.py'], /^--master-addr "::::" is not a host name or address/],
-    ['--master-addr not an IPv4 address', ['-H', 'h', '--master-addr', '10.0.0.256', 'train.py'], /^--master-addr "10.0.0.256"/],
+    [
+      '--master-addr starting with -',
+      ['-H', 'h', '--master-addr=-x', 'train.py'],
+      /^--master-addr "-x" is not a host name or address/,
+    ],
+    [
+      '--master-addr of colons only',
+      ['-H', 'h', '--master-addr', '::::', 'train.py'],
+      /^--master-addr "::::" is not a host name or address/,
+    ],
+    [
+      '--master-addr not an IPv4 address',
+      ['-H', 'h', '--master-addr', '10.0.0.256', 'train.py'],
+      /^--master-addr "10.0.0.256"/,
+    ],
   ])('%s', async (_name, argv, message) => {
     const err = await usageError(argv)
     expect(err.exitCode).toBe(2)
@@ -359,9 +435,12 @@ describe('bad input found by the corpus (issue 8)', () => {
     expect(parsed.kind === 'run' && [parsed.options.job.script, parsed.options.mode]).toEqual(['', 'check'])
   })
 
-  it.each(['10.0.0.1', 'fe80::1%eth0', '::1', 'node-1.example.com', 'gpu01'])('--master-addr %j is accepted', async (addr) => {
-    expect((await options(['-H', 'h', '--master-addr', addr, 'train.py'])).job.masterAddr).toBe(addr)
-  })
+  it.each(['10.0.0.1', 'fe80::1%eth0', '::1', 'node-1.example.com', 'gpu01'])(
+    '--master-addr %j is accepted',
+    async (addr) => {
+      expect((await options(['-H', 'h', '--master-addr', addr, 'train.py'])).job.masterAddr).toBe(addr)
+    },
+  )
 })
 
 describe('--sync flags', () => {
@@ -371,7 +450,12 @@ describe('--sync flags', () => {
     [['train.py'], undefined, CWD, ['train.py']],
     [['--sync', 'train.py', '--sync=x'], { dir: CWD, deleteExtra: false }, CWD, ['train.py', '--sync=x']],
     [['--sync=../other', 'train.py'], { dir: '/home/me/other', deleteExtra: false }, '/home/me/other', ['train.py']],
-    [['--sync-dir', '/abs/p', '--sync-delete', '-C', '/scratch/p', 'train.py'], { dir: '/abs/p', deleteExtra: true }, '/scratch/p', ['train.py']],
+    [
+      ['--sync-dir', '/abs/p', '--sync-delete', '-C', '/scratch/p', 'train.py'],
+      { dir: '/abs/p', deleteExtra: true },
+      '/scratch/p',
+      ['train.py'],
+    ],
   ])('%j', async (argv, sync, chdir, words) => {
     const o = await options([...H, ...argv])
     expect(o.sync === undefined ? undefined : { dir: o.sync.dir, deleteExtra: o.sync.deleteExtra }).toEqual(sync)
@@ -389,6 +473,9 @@ describe('--sync flags', () => {
 
   it('sync limits: the default, and --sync-max', async () => {
     expect((await options([...H, '--sync', 'train.py'])).sync?.limits).toEqual({ maxBytes: 1024 ** 3, maxFiles: 20000 })
-    expect((await options([...H, '--sync', '--sync-max', '5GiB,50000', 'train.py'])).sync?.limits).toEqual({ maxBytes: 5 * 1024 ** 3, maxFiles: 50000 })
+    expect((await options([...H, '--sync', '--sync-max', '5GiB,50000', 'train.py'])).sync?.limits).toEqual({
+      maxBytes: 5 * 1024 ** 3,
+      maxFiles: 50000,
+    })
   })
 })

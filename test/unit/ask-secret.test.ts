@@ -3,7 +3,12 @@ import { askSecret, type SecretTerminal } from '../../src/cli/ask-secret.js'
 import { FanoutError } from '../../src/errors.js'
 
 /** A terminal that records, in order, what the prompt did to it, and lets the test type. */
-function fakeTerminal(): { terminal: SecretTerminal; events: string[]; type: (bytes: Buffer | string) => void; listeners: () => number } {
+function fakeTerminal(): {
+  terminal: SecretTerminal
+  events: string[]
+  type: (bytes: Buffer | string) => void
+  listeners: () => number
+} {
   const events: string[] = []
   const handlers = new Set<(chunk: Buffer) => void>()
   const terminal: SecretTerminal = {
@@ -42,7 +47,7 @@ describe('askSecret', () => {
     ['backspace removes a whole non-ASCII character', ['pé\u007fe\r'], 'pe'],
     ['backspace on an empty answer is harmless', ['\u007f\u007fok\r'], 'ok'],
     ['an empty answer', ['\r'], ''],
-    ['spaces and quotes kept', ["correct horse 'x' \"y\"\r"], "correct horse 'x' \"y\""],
+    ['spaces and quotes kept', ['correct horse \'x\' "y"\r'], 'correct horse \'x\' "y"'],
     ['Ctrl-D after some input is just a character', ['ab\u0004\r'], 'ab\u0004'],
     ['what follows the Enter is not read', ['first\rsecond\r'], 'first'],
   ])('%s', async (_name, keys, expected) => {
@@ -69,7 +74,10 @@ describe('askSecret', () => {
     const { terminal, events, type, listeners } = fakeTerminal()
     const answer = askSecret('? ', terminal)
     type(keys)
-    const error = await answer.then(() => undefined, (e: unknown) => e)
+    const error = await answer.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(FanoutError)
     expect(error).toMatchObject({ code, exitCode, message })
     expect(events.slice(-3)).toEqual(['raw false', 'pause', 'write "\\n"'])

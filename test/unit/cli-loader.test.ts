@@ -45,9 +45,19 @@ describe('compileCli', () => {
     const compiled = compileCli(dir)
     expect(compiled?.cache).toBe('none')
     expect(compiled?.buildId).toBe(ID)
-    const result = await (compiled?.run().main(['--x']) as unknown as Promise<{ answer: number; argv: string[]; where: string; self: boolean }>)
+    const result = await (compiled?.run().main(['--x']) as unknown as Promise<{
+      answer: number
+      argv: string[]
+      where: string
+      self: boolean
+    }>)
     const file = new URL('cli.cjs', dir).pathname
-    expect(result).toEqual({ answer: 7, argv: ['--x'], where: `${file} ${file.slice(0, -'/cli.cjs'.length)} function`, self: true })
+    expect(result).toEqual({
+      answer: 7,
+      argv: ['--x'],
+      where: `${file} ${file.slice(0, -'/cli.cjs'.length)} function`,
+      self: true,
+    })
   })
 
   it('compiles from the cache recorded for the same build', async () => {
@@ -67,7 +77,14 @@ describe('compileCli', () => {
 
   it('compiles as usual when V8 refuses the cache (another Node or V8 flags: its own header differs)', async () => {
     const bundle = BUNDLE(ID, 10)
-    const compiled = compileCli(dirWith({ 'cli.cjs': bundle, 'cli.cjs.cache': recordedCache(bundle, ID, (data) => { data[4] = (data[4] ?? 0) ^ 0xff }) }))
+    const compiled = compileCli(
+      dirWith({
+        'cli.cjs': bundle,
+        'cli.cjs.cache': recordedCache(bundle, ID, (data) => {
+          data[4] = (data[4] ?? 0) ^ 0xff
+        }),
+      }),
+    )
     expect(compiled?.cache).toBe('rejected')
     expect(await (compiled?.run().main([]) as unknown as Promise<{ answer: number }>)).toMatchObject({ answer: 10 })
   })
@@ -101,6 +118,8 @@ describe('loadCli', () => {
   it('falls back to the modules themselves without a bundle (src/, or dist/ from tsc alone)', async () => {
     const cli = await loadCli(dirWith({}))
     expect(cli).toBe(await import('../../src/cli/main.js'))
-    expect(readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8')).toContain('export async function main')
+    expect(readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8')).toContain(
+      'export async function main',
+    )
   })
 })

@@ -4,7 +4,12 @@ import { Writable } from 'node:stream'
  * A Writable that keeps every chunk it gets (written synchronously, so order is exact), with what came
  * as text and as lines; `log` also gets each chunk, to check the order across several collectors.
  */
-export function collector(log?: string[]): { stream: Writable; chunks: Buffer[]; text: () => string; lines: () => string[] } {
+export function collector(log?: string[]): {
+  stream: Writable
+  chunks: Buffer[]
+  text: () => string
+  lines: () => string[]
+} {
   const chunks: Buffer[] = []
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {

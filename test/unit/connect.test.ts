@@ -113,25 +113,43 @@ describe('limitHandshakes: the cap', () => {
 describe('limitHandshakes: one cap per target', () => {
   // items are "target/node": nodes behind one sshd share its cap, separate sshds do not wait for each other
   it.each<[string, string[], number, Record<string, number>]>([
-    ['32 machines, one node each: all at once', Array.from({ length: 32 }, (_, i) => `m${i}/n`), 8, Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`m${i}`, 1]))],
-    ['128 nodes behind one sshd: 8 at a time', Array.from({ length: 128 }, (_, i) => `bastion/n${i}`), 8, { bastion: 8 }],
-    ['two sshds of 20 nodes, cap 3', Array.from({ length: 40 }, (_, i) => `${i % 2 ? 'a' : 'b'}/n${i}`), 3, { a: 3, b: 3 }],
+    [
+      '32 machines, one node each: all at once',
+      Array.from({ length: 32 }, (_, i) => `m${i}/n`),
+      8,
+      Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`m${i}`, 1])),
+    ],
+    [
+      '128 nodes behind one sshd: 8 at a time',
+      Array.from({ length: 128 }, (_, i) => `bastion/n${i}`),
+      8,
+      { bastion: 8 },
+    ],
+    [
+      'two sshds of 20 nodes, cap 3',
+      Array.from({ length: 40 }, (_, i) => `${i % 2 ? 'a' : 'b'}/n${i}`),
+      3,
+      { a: 3, b: 3 },
+    ],
     ['mixed: one crowded target, two lone ones', ['x/1', 'x/2', 'x/3', 'x/4', 'y/1', 'z/1'], 2, { x: 2, y: 1, z: 1 }],
   ])('%s', async (_name, items, maxInFlight, expected) => {
     const inFlight = new Map<string, number>()
     const peak = new Map<string, number>()
     let total = 0
     let totalPeak = 0
-    const limited = limitHandshakes(async (item: string) => {
-      const target = item.split('/')[0] as string
-      inFlight.set(target, (inFlight.get(target) ?? 0) + 1)
-      peak.set(target, Math.max(peak.get(target) ?? 0, inFlight.get(target) ?? 0))
-      totalPeak = Math.max(totalPeak, ++total)
-      await tick(1)
-      inFlight.set(target, (inFlight.get(target) ?? 0) - 1)
-      total--
-      return item
-    }, policy<string>({ maxInFlight, targetOf: (item) => item.split('/')[0] as string }))
+    const limited = limitHandshakes(
+      async (item: string) => {
+        const target = item.split('/')[0] as string
+        inFlight.set(target, (inFlight.get(target) ?? 0) + 1)
+        peak.set(target, Math.max(peak.get(target) ?? 0, inFlight.get(target) ?? 0))
+        totalPeak = Math.max(totalPeak, ++total)
+        await tick(1)
+        inFlight.set(target, (inFlight.get(target) ?? 0) - 1)
+        total--
+        return item
+      },
+      policy<string>({ maxInFlight, targetOf: (item) => item.split('/')[0] as string }),
+    )
     expect(await Promise.all(items.map((i) => limited(i)))).toEqual(items)
     expect(Object.fromEntries(peak)).toEqual(expected)
     expect(totalPeak).toBe(Object.values(expected).reduce((a, b) => a + b, 0))
@@ -140,11 +158,14 @@ describe('limitHandshakes: one cap per target', () => {
   it('a target whose handshakes wait does not hold up another target', async () => {
     const started: string[] = []
     const gates: Array<() => void> = []
-    const limited = limitHandshakes(async (item: string) => {
-      started.push(item)
-      if (item.startsWith('slow')) await new Promise<void>((r) => gates.push(r))
-      return item
-    }, policy<string>({ maxInFlight: 1, targetOf: (item) => item.replace(/\d+$/, '') }))
+    const limited = limitHandshakes(
+      async (item: string) => {
+        started.push(item)
+        if (item.startsWith('slow')) await new Promise<void>((r) => gates.push(r))
+        return item
+      },
+      policy<string>({ maxInFlight: 1, targetOf: (item) => item.replace(/\d+$/, '') }),
+    )
     const slow = [limited('slow1'), limited('slow2')]
     expect(await limited('fast1')).toBe('fast1')
     expect(started).toEqual(['slow1', 'fast1'])
@@ -240,7 +261,12 @@ describe('limitHandshakes: backoff', () => {
         if (++attempts <= 3) throw new Dropped('drop')
         return 'ok'
       },
-      policy({ backoffMs: 1000, retries: 3, random: () => draws.shift() ?? 0, sleep: async (ms) => void sleeps.push(ms) }),
+      policy({
+        backoffMs: 1000,
+        retries: 3,
+        random: () => draws.shift() ?? 0,
+        sleep: async (ms) => void sleeps.push(ms),
+      }),
     )
     await expect(limited('n1')).resolves.toBe('ok')
     expect(sleeps).toEqual([250, 1500, 4000])

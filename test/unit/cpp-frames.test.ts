@@ -20,29 +20,53 @@ const plain = new Chalk({ level: 0 })
 const frameLine = (n: number, lead = ''): string =>
   `${lead}frame #${n}: c10::Error::Error(c10::SourceLocation, std::string) + 0x${(0x96 + n).toString(16)} (0x7f3b2c1d2e3f in /usr/lib/x86_64-linux-gnu/libc10.so)`
 const frames = (count: number, lead = ''): string[] => Array.from({ length: count }, (_v, i) => frameLine(i, lead))
-const RAISED = 'Exception raised from recvBytes at ../torch/csrc/distributed/c10d/Utils.hpp:670 (most recent call first):'
+const RAISED =
+  'Exception raised from recvBytes at ../torch/csrc/distributed/c10d/Utils.hpp:670 (most recent call first):'
 
 const NOT_LOGGED = (n: number): string => `… ${n} C++ frames (not shown; --log-dir keeps them)`
 const LOGGED = (n: number): string => `… ${n} C++ frames, in the log`
 
-
-function setup(o: { logged?: boolean; show?: (origin: LineOrigin) => boolean; live?: LiveRegion; log?: string[] } = {}) {
+function setup(
+  o: { logged?: boolean; show?: (origin: LineOrigin) => boolean; live?: LiveRegion; log?: string[] } = {},
+) {
   const stdout = collector(o.log)
   const stderr = collector(o.log)
-  const prefixer = new Prefixer({ nodes: [{ node: 0, host: 'a' }, { node: 1, host: 'b' }], tagged: true, maxRank: 1, maxLocalRank: 1, chalk: plain, timestamps: false })
+  const prefixer = new Prefixer({
+    nodes: [
+      { node: 0, host: 'a' },
+      { node: 1, host: 'b' },
+    ],
+    tagged: true,
+    maxRank: 1,
+    maxLocalRank: 1,
+    chalk: plain,
+    timestamps: false,
+  })
   const sink = new TerminalSink({
-    stdout: stdout.stream, stderr: stderr.stream, prefixer, show: o.show ?? (() => true),
-    ...(o.logged === undefined ? {} : { logged: o.logged }), ...(o.live ? { live: o.live } : {}),
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    prefixer,
+    show: o.show ?? (() => true),
+    ...(o.logged === undefined ? {} : { logged: o.logged }),
+    ...(o.live ? { live: o.live } : {}),
   })
   return { sink, stdout, stderr }
 }
 
 const origin = (rank: number | undefined, stream: 'stdout' | 'stderr' = 'stderr', node = 0): LineOrigin =>
-  rank === undefined ? { node, host: node === 0 ? 'a' : 'b', stream } : { node, host: node === 0 ? 'a' : 'b', rank, localRank: rank, stream }
+  rank === undefined
+    ? { node, host: node === 0 ? 'a' : 'b', stream }
+    : { node, host: node === 0 ? 'a' : 'b', rank, localRank: rank, stream }
 /** One 'line' of `origin`. */
 const line = (o: LineOrigin, text: string, at = 0): OutputLine => ({ ...o, kind: 'line', text: Buffer.from(text), at })
 /** One 'lines' block of `origin`: the lines, each with its \n. */
-const block = (o: LineOrigin, lines: readonly string[], at = 0): OutputLine => ({ ...o, kind: 'lines', text: Buffer.from(lines.map((l) => `${l}\n`).join('')), count: lines.length, at })
+const block = (o: LineOrigin, lines: readonly string[], at = 0): OutputLine => ({
+  ...o,
+  kind: 'lines',
+  text: Buffer.from(lines.map((l) => `${l}\n`).join('')),
+  count: lines.length,
+  at,
+})
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -57,7 +81,10 @@ describe('isFrameLine', () => {
     ['blanks before the rank prefix', `  [rank3]:${frameLine(7)}`],
     ['torchrun --tee’s prefix', `[default0]:${frameLine(2)}`],
     ['shortest', 'frame #0:'],
-    ['the frame of a Python-side trace without a symbol', 'frame #31: <unknown function> + 0x94ac3 (0x7f3b in /lib/x86_64-linux-gnu/libc.so.6)'],
+    [
+      'the frame of a Python-side trace without a symbol',
+      'frame #31: <unknown function> + 0x94ac3 (0x7f3b in /lib/x86_64-linux-gnu/libc.so.6)',
+    ],
   ])('%s: yes', (_name, text) => {
     expect(isFrameLine(Buffer.from(text))).toBe(true)
   })
@@ -90,7 +117,6 @@ describe('isFrameLine', () => {
     expect(isFrameLine(text, text.lastIndexOf('frame'), text.length)).toBe(false)
     expect(isFrameLine(Buffer.from('frame #1: x'), 0, 8)).toBe(false)
   })
-
 })
 
 describe('mayHoldFrames', () => {
@@ -111,16 +137,40 @@ describe('mayHoldFrames', () => {
 
   it('never false for a block that holds a frame line (random blocks)', () => {
     const random = mulberry32(20)
-    const pool = ['', '#', '# x', 'frame', 'frame #', 'frame #1', 'frame #1:', ' frame #2: x', '[rank0]:frame #3: y', '[rank]:frame #3: y', 'a#b', '##', 'frame ##1:', 'fframe #1:', '\tframe #10: z', 'x frame #1: y']
+    const pool = [
+      '',
+      '#',
+      '# x',
+      'frame',
+      'frame #',
+      'frame #1',
+      'frame #1:',
+      ' frame #2: x',
+      '[rank0]:frame #3: y',
+      '[rank]:frame #3: y',
+      'a#b',
+      '##',
+      'frame ##1:',
+      'fframe #1:',
+      '\tframe #10: z',
+      'x frame #1: y',
+    ]
     for (let i = 0; i < 3000; i++) {
-      const block = lines(...Array.from({ length: 1 + Math.floor(random() * 6) }, () => pool[Math.floor(random() * pool.length)]!))
-      const any = block.toString().split('\n').slice(0, -1).some((l) => isFrameLine(Buffer.from(l)))
+      const block = lines(
+        ...Array.from({ length: 1 + Math.floor(random() * 6) }, () => pool[Math.floor(random() * pool.length)]!),
+      )
+      const any = block
+        .toString()
+        .split('\n')
+        .slice(0, -1)
+        .some((l) => isFrameLine(Buffer.from(l)))
       if (any) expect(mayHoldFrames(block), JSON.stringify(block.toString())).toBe(true)
     }
   })
 
   it('every frame line holds FRAME_MARK, right before its first #', () => {
-    for (const l of [frameLine(0), `[rank0]:${frameLine(9)}`, 'frame #0:']) expect(Buffer.from(l).indexOf('#')).toBe(Buffer.from(l).indexOf(FRAME_MARK) + FRAME_MARK.length - 1)
+    for (const l of [frameLine(0), `[rank0]:${frameLine(9)}`, 'frame #0:'])
+      expect(Buffer.from(l).indexOf('#')).toBe(Buffer.from(l).indexOf(FRAME_MARK) + FRAME_MARK.length - 1)
   })
 })
 
@@ -165,7 +215,12 @@ describe('TerminalSink folds C++ frames', () => {
     sink.writeBatch([line(r0, 'RuntimeError: boom'), line(r0, RAISED), ...frames(31).map((f) => line(r0, f))])
     expect(stderr.lines()).toEqual(['[n0 a r0]! RuntimeError: boom', `[n0 a r0]! ${RAISED}`])
     sink.write(line(r0, 'after'))
-    expect(stderr.lines()).toEqual(['[n0 a r0]! RuntimeError: boom', `[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(31)}`, '[n0 a r0]! after'])
+    expect(stderr.lines()).toEqual([
+      '[n0 a r0]! RuntimeError: boom',
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(31)}`,
+      '[n0 a r0]! after',
+    ])
   })
 
   it('with a log dir, the fold line says the frames are in the log', () => {
@@ -176,10 +231,18 @@ describe('TerminalSink folds C++ frames', () => {
 
   it('two traces, a line between them: two fold lines', () => {
     const { sink, stderr } = setup()
-    sink.writeBatch([line(r0, RAISED), ...frames(4).map((f) => line(r0, f)), line(r0, RAISED), ...frames(7).map((f) => line(r0, f)), line(r0, 'done')])
+    sink.writeBatch([
+      line(r0, RAISED),
+      ...frames(4).map((f) => line(r0, f)),
+      line(r0, RAISED),
+      ...frames(7).map((f) => line(r0, f)),
+      line(r0, 'done'),
+    ])
     expect(stderr.lines()).toEqual([
-      `[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(4)}`,
-      `[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(7)}`,
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(4)}`,
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(7)}`,
       '[n0 a r0]! done',
     ])
   })
@@ -207,7 +270,15 @@ describe('TerminalSink folds C++ frames', () => {
   it('the same rank on stdout and stderr: two origins, two runs', () => {
     const { sink, stdout, stderr } = setup()
     const out = origin(0, 'stdout')
-    sink.writeBatch([line(out, frameLine(0)), line(r0, frameLine(0)), line(out, frameLine(1)), line(r0, frameLine(1)), line(r0, frameLine(2)), line(out, 'o'), line(r0, 'e')])
+    sink.writeBatch([
+      line(out, frameLine(0)),
+      line(r0, frameLine(0)),
+      line(out, frameLine(1)),
+      line(r0, frameLine(1)),
+      line(r0, frameLine(2)),
+      line(out, 'o'),
+      line(r0, 'e'),
+    ])
     expect(stdout.lines()).toEqual([`[n0 a r0]  ${NOT_LOGGED(2)}`, '[n0 a r0]  o'])
     expect(stderr.lines()).toEqual([`[n0 a r0]! ${NOT_LOGGED(3)}`, '[n0 a r0]! e'])
   })
@@ -215,17 +286,32 @@ describe('TerminalSink folds C++ frames', () => {
   it('the same rank numbers on two nodes are two origins', () => {
     const { sink, stderr } = setup()
     const n1 = origin(0, 'stderr', 1)
-    sink.writeBatch([line(r0, frameLine(0)), line(n1, frameLine(0)), line(r0, frameLine(1)), line(n1, 'n1'), line(r0, 'n0')])
+    sink.writeBatch([
+      line(r0, frameLine(0)),
+      line(n1, frameLine(0)),
+      line(r0, frameLine(1)),
+      line(n1, 'n1'),
+      line(r0, 'n0'),
+    ])
     // n1's run of one frame is printed as that frame
-    expect(stderr.lines()).toEqual([`[n1 b r0]! ${frameLine(0)}`, '[n1 b r0]! n1', `[n0 a r0]! ${NOT_LOGGED(2)}`, '[n0 a r0]! n0'])
+    expect(stderr.lines()).toEqual([
+      `[n1 b r0]! ${frameLine(0)}`,
+      '[n1 b r0]! n1',
+      `[n0 a r0]! ${NOT_LOGGED(2)}`,
+      '[n0 a r0]! n0',
+    ])
   })
 
   it('a block mixing ordinary lines and frames: the ordinary lines in order, each run folded where it was', () => {
     const { sink, stderr } = setup()
     sink.write(block(r0, ['before', RAISED, ...frames(12), 'between', RAISED, ...frames(3, '[rank0]:'), 'after']))
     expect(stderr.lines()).toEqual([
-      '[n0 a r0]! before', `[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(12)}`,
-      '[n0 a r0]! between', `[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(3)}`,
+      '[n0 a r0]! before',
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(12)}`,
+      '[n0 a r0]! between',
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(3)}`,
       '[n0 a r0]! after',
     ])
   })
@@ -237,7 +323,12 @@ describe('TerminalSink folds C++ frames', () => {
     sink.write(block(r0, frames(20).slice(11)))
     expect(stderr.lines()).toEqual([`[n0 a r0]! ${RAISED}`])
     sink.write(block(r0, ['x', 'y']))
-    expect(stderr.lines()).toEqual([`[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${NOT_LOGGED(20)}`, '[n0 a r0]! x', '[n0 a r0]! y'])
+    expect(stderr.lines()).toEqual([
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${NOT_LOGGED(20)}`,
+      '[n0 a r0]! x',
+      '[n0 a r0]! y',
+    ])
   })
 
   it('a block that ends in frames keeps its run pending; a block of another origin does not end it', () => {
@@ -257,7 +348,9 @@ describe('TerminalSink folds C++ frames', () => {
 
   it('a block without frames goes out byte for byte as without folding, in one write', () => {
     const { sink, stdout } = setup()
-    const text = Array.from({ length: 200 }, (_v, i) => (i % 10 === 0 ? `## step #${i}: frame rate ${i}` : `step ${i} loss 0.${i}`))
+    const text = Array.from({ length: 200 }, (_v, i) =>
+      i % 10 === 0 ? `## step #${i}: frame rate ${i}` : `step ${i} loss 0.${i}`,
+    )
     sink.write(block(origin(1, 'stdout'), text))
     expect(stdout.chunks).toHaveLength(1)
     expect(stdout.text()).toBe(text.map((t) => `[n0 a r1]  ${t}\n`).join(''))
@@ -265,7 +358,12 @@ describe('TerminalSink folds C++ frames', () => {
 
   it('hidden origins are neither printed nor counted', () => {
     const { sink, stderr } = setup({ show: (o) => o.rank === 1 })
-    sink.writeBatch([...frames(5).map((f) => line(r0, f)), line(r0, 'hidden'), ...frames(2).map((f) => line(r1, f)), line(r1, 'shown')])
+    sink.writeBatch([
+      ...frames(5).map((f) => line(r0, f)),
+      line(r0, 'hidden'),
+      ...frames(2).map((f) => line(r1, f)),
+      line(r1, 'shown'),
+    ])
     expect(stderr.lines()).toEqual([`[n0 a r1]! ${NOT_LOGGED(2)}`, '[n0 a r1]! shown'])
     expect(sink.end([r0])).toBe(true)
     expect(stderr.lines()).toHaveLength(2)
@@ -279,7 +377,14 @@ describe('TerminalSink folds C++ frames', () => {
 
   it('with timestamps, the fold line has the time of the run’s first frame', () => {
     const stderr = collector()
-    const prefixer = new Prefixer({ nodes: [{ node: 0, host: 'a' }], tagged: true, maxRank: 0, maxLocalRank: 0, chalk: plain, timestamps: true })
+    const prefixer = new Prefixer({
+      nodes: [{ node: 0, host: 'a' }],
+      tagged: true,
+      maxRank: 0,
+      maxLocalRank: 0,
+      chalk: plain,
+      timestamps: true,
+    })
     const sink = new TerminalSink({ stdout: collector().stream, stderr: stderr.stream, prefixer, show: () => true })
     const at = (ms: number): number => new Date(2026, 0, 2, 3, 4, 5, ms).getTime()
     sink.writeBatch([line(r0, frameLine(0), at(100)), line(r0, frameLine(1), at(200)), line(r0, 'x', at(300))])
@@ -290,7 +395,15 @@ describe('TerminalSink folds C++ frames', () => {
     it('prints the pending runs of the origins named, and only theirs', () => {
       const { sink, stdout, stderr } = setup()
       const out1 = origin(1, 'stdout')
-      sink.writeBatch([line(r0, frameLine(0)), line(r0, frameLine(1)), line(r1, frameLine(0)), line(r1, frameLine(1)), line(out1, frameLine(0)), line(out1, frameLine(1)), line(out1, frameLine(2))])
+      sink.writeBatch([
+        line(r0, frameLine(0)),
+        line(r0, frameLine(1)),
+        line(r1, frameLine(0)),
+        line(r1, frameLine(1)),
+        line(out1, frameLine(0)),
+        line(out1, frameLine(1)),
+        line(out1, frameLine(2)),
+      ])
       expect(sink.end([r0, out1])).toBe(true)
       expect(stderr.lines()).toEqual([`[n0 a r0]! ${NOT_LOGGED(2)}`])
       expect(stdout.lines()).toEqual([`[n0 a r1]  ${NOT_LOGGED(3)}`])
@@ -355,12 +468,22 @@ describe('NodeOutput ends the runs: the fold line comes before anything the orig
     const src = new PassThrough()
     const done = out.pipe(src, 'stderr')
     src.write(`Traceback: boom\n${RAISED}\n`)
-    for (let i = 0; i < 1500; i += 100) src.write(frames(1500).slice(i, i + 100).map((f) => `${f}\n`).join(''))
+    for (let i = 0; i < 1500; i += 100)
+      src.write(
+        frames(1500)
+          .slice(i, i + 100)
+          .map((f) => `${f}\n`)
+          .join(''),
+      )
     await new Promise((r) => setImmediate(r))
     expect(stderr.lines()).toEqual(['[n0 a]   ! Traceback: boom', `[n0 a]   ! ${RAISED}`])
     src.end()
     await done
-    expect(stderr.lines()).toEqual(['[n0 a]   ! Traceback: boom', `[n0 a]   ! ${RAISED}`, `[n0 a]   ! ${NOT_LOGGED(1500)}`])
+    expect(stderr.lines()).toEqual([
+      '[n0 a]   ! Traceback: boom',
+      `[n0 a]   ! ${RAISED}`,
+      `[n0 a]   ! ${NOT_LOGGED(1500)}`,
+    ])
     expect(out.lines).toBe(1502) // every frame is still a line of the node's
   })
 
@@ -383,9 +506,16 @@ describe('NodeOutput ends the runs: the fold line comes before anything the orig
     src.write(endFrame(0, 0))
     await new Promise((r) => setImmediate(r))
     expect(stderr.lines()).toEqual([`[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${LOGGED(8)}`])
-    src.end(Buffer.concat([frame(1, 1, `${frameLine(1)}\n${frameLine(2)}\n`), Buffer.from('torchrun: worker 0 failed\n')]))
+    src.end(
+      Buffer.concat([frame(1, 1, `${frameLine(1)}\n${frameLine(2)}\n`), Buffer.from('torchrun: worker 0 failed\n')]),
+    )
     await done
-    expect(stderr.lines()).toEqual([`[n0 a r0]! ${RAISED}`, `[n0 a r0]! ${LOGGED(8)}`, '[n0 a]   ! torchrun: worker 0 failed', `[n0 a r1]! ${LOGGED(3)}`])
+    expect(stderr.lines()).toEqual([
+      `[n0 a r0]! ${RAISED}`,
+      `[n0 a r0]! ${LOGGED(8)}`,
+      '[n0 a]   ! torchrun: worker 0 failed',
+      `[n0 a r1]! ${LOGGED(3)}`,
+    ])
   })
 
   it('sinks without end() still get every line (the log keeps the frames)', async () => {
@@ -414,7 +544,11 @@ describe('JobOutput tells the terminal whether a log dir is written', () => {
 
   async function run(log?: RunLog): Promise<string> {
     const stderr = new PassThrough()
-    const job = new JobOutput(NODES, { timestamps: false, quiet: false, json: false, tagged: false, staticRanks: true }, { stdout: new PassThrough(), stderr, chalk: plain, now: () => 0, ...(log ? { log } : {}) })
+    const job = new JobOutput(
+      NODES,
+      { timestamps: false, quiet: false, json: false, tagged: false, staticRanks: true },
+      { stdout: new PassThrough(), stderr, chalk: plain, now: () => 0, ...(log ? { log } : {}) },
+    )
     const src = new PassThrough()
     const done = job.forNode({ rank: 0, host: 'a' }, () => {}).pipe(src, 'stderr')
     src.end(`${frames(4).join('\n')}\nafter\n`)

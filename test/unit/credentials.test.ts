@@ -56,14 +56,25 @@ describe('unlockIdentities', () => {
 })
 
 // Port 1 on loopback refuses at once: what is tested happens before any byte is sent.
-const target = (alias: string): SshTarget => ({ alias, hostname: '127.0.0.1', port: 1, user: 'nobody', identityFiles: [locked, plain, join(dir, 'missing')], identitiesOnly: true, knownHostsFiles: [], hostKeyName: '127.0.0.1', acceptNewHostKeys: false })
+const target = (alias: string): SshTarget => ({
+  alias,
+  hostname: '127.0.0.1',
+  port: 1,
+  user: 'nobody',
+  identityFiles: [locked, plain, join(dir, 'missing')],
+  identitiesOnly: true,
+  knownHostsFiles: [],
+  hostKeyName: '127.0.0.1',
+  acceptNewHostKeys: false,
+})
 const run = (): SshOptions => ({ connectTimeoutS: 5, keepaliveS: 5, keepaliveCountMax: 3 })
 
 describe('identity files', () => {
   it('are read and parsed once per run, not once per node (an encrypted one still locked is skipped each time without another parse)', async () => {
     const parse = vi.spyOn(ssh2.utils, 'parseKey')
     const options = run()
-    for (const alias of ['n1', 'n2', 'n3']) await expect(openClient(target(alias), options)).rejects.toThrow(/n\d .*connection refused/)
+    for (const alias of ['n1', 'n2', 'n3'])
+      await expect(openClient(target(alias), options)).rejects.toThrow(/n\d .*connection refused/)
     expect(parse).toHaveBeenCalledTimes(2)
     expect(parse.mock.calls.map(([, passphrase]) => passphrase)).toEqual([undefined, undefined])
     // Another run reads them again: a key file may change between runs.

@@ -14,7 +14,8 @@ const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
 /** The text `fanout ARGV` prints, by the CLI's own parser (the same yargs definition the build renders). */
 async function helpText(argv: string[]): Promise<string> {
   const parsed = await parseArgs(argv, '/', 100, {})
-  if (parsed.kind !== 'help') throw new Error(`fanout ${argv.join(' ')} is not answered with a help text (${parsed.kind})`)
+  if (parsed.kind !== 'help')
+    throw new Error(`fanout ${argv.join(' ')} is not answered with a help text (${parsed.kind})`)
   return parsed.text
 }
 
@@ -23,13 +24,22 @@ async function helpText(argv: string[]): Promise<string> {
  * `--no-NAME` forms its descriptions name for an option of that column (`--no-prefix: none`).
  */
 function helpFlags(text: string): Set<string> {
-  const listed = new Set([...text.matchAll(/^(?: {2}-[A-Za-z], | {6})(--[a-z][a-z0-9-]*)/gm)].map((m) => m[1] as string))
-  const negated = [...text.matchAll(/(?<![\w-])--no-([a-z][a-z0-9-]*)/g)].filter((m) => listed.has(`--${m[1]}`)).map((m) => `--no-${m[1]}`)
+  const listed = new Set(
+    [...text.matchAll(/^(?: {2}-[A-Za-z], | {6})(--[a-z][a-z0-9-]*)/gm)].map((m) => m[1] as string),
+  )
+  const negated = [...text.matchAll(/(?<![\w-])--no-([a-z][a-z0-9-]*)/g)]
+    .filter((m) => listed.has(`--${m[1]}`))
+    .map((m) => `--no-${m[1]}`)
   return new Set([...listed, ...negated])
 }
 
 /** The cells of a markdown table row, split at the pipes that are not escaped (`torchrun\|launch`). */
-const cells = (row: string): string[] => row.trim().replace(/^\||\|$/g, '').split(/(?<!\\)\|/).map((c) => c.trim())
+const cells = (row: string): string[] =>
+  row
+    .trim()
+    .replace(/^\||\|$/g, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim())
 
 /**
  * Every long flag named in the first column of a markdown file's tables (rows after a `| --- |`
@@ -56,7 +66,8 @@ function tableFlags(markdown: string): Set<string> {
   return flags
 }
 
-const missing = (wanted: Iterable<string>, have: Set<string>): string[] => [...wanted].filter((f) => !have.has(f)).sort()
+const missing = (wanted: Iterable<string>, have: Set<string>): string[] =>
+  [...wanted].filter((f) => !have.has(f)).sort()
 
 describe('the docs and --help name the same flags', () => {
   let main = ''
@@ -71,8 +82,28 @@ describe('the docs and --help name the same flags', () => {
 
   it('the help texts are read (the option column is found)', () => {
     expect(helped.size).toBeGreaterThan(60)
-    for (const f of ['--hostfile', '--hosts', '--no-python', '--rank-tags', '--no-rank-tags', '--no-prefix', '--help', '--version', '--json']) expect(helped).toContain(f)
-    expect([...helpFlags(hosts)].sort()).toEqual(['--exclude', '--help', '--hostfile', '--hosts', '--include', '--json', '--num-gpus', '--num-nodes'])
+    for (const f of [
+      '--hostfile',
+      '--hosts',
+      '--no-python',
+      '--rank-tags',
+      '--no-rank-tags',
+      '--no-prefix',
+      '--help',
+      '--version',
+      '--json',
+    ])
+      expect(helped).toContain(f)
+    expect([...helpFlags(hosts)].sort()).toEqual([
+      '--exclude',
+      '--help',
+      '--hostfile',
+      '--hosts',
+      '--include',
+      '--json',
+      '--num-gpus',
+      '--num-nodes',
+    ])
   })
 
   it('every flag of fanout --help has a row in docs/options.md', () => {
@@ -87,7 +118,10 @@ describe('the docs and --help name the same flags', () => {
 
   it("every flag in docs/options.md's tables exists in --help", () => {
     const extra = missing(documented, helped)
-    expect(extra, `flags in docs/options.md's tables that neither fanout --help nor fanout hosts --help lists: ${extra.join(', ')}`).toEqual([])
+    expect(
+      extra,
+      `flags in docs/options.md's tables that neither fanout --help nor fanout hosts --help lists: ${extra.join(', ')}`,
+    ).toEqual([])
   })
 
   it("every flag in README.md's tables exists in --help", () => {
@@ -121,6 +155,13 @@ describe('the extractors', () => {
       '| `--launcher torchrun\\|launch\\|none` | torchrun | what runs |',
       '| `-H, --hostfile FILE` | | the nodes |',
     ].join('\n')
-    expect([...tableFlags(md)].sort()).toEqual(['--hostfile', '--kill-on-failure', '--launcher', '--no-kill-on-failure', '--sync', '--sync-dir'])
+    expect([...tableFlags(md)].sort()).toEqual([
+      '--hostfile',
+      '--kill-on-failure',
+      '--launcher',
+      '--no-kill-on-failure',
+      '--sync',
+      '--sync-dir',
+    ])
   })
 })

@@ -2,7 +2,15 @@ import { describe, it, expect } from 'vitest'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { checkGpuSelection, defaultForwarded, forwardedByDefault, isSecretName, parseEnvFile, parseEnvFlag, resolveJobEnv } from '../../src/plan/env.js'
+import {
+  checkGpuSelection,
+  defaultForwarded,
+  forwardedByDefault,
+  isSecretName,
+  parseEnvFile,
+  parseEnvFlag,
+  resolveJobEnv,
+} from '../../src/plan/env.js'
 import { loadJobEnv } from '../../src/launch/job-env.js'
 import { FanoutError } from '../../src/errors.js'
 
@@ -48,8 +56,21 @@ describe('forwardedByDefault', () => {
   })
 
   it('takes the matching variables of this machine, sorted, skipping unset ones', () => {
-    const local = { PATH: '/bin', NCCL_DEBUG: 'INFO', HF_HOME: '/data/hf', CUDA_VISIBLE_DEVICES: '3', A: 'x', OMP_NUM_THREADS: '4', PYTHONPATH: undefined, PYENV_ROOT: '/r' }
-    expect(Object.entries(defaultForwarded(local))).toEqual([['HF_HOME', '/data/hf'], ['NCCL_DEBUG', 'INFO'], ['OMP_NUM_THREADS', '4']])
+    const local = {
+      PATH: '/bin',
+      NCCL_DEBUG: 'INFO',
+      HF_HOME: '/data/hf',
+      CUDA_VISIBLE_DEVICES: '3',
+      A: 'x',
+      OMP_NUM_THREADS: '4',
+      PYTHONPATH: undefined,
+      PYENV_ROOT: '/r',
+    }
+    expect(Object.entries(defaultForwarded(local))).toEqual([
+      ['HF_HOME', '/data/hf'],
+      ['NCCL_DEBUG', 'INFO'],
+      ['OMP_NUM_THREADS', '4'],
+    ])
   })
 })
 
@@ -79,7 +100,11 @@ describe('parseEnvFlag', () => {
     ['NAME=VALUE', 'A=b', ['A', 'b']],
     ['the value is everything after the first =', 'A=b=c==', ['A', 'b=c==']],
     ['an empty value', 'A=', ['A', '']],
-    ['spaces, quotes, $, backslashes, newlines kept', 'A= x "y" \'z\' $HOME \\n\n\t', ['A', ' x "y" \'z\' $HOME \\n\n\t']],
+    [
+      'spaces, quotes, $, backslashes, newlines kept',
+      'A= x "y" \'z\' $HOME \\n\n\t',
+      ['A', ' x "y" \'z\' $HOME \\n\n\t'],
+    ],
     ['non-ASCII', 'A=naïve 日本語', ['A', 'naïve 日本語']],
     ['NAME forwards the local value', 'HF_HOME', ['HF_HOME', '/data/hf']],
     ['NAME set to the empty string here', 'EMPTY', ['EMPTY', '']],
@@ -141,12 +166,23 @@ describe('parseEnvFile', () => {
 
   it.each<[string, string, string[]]>([
     ['no =', 'A=1\nJUSTANAME\n', ['f.env:2: expected NAME=VALUE']],
-    ['bad name', 'MY-VAR=1\n', ['f.env:1: "MY-VAR" is not a valid variable name (letters, digits and _, not starting with a digit)']],
+    [
+      'bad name',
+      'MY-VAR=1\n',
+      ['f.env:1: "MY-VAR" is not a valid variable name (letters, digits and _, not starting with a digit)'],
+    ],
     ['unclosed double quote names its line', 'A=1\nB="open\nC=2\n', ['f.env:2: the quote opened here is never closed']],
     ['unclosed single quote', "A='x\n", ['f.env:1: the quote opened here is never closed']],
     ['text after a closing quote', 'A="x"y\n', ['f.env:1: unexpected text after the closing quote of A']],
     ['a NUL byte', 'A=x\0y\n', ['f.env:1: the value of A contains a NUL byte, which no process can receive']],
-    ['every error at once, numbered after multi-line values', '1X=a\nB="x\ny"\nC\nD=ok\n', ['f.env:1: "1X" is not a valid variable name (letters, digits and _, not starting with a digit)', 'f.env:4: expected NAME=VALUE']],
+    [
+      'every error at once, numbered after multi-line values',
+      '1X=a\nB="x\ny"\nC\nD=ok\n',
+      [
+        'f.env:1: "1X" is not a valid variable name (letters, digits and _, not starting with a digit)',
+        'f.env:4: expected NAME=VALUE',
+      ],
+    ],
   ])('%s → usage error', (_name, text, errors) => {
     expect(refusal(() => parseEnvFile(text, 'f.env')).message.split('\n')).toEqual(errors)
   })
@@ -154,14 +190,55 @@ describe('parseEnvFile', () => {
 
 describe('resolveJobEnv: precedence', () => {
   const localEnv = { NCCL_DEBUG: 'WARN', HF_HOME: '/local/hf', PYTHONPATH: '/local/py', A: 'a' }
-  it.each<[string, boolean, Array<Record<string, string>>, Array<[string, string]>, { forwarded: Record<string, string>; explicit: Record<string, string> }]>([
-    ['defaults only', true, [], [], { forwarded: { HF_HOME: '/local/hf', NCCL_DEBUG: 'WARN', PYTHONPATH: '/local/py' }, explicit: {} }],
+  it.each<
+    [
+      string,
+      boolean,
+      Array<Record<string, string>>,
+      Array<[string, string]>,
+      { forwarded: Record<string, string>; explicit: Record<string, string> },
+    ]
+  >([
+    [
+      'defaults only',
+      true,
+      [],
+      [],
+      { forwarded: { HF_HOME: '/local/hf', NCCL_DEBUG: 'WARN', PYTHONPATH: '/local/py' }, explicit: {} },
+    ],
     ['--no-default-env', false, [], [['X', '1']], { forwarded: {}, explicit: { X: '1' } }],
-    ['a file beats a default', true, [{ NCCL_DEBUG: 'INFO' }], [], { forwarded: { HF_HOME: '/local/hf', PYTHONPATH: '/local/py' }, explicit: { NCCL_DEBUG: 'INFO' } }],
-    ['the later file wins', false, [{ X: '1', Y: 'y' }, { X: '2' }], [], { forwarded: {}, explicit: { X: '2', Y: 'y' } }],
+    [
+      'a file beats a default',
+      true,
+      [{ NCCL_DEBUG: 'INFO' }],
+      [],
+      { forwarded: { HF_HOME: '/local/hf', PYTHONPATH: '/local/py' }, explicit: { NCCL_DEBUG: 'INFO' } },
+    ],
+    [
+      'the later file wins',
+      false,
+      [{ X: '1', Y: 'y' }, { X: '2' }],
+      [],
+      { forwarded: {}, explicit: { X: '2', Y: 'y' } },
+    ],
     ['--env beats the files', false, [{ X: 'file' }], [['X', 'flag']], { forwarded: {}, explicit: { X: 'flag' } }],
-    ['the later --env wins', false, [], [['X', '1'], ['X', '2']], { forwarded: {}, explicit: { X: '2' } }],
-    ['--env beats a default', true, [], [['HF_HOME', '/x']], { forwarded: { NCCL_DEBUG: 'WARN', PYTHONPATH: '/local/py' }, explicit: { HF_HOME: '/x' } }],
+    [
+      'the later --env wins',
+      false,
+      [],
+      [
+        ['X', '1'],
+        ['X', '2'],
+      ],
+      { forwarded: {}, explicit: { X: '2' } },
+    ],
+    [
+      '--env beats a default',
+      true,
+      [],
+      [['HF_HOME', '/x']],
+      { forwarded: { NCCL_DEBUG: 'WARN', PYTHONPATH: '/local/py' }, explicit: { HF_HOME: '/x' } },
+    ],
   ])('%s', (_name, defaults, files, flags, expected) => {
     expect(resolveJobEnv({ localEnv, defaults, files, flags })).toEqual(expected)
   })
@@ -178,14 +255,20 @@ describe('loadJobEnv', () => {
   it('reads the files in order, then the flags', () => {
     const a = file('a.env', 'X=a\nY=a\n')
     const b = file('b.env', 'Y=b\n')
-    expect(loadJobEnv({ envFiles: [a, b], envFlags: [['Z', 'flag']], defaultEnv: false }, { NCCL_DEBUG: 'INFO' })).toEqual({ forwarded: {}, explicit: { X: 'a', Y: 'b', Z: 'flag' } })
+    expect(
+      loadJobEnv({ envFiles: [a, b], envFlags: [['Z', 'flag']], defaultEnv: false }, { NCCL_DEBUG: 'INFO' }),
+    ).toEqual({ forwarded: {}, explicit: { X: 'a', Y: 'b', Z: 'flag' } })
     expect(loadJobEnv({}, { NCCL_DEBUG: 'INFO' })).toEqual({ forwarded: { NCCL_DEBUG: 'INFO' }, explicit: {} })
   })
 
   it.each<[string, () => string, RegExp]>([
     ['a missing file', () => join(dir, 'missing.env'), /--env-file .*missing\.env: cannot read it: no such file/],
     ['a directory', () => dir, /--env-file .*: cannot read it: is a directory/],
-    ['not UTF-8', () => file('bin.env', Buffer.from([0x41, 0x3d, 0xff, 0xfe])), /--env-file .*bin\.env: not a text file/],
+    [
+      'not UTF-8',
+      () => file('bin.env', Buffer.from([0x41, 0x3d, 0xff, 0xfe])),
+      /--env-file .*bin\.env: not a text file/,
+    ],
     ['a syntax error names file:line', () => file('bad.env', 'A=1\nB\n'), /bad\.env:2: expected NAME=VALUE/],
   ])('%s → usage error', (_name, path, message) => {
     expect(refusal(() => loadJobEnv({ envFiles: [path()] }, {})).message).toMatch(message)
@@ -194,12 +277,22 @@ describe('loadJobEnv', () => {
 
 describe('checkGpuSelection', () => {
   const explicit = { forwarded: {}, explicit: { CUDA_VISIBLE_DEVICES: '0' } }
-  it.each<[string, { forwarded: Record<string, string>; explicit: Record<string, string> }, Array<{ host: string; gpus?: number[] }>, boolean]>([
+  it.each<
+    [
+      string,
+      { forwarded: Record<string, string>; explicit: Record<string, string> },
+      Array<{ host: string; gpus?: number[] }>,
+      boolean,
+    ]
+  >([
     ['explicit CUDA_VISIBLE_DEVICES, no GPUs chosen', explicit, [{ host: 'a' }, { host: 'b' }], false],
     ['GPUs chosen, no explicit value', { forwarded: {}, explicit: {} }, [{ host: 'a', gpus: [0] }], false],
     ['both', explicit, [{ host: 'a' }, { host: 'b', gpus: [0, 1] }], true],
   ])('%s', (_name, env, hosts, refused) => {
-    if (refused) expect(refusal(() => checkGpuSelection(env, hosts)).message).toMatch(/CUDA_VISIBLE_DEVICES .* already chose GPUs \(b: 0,1\)/)
+    if (refused)
+      expect(refusal(() => checkGpuSelection(env, hosts)).message).toMatch(
+        /CUDA_VISIBLE_DEVICES .* already chose GPUs \(b: 0,1\)/,
+      )
     else expect(() => checkGpuSelection(env, hosts)).not.toThrow()
   })
 })
@@ -207,6 +300,8 @@ describe('checkGpuSelection', () => {
 describe('env messages quote only the start of a huge name', () => {
   it('--env with a 100 000-character bad name', () => {
     const message = refusal(() => parseEnvFlag(`${'-'.repeat(100_000)}=1`, {})).message
-    expect(message).toBe(`--env: "${'-'.repeat(80)}"… (100000 characters) is not a valid variable name (letters, digits and _, not starting with a digit)`)
+    expect(message).toBe(
+      `--env: "${'-'.repeat(80)}"… (100000 characters) is not a valid variable name (letters, digits and _, not starting with a digit)`,
+    )
   })
 })

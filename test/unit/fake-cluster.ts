@@ -53,7 +53,10 @@ class BlockReader {
       const lines = this.text.split('\n')
       const n = Number(lines[0])
       if (lines.length > 1 && /^\d+$/.test(lines[0] ?? '') && lines.length > n + 1) {
-        const words = lines.slice(1, n + 1).reverse().map((w) => w.replace(/\\n/g, '\n').replace(/\\\\/g, '\\'))
+        const words = lines
+          .slice(1, n + 1)
+          .reverse()
+          .map((w) => w.replace(/\\n/g, '\n').replace(/\\\\/g, '\\'))
         this.text = lines.slice(n + 1).join('\n')
         return words
       }
@@ -103,17 +106,32 @@ export class FakeNode implements Transport {
   private attempt = 0
   private port = 29500
 
-  constructor(readonly rank: number, private readonly options: FakeNodeOptions = {}) {
+  constructor(
+    readonly rank: number,
+    private readonly options: FakeNodeOptions = {},
+  ) {
     this.peerAddress = `10.0.0.${11 + rank}`
   }
 
   private facts(wantPort: boolean): string {
     const addr = this.peerAddress
     const facts: Record<string, string> = {
-      ssh_connection: `10.0.0.1 50000 ${addr} 22`, cwd: 'ok', python: '/usr/bin/python3', torch: 'yes', python_version: '3.13.5', torch_version: '2.6.0',
-      gpus: '2', script: 'ok', iface: 'eth0', src: addr, ...(wantPort ? { free_port: String(this.port++) } : {}), ...this.options.facts,
+      ssh_connection: `10.0.0.1 50000 ${addr} 22`,
+      cwd: 'ok',
+      python: '/usr/bin/python3',
+      torch: 'yes',
+      python_version: '3.13.5',
+      torch_version: '2.6.0',
+      gpus: '2',
+      script: 'ok',
+      iface: 'eth0',
+      src: addr,
+      ...(wantPort ? { free_port: String(this.port++) } : {}),
+      ...this.options.facts,
     }
-    return Object.entries(facts).map(([k, v]) => `fanout.${k}=${v}\n`).join('')
+    return Object.entries(facts)
+      .map(([k, v]) => `fanout.${k}=${v}\n`)
+      .join('')
   }
 
   async exec(command: string): Promise<RemoteProcess> {
@@ -126,7 +144,8 @@ export class FakeNode implements Transport {
 
   private async play(name: string, command: string, p: FakeProcess): Promise<void> {
     // Whether the probe was asked for a free port: its third argument (after the directory and python).
-    const wantPort = / fanout-(?:held|probe) '[^']*' '[^']*' '1'/.test(command) || / fanout-(?:held|probe) \S+ \S+ 1 /.test(command)
+    const wantPort =
+      / fanout-(?:held|probe) '[^']*' '[^']*' '1'/.test(command) || / fanout-(?:held|probe) \S+ \S+ 1 /.test(command)
     if (name === 'fanout-route') {
       p.stdout.write(`fanout.iface=eth0\nfanout.src=${this.peerAddress}\n`)
       return p.exit(0)
@@ -143,7 +162,11 @@ export class FakeNode implements Transport {
         this.heldOrders.push(block[0] ?? '')
         if (block[0] === 'reach') {
           const role = block[3]
-          p.stdout.write(role === 'listen' ? 'fanout.reach_listen=ok\nfanout.reach_accepted=1\n' : `fanout.reach=ok ${this.peerAddress}\n`)
+          p.stdout.write(
+            role === 'listen'
+              ? 'fanout.reach_listen=ok\nfanout.reach_accepted=1\n'
+              : `fanout.reach=ok ${this.peerAddress}\n`,
+          )
           p.stdout.write(`${REACH_END}\n`)
           p.stderr.write(`${REACH_END}\n`)
           continue
@@ -183,13 +206,15 @@ export function recordingUi(): Ui & { said: string[] } {
     said,
     async phase<T>(title: string, items: PhaseItem<T>[]): Promise<PromiseSettledResult<T>[]> {
       said.push(`phase ${title}`)
-      return Promise.all(items.map(async (item): Promise<PromiseSettledResult<T>> => {
-        try {
-          return { status: 'fulfilled', value: await item.run(() => {}) }
-        } catch (reason) {
-          return { status: 'rejected', reason }
-        }
-      }))
+      return Promise.all(
+        items.map(async (item): Promise<PromiseSettledResult<T>> => {
+          try {
+            return { status: 'fulfilled', value: await item.run(() => {}) }
+          } catch (reason) {
+            return { status: 'rejected', reason }
+          }
+        }),
+      )
     },
     info: (m: string) => void said.push(m),
     warn: (m: string) => void said.push(`warning: ${m}`),
@@ -205,11 +230,15 @@ export function sink(): NodeJS.WriteStream & { text: () => string } {
       cb()
     },
   })
-  return Object.assign(stream, { text: () => Buffer.concat(chunks).toString('utf8') }) as unknown as NodeJS.WriteStream & { text: () => string }
+  return Object.assign(stream, {
+    text: () => Buffer.concat(chunks).toString('utf8'),
+  }) as unknown as NodeJS.WriteStream & { text: () => string }
 }
 
 /** A RunIo over fake nodes: nothing of this process's streams, signals or network is touched. */
-export function fakeIo(nodes: readonly FakeNode[]): RunIo & { ui: ReturnType<typeof recordingUi>; stdout: ReturnType<typeof sink>; stderr: ReturnType<typeof sink> } {
+export function fakeIo(
+  nodes: readonly FakeNode[],
+): RunIo & { ui: ReturnType<typeof recordingUi>; stdout: ReturnType<typeof sink>; stderr: ReturnType<typeof sink> } {
   return {
     stdout: sink(),
     stderr: sink(),

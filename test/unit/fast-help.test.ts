@@ -4,7 +4,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from '../../src/cli/dispatch.js'
-import { fastKey, fastOutput, FAST_ARGV, FAST_WIDTHS, isEnglishLocale, stamp, wrapWidth, yargsLocale } from '../../src/cli/fast-help.js'
+import {
+  fastKey,
+  fastOutput,
+  FAST_ARGV,
+  FAST_WIDTHS,
+  isEnglishLocale,
+  stamp,
+  wrapWidth,
+  yargsLocale,
+} from '../../src/cli/fast-help.js'
 import { renderFastTexts } from '../../src/cli/help-render.js'
 
 const LOCALE_VARS = ['LC_ALL', 'LC_MESSAGES', 'LANG', 'LANGUAGE'] as const
@@ -66,7 +75,12 @@ describe('fastKey: which command lines the pre-rendered texts answer', () => {
     expect([undefined, 40, 100, 109, 110, 300].map(wrapWidth)).toEqual([100, 40, 100, 109, 110, 110])
   })
 
-  it.each([['en_US.UTF-8', 'en_US'], ['C.UTF-8', 'C'], ['de_DE@euro', 'de_DE@euro'], ['ja_JP:foo', 'ja_JP']])('yargsLocale(LANG=%s) = %s', (lang, locale) => {
+  it.each([
+    ['en_US.UTF-8', 'en_US'],
+    ['C.UTF-8', 'C'],
+    ['de_DE@euro', 'de_DE@euro'],
+    ['ja_JP:foo', 'ja_JP'],
+  ])('yargsLocale(LANG=%s) = %s', (lang, locale) => {
     expect(yargsLocale({ LANG: lang })).toBe(locale)
   })
 
@@ -81,7 +95,13 @@ describe('the pre-rendered texts are what yargs prints live', () => {
   // command lines, widths and locales: wherever the fast path answers, it must print what yargs would.
   const rendered = withLocale({}, renderFastTexts)
   const columns = [undefined, 40, 80, 100, 110, 250]
-  const locales: NodeJS.ProcessEnv[] = [{}, { LANG: 'en_US.UTF-8' }, { LANG: 'C.UTF-8' }, { LC_ALL: 'POSIX' }, { LANG: 'en_GB.UTF-8' }]
+  const locales: NodeJS.ProcessEnv[] = [
+    {},
+    { LANG: 'en_US.UTF-8' },
+    { LANG: 'C.UTF-8' },
+    { LC_ALL: 'POSIX' },
+    { LANG: 'en_GB.UTF-8' },
+  ]
 
   it('renders every command line at every width', async () => {
     const texts = await rendered
@@ -146,7 +166,7 @@ describe('fastOutput: the file written by the build', () => {
     expect(fastOutput(['--help'], undefined, {}, dir)).toBeUndefined()
   })
 
-  it('declines when package.json\'s version changed since (--version)', () => {
+  it("declines when package.json's version changed since (--version)", () => {
     const dir = fakeDist({ '--version@100': '0.1.0\n' })
     writeFileSync(new URL('../../package.json', dir), '{"version": "0.2.0"}')
     expect(fastOutput(['--version'], undefined, {}, dir)).toBeUndefined()
@@ -160,6 +180,8 @@ describe('fastOutput: the file written by the build', () => {
   })
 
   it('declines without the file', () => {
-    expect(fastOutput(['--help'], undefined, {}, pathToFileURL(mkdtempSync(join(tmpdir(), 'fanout-fast-help-')) + '/'))).toBeUndefined()
+    expect(
+      fastOutput(['--help'], undefined, {}, pathToFileURL(mkdtempSync(join(tmpdir(), 'fanout-fast-help-')) + '/')),
+    ).toBeUndefined()
   })
 })

@@ -30,7 +30,11 @@ describe('directWriter', () => {
     expect(writer.write('a\xff\xfe\x00b\n', 'latin1')).toBe(true)
     writeSync(fd, 'summary\n') // written straight to the descriptor, as fanout's summary is
     expect(writer.write(Buffer.from([0xc3, 0xa9, 0x0a]))).toBe(true)
-    expect(readFileSync(file).equals(Buffer.from([0x61, 0xff, 0xfe, 0x00, 0x62, 0x0a, ...Buffer.from('summary\n'), 0xc3, 0xa9, 0x0a]))).toBe(true)
+    expect(
+      readFileSync(file).equals(
+        Buffer.from([0x61, 0xff, 0xfe, 0x00, 0x62, 0x0a, ...Buffer.from('summary\n'), 0xc3, 0xa9, 0x0a]),
+      ),
+    ).toBe(true)
     expect(writer.writableNeedDrain).toBe(false)
   })
 
@@ -48,7 +52,7 @@ describe('directWriter', () => {
     expect(directWriter(plain)).toBe(plain)
   })
 
-  it('reports a failed write as the stream\'s error', async () => {
+  it("reports a failed write as the stream's error", async () => {
     writeFileSync(join(dir, 'ro'), '')
     const readOnly = open(join(dir, 'ro'), 'r') // a file, but not open for writing
     const writer = directWriter(streamOn(readOnly))
@@ -69,7 +73,7 @@ describe('directWriter', () => {
     expect(readFileSync(file).equals(Buffer.from('a\xff\nfirst\n\xfe\x00\n', 'latin1'))).toBe(true)
   })
 
-  it('writeNow reports a failed write as the stream\'s error, and false from then on', async () => {
+  it("writeNow reports a failed write as the stream's error, and false from then on", async () => {
     writeFileSync(join(dir, 'ro2'), '')
     const writer = directWriter(streamOn(open(join(dir, 'ro2'), 'r')))
     if (!writesNow(writer)) throw new Error('a file writer writes now')

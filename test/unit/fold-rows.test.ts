@@ -23,11 +23,17 @@ describe('processCounts', () => {
 })
 
 describe('foldRows', () => {
-  const row = (node: number, cells: string[], host = `gpu${String(node).padStart(3, '0')}`): NodeRow => ({ node, host, cells })
+  const row = (node: number, cells: string[], host = `gpu${String(node).padStart(3, '0')}`): NodeRow => ({
+    node,
+    host,
+    cells,
+  })
   const OK = ['3.11.9', '2.5.1', '8', 'ok']
 
   it('256 rows, 2 of them different: five rows', () => {
-    const rows = Array.from({ length: 256 }, (_v, i) => row(i, i === 7 ? ['3.11.9', '2.5.1', '7', 'ok'] : i === 200 ? ['3.10.4', '2.5.1', '8', 'ok'] : OK))
+    const rows = Array.from({ length: 256 }, (_v, i) =>
+      row(i, i === 7 ? ['3.11.9', '2.5.1', '7', 'ok'] : i === 200 ? ['3.10.4', '2.5.1', '8', 'ok'] : OK),
+    )
     expect(foldRows(rows)).toEqual([
       ['n0-n6 (7 nodes)', 'gpu[000-006]', ...OK],
       ['n7', 'gpu007', '3.11.9', '2.5.1', '7', 'ok'],
@@ -78,7 +84,10 @@ describe('foldRows', () => {
   it('a host that neighbouring nodes share is named once', () => {
     const rows = [0, 1, 2, 3].map((n) => row(n, OK, n < 2 ? 'big' : 'box1'))
     expect(foldRows(rows)[0]?.slice(0, 2)).toEqual(['n0-n3 (4 nodes)', 'big,box1'])
-    expect(foldRows([0, 1, 2].map((n) => row(n, OK, 'localhost')))[0]?.slice(0, 2)).toEqual(['n0-n2 (3 nodes)', 'localhost'])
+    expect(foldRows([0, 1, 2].map((n) => row(n, OK, 'localhost')))[0]?.slice(0, 2)).toEqual([
+      'n0-n2 (3 nodes)',
+      'localhost',
+    ])
   })
 
   it('cells must be equal one by one, their number too', () => {
@@ -98,7 +107,9 @@ describe('foldRows', () => {
   })
 
   it('ready for alignColumns under a header', () => {
-    const rows = Array.from({ length: 40 }, (_v, i) => row(i, i === 2 ? ['3.11.9', '-', '8', 'torch cannot be imported'] : OK))
+    const rows = Array.from({ length: 40 }, (_v, i) =>
+      row(i, i === 2 ? ['3.11.9', '-', '8', 'torch cannot be imported'] : OK),
+    )
     const table = alignColumns([['node', 'host', 'python', 'torch', 'gpus', 'pre-flight'], ...foldRows(rows)])
     expect(table).toEqual([
       'node               host          python  torch  gpus  pre-flight',

@@ -49,17 +49,53 @@ describe('FrameDemux: one push', () => {
     ['untagged text only', raw('[I torchrun] starting\n'), [['u', '[I torchrun] starting\n']]],
     [
       'ranks interleaved with untagged text',
-      Buffer.concat([raw('log A\n'), frame(0, 0, 'r0 a\n'), frame(1, 1, 'r1 '), frame(0, 0, 'r0 b\n'), raw('log B\n'), frame(1, 1, 'a\n'), frame(12, 4, 'x')]),
-      [['u', 'log A\n'], [0, 0, 'r0 a\n'], [1, 1, 'r1 '], [0, 0, 'r0 b\n'], ['u', 'log B\n'], [1, 1, 'a\n'], [12, 4, 'x']],
+      Buffer.concat([
+        raw('log A\n'),
+        frame(0, 0, 'r0 a\n'),
+        frame(1, 1, 'r1 '),
+        frame(0, 0, 'r0 b\n'),
+        raw('log B\n'),
+        frame(1, 1, 'a\n'),
+        frame(12, 4, 'x'),
+      ]),
+      [
+        ['u', 'log A\n'],
+        [0, 0, 'r0 a\n'],
+        [1, 1, 'r1 '],
+        [0, 0, 'r0 b\n'],
+        ['u', 'log B\n'],
+        [1, 1, 'a\n'],
+        [12, 4, 'x'],
+      ],
     ],
-    ['a payload holding 0x1e and header-like text', frame(3, 1, '\x1eF1,0:5\x1fab\x1e\x1e'), [[3, 1, '\x1eF1,0:5\x1fab\x1e\x1e']]],
+    [
+      'a payload holding 0x1e and header-like text',
+      frame(3, 1, '\x1eF1,0:5\x1fab\x1e\x1e'),
+      [[3, 1, '\x1eF1,0:5\x1fab\x1e\x1e']],
+    ],
     ['binary payload', frame(0, 0, Buffer.from([0, 0xff, 0xfe, 0x1f, 0x1e, 0x0a])), [[0, 0, '\x00\xff\xfe\x1f\x1e\n']]],
     // A frame of unknown rank carries no rank, like untagged bytes (its end frame still says end).
-    ['empty rank fields', Buffer.concat([raw('log '), frame('', '', 'anon'), frame('', '', '')]), [['u', 'log anon'], [undefined, undefined, 'END']]],
+    [
+      'empty rank fields',
+      Buffer.concat([raw('log '), frame('', '', 'anon'), frame('', '', '')]),
+      [
+        ['u', 'log anon'],
+        [undefined, undefined, 'END'],
+      ],
+    ],
     ['empty local rank only', frame(5, '', 'x'), [[5, undefined, 'x']]],
     ['leading zeros in the numbers', raw('\x1eF007,01:0003\x1fabc'), [[7, 1, 'abc']]],
     ['largest payload', frame(0, 0, 'z'.repeat(4096)), [[0, 0, 'z'.repeat(4096)]]],
-    ['end frames', Buffer.concat([frame(0, 0, 'last'), frame(0, 0, ''), frame(1, 0, ''), frame('', 3, '')]), [[0, 0, 'last'], [0, 0, 'END'], [1, 0, 'END'], [undefined, 3, 'END']]],
+    [
+      'end frames',
+      Buffer.concat([frame(0, 0, 'last'), frame(0, 0, ''), frame(1, 0, ''), frame('', 3, '')]),
+      [
+        [0, 0, 'last'],
+        [0, 0, 'END'],
+        [1, 0, 'END'],
+        [undefined, 3, 'END'],
+      ],
+    ],
     ['a lone 0x1e in text', raw('a\x1eb\n'), [['u', 'a\x1eb\n']]],
     ['0x1e followed by the wrong byte', raw('\x1eX1,0:1\x1fa'), [['u', '\x1eX1,0:1\x1fa']]],
     ['LEN over 4096', raw('\x1eF1,0:99999\x1fabc'), [['u', '\x1eF1,0:99999\x1fabc']]],
@@ -68,8 +104,23 @@ describe('FrameDemux: one push', () => {
     ['an empty LEN', raw('\x1eF1,0:\x1fa'), [['u', '\x1eF1,0:\x1fa']]],
     ['a rank of ten digits (header too long)', raw('\x1eF1234567890,0:1\x1fa'), [['u', '\x1eF1234567890,0:1\x1fa']]],
     ['a non-digit in a field', raw('\x1eF1a,0:1\x1fa'), [['u', '\x1eF1a,0:1\x1fa']]],
-    ['a bad candidate right before a real frame', Buffer.concat([raw('\x1eF1'), frame(2, 0, 'ok')]), [['u', '\x1eF1'], [2, 0, 'ok']]],
-    ['a bad candidate holding a real frame', Buffer.concat([raw('\x1eF\x1eF'), frame(2, 0, 'ok'), raw('\x1e')]), [['u', '\x1eF\x1eF'], [2, 0, 'ok'], ['u', '\x1e']]],
+    [
+      'a bad candidate right before a real frame',
+      Buffer.concat([raw('\x1eF1'), frame(2, 0, 'ok')]),
+      [
+        ['u', '\x1eF1'],
+        [2, 0, 'ok'],
+      ],
+    ],
+    [
+      'a bad candidate holding a real frame',
+      Buffer.concat([raw('\x1eF\x1eF'), frame(2, 0, 'ok'), raw('\x1e')]),
+      [
+        ['u', '\x1eF\x1eF'],
+        [2, 0, 'ok'],
+        ['u', '\x1e'],
+      ],
+    ],
   ])('%s', (_name, input, expected) => {
     expect(view(demuxAll([input]))).toEqual(expected)
   })
@@ -122,8 +173,22 @@ describe('FrameDemux: split input', () => {
   })
 
   it.each<[string, string, View[]]>([
-    ['a trailing 0x1e', 'text\x1e', [['u', 'text'], ['u', '\x1e']]],
-    ['a trailing partial header', 'text\x1eF12,', [['u', 'text'], ['u', '\x1eF12,']]],
+    [
+      'a trailing 0x1e',
+      'text\x1e',
+      [
+        ['u', 'text'],
+        ['u', '\x1e'],
+      ],
+    ],
+    [
+      'a trailing partial header',
+      'text\x1eF12,',
+      [
+        ['u', 'text'],
+        ['u', '\x1eF12,'],
+      ],
+    ],
     ['a header without payload', '\x1eF1,0:5\x1f', []],
   ])('end() flushes %s as untagged', (_name, input, expected) => {
     const d = new FrameDemux()

@@ -30,7 +30,43 @@ const pick = <T>(rand: Rand, items: readonly T[]): T => items[Math.floor(rand() 
 const int = (rand: Rand, max: number): number => Math.floor(rand() * max)
 
 // Characters that mean something to some parser, plus control characters, NUL, lookalikes and emoji.
-const SPECIAL = ['[', ']', '@', ':', ',', '-', '=', '#', ' ', '\t', '\r', '\n', '\0', '\x1b', '\x7f', '%', '.', '_', ';', '$', '`', '"', "'", '\\', '/', '~', '*', '{', '}', 'һ', 'é', '🙂', '\u202e', '\ufeff', '\ud800']
+const SPECIAL = [
+  '[',
+  ']',
+  '@',
+  ':',
+  ',',
+  '-',
+  '=',
+  '#',
+  ' ',
+  '\t',
+  '\r',
+  '\n',
+  '\0',
+  '\x1b',
+  '\x7f',
+  '%',
+  '.',
+  '_',
+  ';',
+  '$',
+  '`',
+  '"',
+  "'",
+  '\\',
+  '/',
+  '~',
+  '*',
+  '{',
+  '}',
+  'һ',
+  'é',
+  '🙂',
+  '\u202e',
+  '\ufeff',
+  '\ud800',
+]
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
 
 function randomText(rand: Rand, maxLength: number): string {
@@ -40,10 +76,91 @@ function randomText(rand: Rand, maxLength: number): string {
   return s
 }
 
-const NUMBERS = ['0', '1', '-1', '2', '007', '1.5', '1e3', '0x10', '+4', ' 4', '4 ', '65535', '65536', '70000', '4096', '4097', '99999999999999999999', '1e308', 'Infinity', 'NaN', '-0', '']
+const NUMBERS = [
+  '0',
+  '1',
+  '-1',
+  '2',
+  '007',
+  '1.5',
+  '1e3',
+  '0x10',
+  '+4',
+  ' 4',
+  '4 ',
+  '65535',
+  '65536',
+  '70000',
+  '4096',
+  '4097',
+  '99999999999999999999',
+  '1e308',
+  'Infinity',
+  'NaN',
+  '-0',
+  '',
+]
 const DURATIONS = ['10', '10s', '500ms', '2m', '1h', '0', '-1', '1y', '169h', '0.001ms', '1e9', '.5', 's', 'ms']
-const HOSTISH = ['h1', 'h[1-3]', 'gpu[5-1]', 'a@h1:22', '[fe80::1]:22', 'h1:0', 'h1:65536', 'host;rm -rf ~', '$(id)', '`id`', 'a b', 'h[1-100000]', 'h1:0,1@h2', 'h1:99999', 'h1@', '@', '[', ']', '::', 'h1,h1', 'w0@w1:0,2']
-const WORDS = ['--', '-', '-H', '-H -', '--hostfile', '--hostfile=-', 'hosts', 'check', 'completion', 'train.py', '-m', '--no-python', '-n', '-q', '-C', '-i', '-F', '-l', 'none', 'launch', 'torchrun', 'c10d', 'auto', '{host}', '{nope}', '--get-yargs-completions', 'A=1', 'BAD NAME=1', '=1', '/abs/dir', 'rel/dir', '~', '\0', 'x'.repeat(10_000), '🙂'.repeat(100)]
+const HOSTISH = [
+  'h1',
+  'h[1-3]',
+  'gpu[5-1]',
+  'a@h1:22',
+  '[fe80::1]:22',
+  'h1:0',
+  'h1:65536',
+  'host;rm -rf ~',
+  '$(id)',
+  '`id`',
+  'a b',
+  'h[1-100000]',
+  'h1:0,1@h2',
+  'h1:99999',
+  'h1@',
+  '@',
+  '[',
+  ']',
+  '::',
+  'h1,h1',
+  'w0@w1:0,2',
+]
+const WORDS = [
+  '--',
+  '-',
+  '-H',
+  '-H -',
+  '--hostfile',
+  '--hostfile=-',
+  'hosts',
+  'check',
+  'completion',
+  'train.py',
+  '-m',
+  '--no-python',
+  '-n',
+  '-q',
+  '-C',
+  '-i',
+  '-F',
+  '-l',
+  'none',
+  'launch',
+  'torchrun',
+  'c10d',
+  'auto',
+  '{host}',
+  '{nope}',
+  '--get-yargs-completions',
+  'A=1',
+  'BAD NAME=1',
+  '=1',
+  '/abs/dir',
+  'rel/dir',
+  '~',
+  '\0',
+  'x'.repeat(10_000),
+  '🙂'.repeat(100),
+]
 
 /** Every long and short flag `fanout --help` lists: the real yargs options, not a copy of them. */
 async function flagNames(): Promise<string[]> {
@@ -85,7 +202,8 @@ function randomArgv(rand: Rand, flags: readonly string[]): string[] {
   }
   // Mostly with a host list and a script, so that the later checks are reached too.
   if (rand() < 0.7) argv.unshift(pick(rand, ['-H', '--hosts', '--hostfile']), pick(rand, ['h', '-', 'h[1-3]', 'a,b']))
-  if (rand() < 0.7) argv.push(pick(rand, ['train.py', '--', '-x.py', 'hosts']), ...(rand() < 0.5 ? [randomValue(rand)] : []))
+  if (rand() < 0.7)
+    argv.push(pick(rand, ['train.py', '--', '-x.py', 'hosts']), ...(rand() < 0.5 ? [randomValue(rand)] : []))
   // A command is one only as the first word.
   const r = rand()
   if (r < 0.1) argv.unshift('hosts')
@@ -94,7 +212,23 @@ function randomArgv(rand: Rand, flags: readonly string[]): string[] {
   return argv
 }
 
-const LINES = ['h1', 'h1 slots=2', 'alice@h2:2222', '[fe80::1]:22', 'fe80::1', 'gpu[01-16] slots=8', 'rack[1-2]-node[01-04]', 'alice@gpu[1-4]:2222', '10.0.0.[1-4]', 'h3 max_slots=8', '# comment', '', 'localhost', 'node-1.example.com.', 'h[1-3,7]']
+const LINES = [
+  'h1',
+  'h1 slots=2',
+  'alice@h2:2222',
+  '[fe80::1]:22',
+  'fe80::1',
+  'gpu[01-16] slots=8',
+  'rack[1-2]-node[01-04]',
+  'alice@gpu[1-4]:2222',
+  '10.0.0.[1-4]',
+  'h3 max_slots=8',
+  '# comment',
+  '',
+  'localhost',
+  'node-1.example.com.',
+  'h[1-3,7]',
+]
 
 /** A valid line, then a few mutations: inserted, deleted or replaced characters, brackets, huge numbers. */
 function mutatedLine(rand: Rand): string {
@@ -103,7 +237,25 @@ function mutatedLine(rand: Rand): string {
   for (let m = 0; m < mutations; m++) {
     const at = int(rand, line.length + 1)
     const r = rand()
-    const insert = r < 0.5 ? pick(rand, SPECIAL) : r < 0.65 ? pick(rand, ['99999999999999999999', '65536', '0', '-1', '[1-99999]', rand() < 0.1 ? '[0-65535]' : '[0-99]', '[1-2][1-2]', 'slots=', ' slots=99999', ' slots=2 slots=3']) : r < 0.85 ? randomText(rand, 6) : ''
+    const insert =
+      r < 0.5
+        ? pick(rand, SPECIAL)
+        : r < 0.65
+          ? pick(rand, [
+              '99999999999999999999',
+              '65536',
+              '0',
+              '-1',
+              '[1-99999]',
+              rand() < 0.1 ? '[0-65535]' : '[0-99]',
+              '[1-2][1-2]',
+              'slots=',
+              ' slots=99999',
+              ' slots=2 slots=3',
+            ])
+          : r < 0.85
+            ? randomText(rand, 6)
+            : ''
     const remove = r >= 0.85 ? int(rand, 4) : 0
     line = line.slice(0, at) + insert + line.slice(at + remove)
   }
@@ -127,7 +279,8 @@ async function check(what: string, input: unknown, f: () => unknown): Promise<bo
   try {
     await f()
   } catch (e) {
-    if (!(e instanceof FanoutError)) throw new Error(`${what} threw ${e instanceof Error ? e.stack : String(e)}\ninput: ${JSON.stringify(input)}`)
+    if (!(e instanceof FanoutError))
+      throw new Error(`${what} threw ${e instanceof Error ? e.stack : String(e)}\ninput: ${JSON.stringify(input)}`)
     expect(e.exitCode, `${what}: ${JSON.stringify(input)}`).toBe(2)
     expect(e.message.trim(), `${what}: ${JSON.stringify(input)}`).not.toBe('')
     accepted = false
@@ -138,49 +291,77 @@ async function check(what: string, input: unknown, f: () => unknown): Promise<bo
 }
 
 describe('fuzz: the parsers return or throw a FanoutError, and never hang', () => {
-  it('parseArgs on random command lines made of real flags and odd values', async () => {
-    const all = await flagNames()
-    expect(all).toEqual(expect.arrayContaining(['--hostfile', '-H', '--hosts', '--nproc-per-node', '--no-python', '--env-file', '--only', '--help']))
-    const flags = all.filter((f) => !['--help', '-h', '--version'].includes(f))
-    const rand = mulberry32(SEED)
-    let accepted = 0
-    for (let i = 0; i < ARGV_INPUTS; i++) {
-      const argv = randomArgv(rand, flags)
-      const env = rand() < 0.2 ? { SLURM_JOB_NODELIST: pick(rand, HOSTISH), A: 'x' } : {}
-      if (await check('parseArgs', { argv, env }, () => parseArgs(argv, CWD, 100, env))) accepted++
-    }
-    // Mostly refused, as random flags should be, but not all: the later checks were reached too.
-    expect(accepted).toBeGreaterThan(ARGV_INPUTS / 50)
-  }, 30_000 * SCALE)
+  it(
+    'parseArgs on random command lines made of real flags and odd values',
+    async () => {
+      const all = await flagNames()
+      expect(all).toEqual(
+        expect.arrayContaining([
+          '--hostfile',
+          '-H',
+          '--hosts',
+          '--nproc-per-node',
+          '--no-python',
+          '--env-file',
+          '--only',
+          '--help',
+        ]),
+      )
+      const flags = all.filter((f) => !['--help', '-h', '--version'].includes(f))
+      const rand = mulberry32(SEED)
+      let accepted = 0
+      for (let i = 0; i < ARGV_INPUTS; i++) {
+        const argv = randomArgv(rand, flags)
+        const env = rand() < 0.2 ? { SLURM_JOB_NODELIST: pick(rand, HOSTISH), A: 'x' } : {}
+        if (await check('parseArgs', { argv, env }, () => parseArgs(argv, CWD, 100, env))) accepted++
+      }
+      // Mostly refused, as random flags should be, but not all: the later checks were reached too.
+      expect(accepted).toBeGreaterThan(ARGV_INPUTS / 50)
+    },
+    30_000 * SCALE,
+  )
 
-  it('parseHostfile, parseHostList and selectHosts on mutated host lists', async () => {
-    const rand = mulberry32(SEED + 1)
-    let accepted = 0
-    for (let i = 0; i < HOSTFILE_INPUTS; i++) {
-      const text = randomHostfile(rand)
-      let hosts: HostEntry[] = []
-      if (await check('parseHostfile', text, () => ({ hosts } = parseHostfile(text, 'f')))) accepted++
-      const filter = rand() < 0.5 ? { include: mutatedLine(rand).replace(/\s.*/, '') } : { exclude: pick(rand, HOSTISH) }
-      const selection = { ...filter, ...(rand() < 0.3 ? { numGpus: 1 + int(rand, 8) } : {}), ...(rand() < 0.3 ? { numNodes: 1 + int(rand, 8) } : {}) }
-      if (hosts.length > 0) await check('selectHosts', { text, selection }, () => selectHosts(hosts, selection))
-      await check('parseHostList', text, () => parseHostList(text.replace(/\n/g, ','), '--hosts'))
-    }
-    expect(accepted).toBeGreaterThan(HOSTFILE_INPUTS / 20)
-  }, 30_000 * SCALE)
-
-  it('parseEnvFile on mutated dotenv files', async () => {
-    const rand = mulberry32(SEED + 2)
-    const lines = ['A=1', 'export B="two\\nlines"', "C='x y'", 'D=v # comment', '# c', '', 'E="open', "F='", 'G']
-    for (let i = 0; i < ENV_INPUTS; i++) {
-      const text = Array.from({ length: int(rand, 6) }, () => {
-        let line = pick(rand, lines)
-        for (let m = int(rand, 3); m > 0; m--) {
-          const at = int(rand, line.length + 1)
-          line = line.slice(0, at) + pick(rand, SPECIAL) + line.slice(at)
+  it(
+    'parseHostfile, parseHostList and selectHosts on mutated host lists',
+    async () => {
+      const rand = mulberry32(SEED + 1)
+      let accepted = 0
+      for (let i = 0; i < HOSTFILE_INPUTS; i++) {
+        const text = randomHostfile(rand)
+        let hosts: HostEntry[] = []
+        if (await check('parseHostfile', text, () => ({ hosts } = parseHostfile(text, 'f')))) accepted++
+        const filter =
+          rand() < 0.5 ? { include: mutatedLine(rand).replace(/\s.*/, '') } : { exclude: pick(rand, HOSTISH) }
+        const selection = {
+          ...filter,
+          ...(rand() < 0.3 ? { numGpus: 1 + int(rand, 8) } : {}),
+          ...(rand() < 0.3 ? { numNodes: 1 + int(rand, 8) } : {}),
         }
-        return line
-      }).join('\n')
-      await check('parseEnvFile', text, () => parseEnvFile(text, '.env'))
-    }
-  }, 30_000 * SCALE)
+        if (hosts.length > 0) await check('selectHosts', { text, selection }, () => selectHosts(hosts, selection))
+        await check('parseHostList', text, () => parseHostList(text.replace(/\n/g, ','), '--hosts'))
+      }
+      expect(accepted).toBeGreaterThan(HOSTFILE_INPUTS / 20)
+    },
+    30_000 * SCALE,
+  )
+
+  it(
+    'parseEnvFile on mutated dotenv files',
+    async () => {
+      const rand = mulberry32(SEED + 2)
+      const lines = ['A=1', 'export B="two\\nlines"', "C='x y'", 'D=v # comment', '# c', '', 'E="open', "F='", 'G']
+      for (let i = 0; i < ENV_INPUTS; i++) {
+        const text = Array.from({ length: int(rand, 6) }, () => {
+          let line = pick(rand, lines)
+          for (let m = int(rand, 3); m > 0; m--) {
+            const at = int(rand, line.length + 1)
+            line = line.slice(0, at) + pick(rand, SPECIAL) + line.slice(at)
+          }
+          return line
+        }).join('\n')
+        await check('parseEnvFile', text, () => parseEnvFile(text, '.env'))
+      }
+    },
+    30_000 * SCALE,
+  )
 })

@@ -1,6 +1,13 @@
 import { describe, it, expect } from 'vitest'
 import { FanoutError } from '../../src/errors.js'
-import { hostNameProblem, isHostOrAddress, parseHostfile, parseHostList, parsePort, type HostEntry } from '../../src/hosts/hostfile.js'
+import {
+  hostNameProblem,
+  isHostOrAddress,
+  parseHostfile,
+  parseHostList,
+  parsePort,
+  type HostEntry,
+} from '../../src/hosts/hostfile.js'
 
 const F = 'hosts.txt'
 
@@ -50,7 +57,16 @@ describe('parseHostfile: accepted forms', () => {
   })
 
   it('ranks follow line order, skipping comments and blank lines; where names the real line', () => {
-    const text = ['# cluster', '', 'n0 slots=2', '   ', 'root@n1:2200', '  # indented comment', '[::1]:2222', 'n3'].join('\n')
+    const text = [
+      '# cluster',
+      '',
+      'n0 slots=2',
+      '   ',
+      'root@n1:2200',
+      '  # indented comment',
+      '[::1]:2222',
+      'n3',
+    ].join('\n')
     const { hosts } = parseHostfile(text, F)
     expect(hosts).toEqual([
       { host: 'n0', slots: 2, where: `${F}:3` },
@@ -138,7 +154,9 @@ describe('parseHostfile: errors', () => {
   })
 
   it('reports every bad line at once', () => {
-    const text = ['good1', 'bad:0', '# fine', 'also-good slots=2', 'x slots=zero', '', 'host;rm -rf ~', 'good1'].join('\n')
+    const text = ['good1', 'bad:0', '# fine', 'also-good slots=2', 'x slots=zero', '', 'host;rm -rf ~', 'good1'].join(
+      '\n',
+    )
     const err = parseError(text)
     expect(err.code).toBe('HOSTFILE')
     const lines = err.message.split('\n')
@@ -211,18 +229,45 @@ describe('parseHostfile: host ranges (pdsh / ClusterShell)', () => {
   const hosts = (text: string): Array<Omit<HostEntry, 'where'> & { where?: string }> => parseHostfile(text, F).hosts
 
   it.each<[string, Array<Omit<HostEntry, 'where'>>]>([
-    ['gpu[01-03] slots=8', [{ host: 'gpu01', slots: 8 }, { host: 'gpu02', slots: 8 }, { host: 'gpu03', slots: 8 }]],
+    [
+      'gpu[01-03] slots=8',
+      [
+        { host: 'gpu01', slots: 8 },
+        { host: 'gpu02', slots: 8 },
+        { host: 'gpu03', slots: 8 },
+      ],
+    ],
     ['gpu[1-2,7]', [{ host: 'gpu1' }, { host: 'gpu2' }, { host: 'gpu7' }]],
-    ['rack[1-2]-node[01-02]', [{ host: 'rack1-node01' }, { host: 'rack1-node02' }, { host: 'rack2-node01' }, { host: 'rack2-node02' }]],
-    ['alice@gpu[1-2]:2222 slots=2', [{ host: 'gpu1', user: 'alice', port: 2222, slots: 2 }, { host: 'gpu2', user: 'alice', port: 2222, slots: 2 }]],
+    [
+      'rack[1-2]-node[01-02]',
+      [{ host: 'rack1-node01' }, { host: 'rack1-node02' }, { host: 'rack2-node01' }, { host: 'rack2-node02' }],
+    ],
+    [
+      'alice@gpu[1-2]:2222 slots=2',
+      [
+        { host: 'gpu1', user: 'alice', port: 2222, slots: 2 },
+        { host: 'gpu2', user: 'alice', port: 2222, slots: 2 },
+      ],
+    ],
     ['10.0.0.[1-2]', [{ host: '10.0.0.1' }, { host: '10.0.0.2' }]],
-    ['gpu[1-2] slots=4 max_slots=8', [{ host: 'gpu1', slots: 4 }, { host: 'gpu2', slots: 4 }]],
+    [
+      'gpu[1-2] slots=4 max_slots=8',
+      [
+        { host: 'gpu1', slots: 4 },
+        { host: 'gpu2', slots: 4 },
+      ],
+    ],
   ])('%j', (line, expected) => {
     expect(parseHostfile(line, F).hosts).toEqual(expected.map((e) => ({ ...e, where: `${F}:1` })))
   })
 
   it('ranges keep line order for ranks; every host of a line names that line', () => {
-    expect(hosts('head\n# workers\nw[1-2]\nlast').map((h) => `${h.host}@${h.where}`)).toEqual([`head@${F}:1`, `w1@${F}:3`, `w2@${F}:3`, `last@${F}:4`])
+    expect(hosts('head\n# workers\nw[1-2]\nlast').map((h) => `${h.host}@${h.where}`)).toEqual([
+      `head@${F}:1`,
+      `w1@${F}:3`,
+      `w2@${F}:3`,
+      `last@${F}:4`,
+    ])
   })
 
   it.each<[string, string, string]>([
@@ -230,7 +275,11 @@ describe('parseHostfile: host ranges (pdsh / ClusterShell)', () => {
     ['unclosed range', 'gpu[01-', `${F}:1: invalid host range "gpu[01-": "[" without "]"`],
     ['empty range', 'gpu[] slots=2', `${F}:1: invalid host range "gpu[]": empty brackets`],
     ['letters in a range', 'gpu[a-c]', `${F}:1: invalid host range "gpu[a-c]": "a-c" is not N or N-M`],
-    ['a bad port on every expanded host', 'gpu[1-2]:0', `${F}:1: invalid port "0" (expected 1-65535) (from "gpu[1-2]:0")`],
+    [
+      'a bad port on every expanded host',
+      'gpu[1-2]:0',
+      `${F}:1: invalid port "0" (expected 1-65535) (from "gpu[1-2]:0")`,
+    ],
     ['a range making a bad name', 'gpu-[1-2]-', `${F}:1: invalid host name "gpu-1-" (from "gpu-[1-2]-")`],
     ['a repeat inside one range', 'gpu[1,1]', `${F}:1: duplicate host "gpu1" (first at ${F}:1)`],
     ['a range over a host of an earlier line', 'gpu2\ngpu[1-3]', `${F}:2: duplicate host "gpu2" (first at ${F}:1)`],
@@ -244,7 +293,18 @@ describe('parseHostfile: host ranges (pdsh / ClusterShell)', () => {
   })
 
   it("the issue's whole list of mistakes, reported at once with file:line", () => {
-    const text = ['good[1-2]', 'gpu[5-1]', 'gpu[01-', 'a slots=', 'b slots=-1', 'c slots=x', 'd:99999', ':22', 'good[2-3]', '@x'].join('\n')
+    const text = [
+      'good[1-2]',
+      'gpu[5-1]',
+      'gpu[01-',
+      'a slots=',
+      'b slots=-1',
+      'c slots=x',
+      'd:99999',
+      ':22',
+      'good[2-3]',
+      '@x',
+    ].join('\n')
     expect(parseError(text).message.split('\n')).toEqual([
       `${F}:2: invalid host range "gpu[5-1]": "5-1" runs backwards`,
       `${F}:3: invalid host range "gpu[01-": "[" without "]"`,
@@ -273,10 +333,36 @@ describe('parseHostfile: host ranges (pdsh / ClusterShell)', () => {
 describe('parseHostList (--hosts, SLURM_JOB_NODELIST)', () => {
   it.each<[string, Array<Omit<HostEntry, 'where'> & { where: string }>]>([
     ['a', [{ host: 'a', where: '--hosts:1' }]],
-    ['a,b', [{ host: 'a', where: '--hosts:1' }, { host: 'b', where: '--hosts:2' }]],
-    ['gpu[1-2,7]', [{ host: 'gpu1', where: '--hosts:1' }, { host: 'gpu2', where: '--hosts:1' }, { host: 'gpu7', where: '--hosts:1' }]],
-    ['u@a:2222, [fe80::1]:22 ,fe80::2', [{ host: 'a', user: 'u', port: 2222, where: '--hosts:1' }, { host: 'fe80::1', port: 22, where: '--hosts:2' }, { host: 'fe80::2', where: '--hosts:3' }]],
-    ['a slots=2,b', [{ host: 'a', slots: 2, where: '--hosts:1' }, { host: 'b', where: '--hosts:2' }]],
+    [
+      'a,b',
+      [
+        { host: 'a', where: '--hosts:1' },
+        { host: 'b', where: '--hosts:2' },
+      ],
+    ],
+    [
+      'gpu[1-2,7]',
+      [
+        { host: 'gpu1', where: '--hosts:1' },
+        { host: 'gpu2', where: '--hosts:1' },
+        { host: 'gpu7', where: '--hosts:1' },
+      ],
+    ],
+    [
+      'u@a:2222, [fe80::1]:22 ,fe80::2',
+      [
+        { host: 'a', user: 'u', port: 2222, where: '--hosts:1' },
+        { host: 'fe80::1', port: 22, where: '--hosts:2' },
+        { host: 'fe80::2', where: '--hosts:3' },
+      ],
+    ],
+    [
+      'a slots=2,b',
+      [
+        { host: 'a', slots: 2, where: '--hosts:1' },
+        { host: 'b', where: '--hosts:2' },
+      ],
+    ],
   ])('%j', (text, hosts) => {
     expect(parseHostList(text, '--hosts')).toEqual({ hosts, warnings: [] })
   })
@@ -284,7 +370,10 @@ describe('parseHostList (--hosts, SLURM_JOB_NODELIST)', () => {
   it.each<[string, string]>([
     ['a,,b', '--hosts:2: empty host name'],
     ['a,', '--hosts:2: empty host name'],
-    ['gpu[5-1],x:0', '--hosts:1: invalid host range "gpu[5-1]": "5-1" runs backwards\n--hosts:2: invalid port "0" (expected 1-65535)'],
+    [
+      'gpu[5-1],x:0',
+      '--hosts:1: invalid host range "gpu[5-1]": "5-1" runs backwards\n--hosts:2: invalid port "0" (expected 1-65535)',
+    ],
     ['gpu[1-3],gpu2', '--hosts:2: duplicate host "gpu2" (first at --hosts:1)'],
   ])('%j is refused', (text, message) => {
     let error: unknown
@@ -310,8 +399,16 @@ describe('parseHostfile: bad input found by the corpus (issue 8)', () => {
     ['an IPv4 address out of range', '999.999.999.999', `${F}:1: invalid IPv4 address "999.999.999.999"`],
     ['a bare number (the resolver reads 0.0.0.123)', '123', `${F}:1: invalid IPv4 address "123"`],
     ['a short IPv4 address (the resolver reads 1.2.0.3)', '1.2.3', `${F}:1: invalid IPv4 address "1.2.3"`],
-    ['a range of bad IPv4 addresses', '10.0.0.[255-256]', `${F}:1: invalid IPv4 address "10.0.0.256" (from "10.0.0.[255-256]")`],
-    ['a label over 63 characters', `${'a'.repeat(64)}.example`, `${F}:1: invalid host name "${'a'.repeat(64)}.example" (longer than DNS allows: 63 characters a label, 253 in all)`],
+    [
+      'a range of bad IPv4 addresses',
+      '10.0.0.[255-256]',
+      `${F}:1: invalid IPv4 address "10.0.0.256" (from "10.0.0.[255-256]")`,
+    ],
+    [
+      'a label over 63 characters',
+      `${'a'.repeat(64)}.example`,
+      `${F}:1: invalid host name "${'a'.repeat(64)}.example" (longer than DNS allows: 63 characters a label, 253 in all)`,
+    ],
     ['slots= twice', 'h1 slots=2 slots=3', `${F}:1: slots= given twice (slots=2 and slots=3)`],
     ['slots= twice, the same', 'h[1-2] slots=2 slots=2', `${F}:1: slots= given twice (slots=2 and slots=2)`],
     ['a NUL byte names its line', 'h1\r\nh2\r\nh\u00003', `${F}:3: not a text file (contains NUL bytes)`],
@@ -323,7 +420,9 @@ describe('parseHostfile: bad input found by the corpus (issue 8)', () => {
 
   it('a huge garbage line is quoted only in part', () => {
     const err = parseError(`h1 ${'x'.repeat(1_000_000)}`)
-    expect(err.message).toBe(`${F}:1: unexpected "${'x'.repeat(80)}"… (1000000 characters) (expected key=value after the host)`)
+    expect(err.message).toBe(
+      `${F}:1: unexpected "${'x'.repeat(80)}"… (1000000 characters) (expected key=value after the host)`,
+    )
   })
 
   it('a 5 MB host name is refused quickly, its message short', () => {
@@ -334,9 +433,12 @@ describe('parseHostfile: bad input found by the corpus (issue 8)', () => {
     expect(err.message).toMatch(/longer than DNS allows/)
   })
 
-  it.each(['10.0.0.1', '255.255.255.255', `${'a'.repeat(63)}.example`, 'n1.', '10-0-0-1'])('%j is still a host', (host) => {
-    expect(parseHostfile(host, F).hosts.map((h) => h.host)).toEqual([host])
-  })
+  it.each(['10.0.0.1', '255.255.255.255', `${'a'.repeat(63)}.example`, 'n1.', '10-0-0-1'])(
+    '%j is still a host',
+    (host) => {
+      expect(parseHostfile(host, F).hosts.map((h) => h.host)).toEqual([host])
+    },
+  )
 })
 
 describe('hostNameProblem and isHostOrAddress', () => {

@@ -1,5 +1,12 @@
 import { describe, it, expect } from 'vitest'
-import { compressHosts, expandHostList, expandHostRange, expandRangeItems, MAX_HOSTS, splitHostList } from '../../src/hosts/hostrange.js'
+import {
+  compressHosts,
+  expandHostList,
+  expandHostRange,
+  expandRangeItems,
+  MAX_HOSTS,
+  splitHostList,
+} from '../../src/hosts/hostrange.js'
 import { refusal } from './refusal.js'
 
 describe('expandHostRange', () => {
@@ -153,8 +160,12 @@ function randomNames(rand: (n: number) => number): string[] {
   for (let i = 0, k = rand(30); i < k; i++) {
     const base = pick(rand, LETTERS) + (rand(4) === 0 ? `${rand(3)}-` : '')
     const n = rand(1000)
-    const name = rand(5) === 0 ? pick(rand, ['login', 'head', 'db']) : `${base}${String(n).padStart(rand(4), '0')}${pick(rand, ['', '', '.ib'])}`
-    for (let r = 0, run = 1 + rand(5); r < run; r++) names.push(name.replace(/[0-9]+(?=[^0-9]*$)/, (d) => String(Number(d) + r).padStart(d.length, '0')))
+    const name =
+      rand(5) === 0
+        ? pick(rand, ['login', 'head', 'db'])
+        : `${base}${String(n).padStart(rand(4), '0')}${pick(rand, ['', '', '.ib'])}`
+    for (let r = 0, run = 1 + rand(5); r < run; r++)
+      names.push(name.replace(/[0-9]+(?=[^0-9]*$)/, (d) => String(Number(d) + r).padStart(d.length, '0')))
   }
   return names
 }

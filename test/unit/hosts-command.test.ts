@@ -41,7 +41,9 @@ describe('fanout hosts: formats', () => {
   })
 
   it('the table shows several GPUs comma-separated', () => {
-    expect(formatHosts([{ host: 'a', slots: 2, gpus: [0, 2], where: 'f:1' }], false).split('\n')[1]).toBe('0     a     -     -     2      0,2')
+    expect(formatHosts([{ host: 'a', slots: 2, gpus: [0, 2], where: 'f:1' }], false).split('\n')[1]).toBe(
+      '0     a     -     -     2      0,2',
+    )
   })
 })
 

@@ -22,25 +22,42 @@ function io(env: Record<string, string> = {}, stdin: string | Buffer = ''): Sour
   return { env, asked, readStdin: async (max) => (asked.push(max), Buffer.from(stdin)) }
 }
 
-const names = (hosts: HostEntry[]): string[] => hosts.map((h) => `${h.host}${h.slots === undefined ? '' : `=${h.slots}`}`)
+const names = (hosts: HostEntry[]): string[] =>
+  hosts.map((h) => `${h.host}${h.slots === undefined ? '' : `=${h.slots}`}`)
 
 describe('readHostfile', () => {
   it('reads and parses a file', () => {
     const path = file('ok', 'a slots=2\nb[1-2]\n')
-    expect(readHostfile(path).hosts.map((h) => `${h.host}@${h.where}`)).toEqual([`a@${path}:1`, `b1@${path}:2`, `b2@${path}:2`])
+    expect(readHostfile(path).hosts.map((h) => `${h.host}@${h.where}`)).toEqual([
+      `a@${path}:1`,
+      `b1@${path}:2`,
+      `b2@${path}:2`,
+    ])
   })
 
   it.each<[string, () => string, RegExp]>([
     ['missing', () => join(dir, 'nope'), /nope: cannot read hostfile: no such file$/],
     ['a directory', () => dir, /: is a directory, not a hostfile$/],
-    ['over 8 MiB (not read)', () => {
-      const path = file('huge', '')
-      truncateSync(path, 1024 * 1024 * 1024) // sparse: refused by its size, before reading
-      return path
-    }, /huge: too large for a hostfile \(over 8388608 bytes\)$/],
+    [
+      'over 8 MiB (not read)',
+      () => {
+        const path = file('huge', '')
+        truncateSync(path, 1024 * 1024 * 1024) // sparse: refused by its size, before reading
+        return path
+      },
+      /huge: too large for a hostfile \(over 8388608 bytes\)$/,
+    ],
     ['a device that never ends', () => '/dev/zero', /^\/dev\/zero: too large for a hostfile/],
-    ['not UTF-8', () => file('latin1', Buffer.from([0x6e, 0x6f, 0x64, 0xe9, 0x0a])), /latin1: not a text file \(not UTF-8\)$/],
-    ['binary with NUL bytes', () => file('elf', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0x0a])), /elf:1: not a text file \(contains NUL bytes\)$/],
+    [
+      'not UTF-8',
+      () => file('latin1', Buffer.from([0x6e, 0x6f, 0x64, 0xe9, 0x0a])),
+      /latin1: not a text file \(not UTF-8\)$/,
+    ],
+    [
+      'binary with NUL bytes',
+      () => file('elf', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0x0a])),
+      /elf:1: not a text file \(contains NUL bytes\)$/,
+    ],
     ['empty', () => file('empty', ''), /empty: no hosts/],
   ])('%s → HOSTFILE error naming the file', async (_name, path, message) => {
     const e = await refusal(() => readHostfile(path()))
@@ -54,11 +71,19 @@ describe('slurmHosts', () => {
   it.each<[string, Record<string, string>, string[] | undefined]>([
     ['outside an allocation', {}, undefined],
     ['an empty node list', { SLURM_JOB_NODELIST: ' ' }, undefined],
-    ['the compressed node list, GPUs left to the probe', { SLURM_JOB_NODELIST: 'node[001-004,010]' }, ['node001', 'node002', 'node003', 'node004', 'node010']],
+    [
+      'the compressed node list, GPUs left to the probe',
+      { SLURM_JOB_NODELIST: 'node[001-004,010]' },
+      ['node001', 'node002', 'node003', 'node004', 'node010'],
+    ],
     ['several groups', { SLURM_JOB_NODELIST: 'gpu[1-2],login1' }, ['gpu1', 'gpu2', 'login1']],
     ['SLURM_GPUS_ON_NODE as slots', { SLURM_JOB_NODELIST: 'n[1-2]', SLURM_GPUS_ON_NODE: '4' }, ['n1=4', 'n2=4']],
     ['SLURM_JOB_GPUS counted', { SLURM_JOB_NODELIST: 'n[1-2]', SLURM_JOB_GPUS: '0,1,2' }, ['n1=3', 'n2=3']],
-    ['SLURM_GPUS_ON_NODE wins', { SLURM_JOB_NODELIST: 'n1', SLURM_GPUS_ON_NODE: '2', SLURM_JOB_GPUS: '0,1,2,3' }, ['n1=2']],
+    [
+      'SLURM_GPUS_ON_NODE wins',
+      { SLURM_JOB_NODELIST: 'n1', SLURM_GPUS_ON_NODE: '2', SLURM_JOB_GPUS: '0,1,2,3' },
+      ['n1=2'],
+    ],
     ['no GPUs on the node: the probe decides', { SLURM_JOB_NODELIST: 'n1', SLURM_GPUS_ON_NODE: '0' }, ['n1']],
   ])('%s', (_name, env, expected) => {
     const parsed = slurmHosts(env)
@@ -88,7 +113,10 @@ describe('loadHosts: one source', () => {
   it('--hostfile - reads stdin, asking for at most 8 MiB', async () => {
     const stdin = io({}, '# from a pipe\nu@a:22 slots=1\nb\n')
     const { hosts } = await loadHosts({ hostfile: '-' }, stdin)
-    expect(hosts).toEqual([{ host: 'a', user: 'u', port: 22, slots: 1, where: '<stdin>:2' }, { host: 'b', where: '<stdin>:3' }])
+    expect(hosts).toEqual([
+      { host: 'a', user: 'u', port: 22, slots: 1, where: '<stdin>:2' },
+      { host: 'b', where: '<stdin>:3' },
+    ])
     expect(stdin.asked).toEqual([8 * 1024 * 1024])
   })
 
@@ -122,7 +150,13 @@ describe('resolveHostList', () => {
   })
 
   it('selects from a SLURM allocation too', async () => {
-    const { hosts } = await resolveHostList({ exclude: 'n2:0', numNodes: 2 }, io({ SLURM_JOB_NODELIST: 'n[1-3]', SLURM_JOB_GPUS: '0,1' }))
-    expect(hosts.map((h) => [h.host, h.gpus])).toEqual([['n1', undefined], ['n2', [1]]])
+    const { hosts } = await resolveHostList(
+      { exclude: 'n2:0', numNodes: 2 },
+      io({ SLURM_JOB_NODELIST: 'n[1-3]', SLURM_JOB_GPUS: '0,1' }),
+    )
+    expect(hosts.map((h) => [h.host, h.gpus])).toEqual([
+      ['n1', undefined],
+      ['n2', [1]],
+    ])
   })
 })

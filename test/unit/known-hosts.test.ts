@@ -5,7 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
-import { checkHostKey, fingerprint, knownHostsLine, knownKeyTypes, type KnownHostsFile } from '../../src/transport/ssh/known-hosts.js'
+import {
+  checkHostKey,
+  fingerprint,
+  knownHostsLine,
+  knownKeyTypes,
+  type KnownHostsFile,
+} from '../../src/transport/ssh/known-hosts.js'
 
 // --- Real keys, encoded to the SSH wire format ssh2's hostVerifier receives ---------------
 
@@ -93,7 +99,13 @@ describe('host matching', () => {
     { name: 'bracketed port, not port 22', text: `[${h}]:2222 ${ed.pub}`, host: h, port: 22, match: false },
     { name: 'bracketed port, not another port', text: `[${h}]:2222 ${ed.pub}`, host: h, port: 2200, match: false },
     { name: 'bare host, not port 2222', text: `${h} ${ed.pub}`, host: h, port: 2222, match: false },
-    { name: 'bracketed :22 is not how ssh writes port 22', text: `[${h}]:22 ${ed.pub}`, host: h, port: 22, match: false },
+    {
+      name: 'bracketed :22 is not how ssh writes port 22',
+      text: `[${h}]:22 ${ed.pub}`,
+      host: h,
+      port: 22,
+      match: false,
+    },
     { name: 'star wildcard', text: `*.example.com ${ed.pub}`, host: 'node1.example.com', port: 22, match: true },
     { name: 'star needs the dot', text: `*.example.com ${ed.pub}`, host: h, port: 22, match: false },
     { name: 'question mark', text: `node?.lan ${ed.pub}`, host: 'node7.lan', port: 22, match: true },
@@ -106,10 +118,22 @@ describe('host matching', () => {
     { name: 'host case-insensitive', text: `${h} ${ed.pub}`, host: 'Example.COM', port: 22, match: true },
     { name: 'pattern case-insensitive', text: `*.EXAMPLE.com ${ed.pub}`, host: 'n.example.com', port: 22, match: true },
     { name: 'hashed', text: `${hashedName(h)} ${ed.pub}`, host: h, port: 22, match: true },
-    { name: 'hashed, uppercase lookup', text: `${hashedName(h)} ${ed.pub}`, host: 'EXAMPLE.com', port: 22, match: true },
+    {
+      name: 'hashed, uppercase lookup',
+      text: `${hashedName(h)} ${ed.pub}`,
+      host: 'EXAMPLE.com',
+      port: 22,
+      match: true,
+    },
     { name: 'hashed other host', text: `${hashedName('x.com')} ${ed.pub}`, host: h, port: 22, match: false },
     { name: 'hashed with port', text: `${hashedName(`[${h}]:2222`)} ${ed.pub}`, host: h, port: 2222, match: true },
-    { name: 'hashed with port, not 22', text: `${hashedName(`[${h}]:2222`)} ${ed.pub}`, host: h, port: 22, match: false },
+    {
+      name: 'hashed with port, not 22',
+      text: `${hashedName(`[${h}]:2222`)} ${ed.pub}`,
+      host: h,
+      port: 22,
+      match: false,
+    },
     { name: 'ipv6 on port', text: `[fe80::1]:2222 ${ed.pub}`, host: 'fe80::1', port: 2222, match: true },
   ]
 
@@ -167,7 +191,10 @@ describe('checkHostKey verdicts', () => {
     const path = '/home/u/.ssh/known_hosts.changing'
     expect(checkHostKey([file(`other ${ed.pub}`, path)], 'h', 22, ed.blob)).toMatchObject({ kind: 'unknown' })
     expect(checkHostKey([file(`other ${ed.pub}\nh ${ed.pub}`, path)], 'h', 22, ed.blob)).toEqual({ kind: 'match' })
-    expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'h', 22, ed.blob)).toMatchObject({ kind: 'changed', where: `${path}:2` })
+    expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'h', 22, ed.blob)).toMatchObject({
+      kind: 'changed',
+      where: `${path}:2`,
+    })
     expect(checkHostKey([file(`other ${ed.pub}\nh ${ed2.pub}`, path)], 'other', 22, ed.blob)).toEqual({ kind: 'match' })
   })
 
@@ -175,7 +202,10 @@ describe('checkHostKey verdicts', () => {
     const files = [file(`${hashedName('h')} ${ed.pub}\nother ${ec.pub}`, '/home/u/.ssh/known_hosts.hashed')]
     expect(knownKeyTypes(files, 'h', 22)).toEqual(['ssh-ed25519'])
     expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'match' })
-    expect(checkHostKey(files, 'h', 22, ed2.blob)).toMatchObject({ kind: 'changed', where: '/home/u/.ssh/known_hosts.hashed:1' })
+    expect(checkHostKey(files, 'h', 22, ed2.blob)).toMatchObject({
+      kind: 'changed',
+      where: '/home/u/.ssh/known_hosts.hashed:1',
+    })
     expect(checkHostKey(files, 'other', 22, ed.blob)).toMatchObject({ kind: 'unknown' })
     expect(checkHostKey(files, 'H', 2222, ed.blob)).toMatchObject({ kind: 'unknown' })
   })
@@ -222,10 +252,19 @@ describe('checkHostKey verdicts', () => {
 
   it('a @cert-authority line never vouches for a key, but the unknown verdict says where it is', () => {
     const files = [file(`@cert-authority *.example ${ed.pub}\n@cert-authority h ${ed2.pub}`, u)]
-    expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({ kind: 'unknown', fingerprint: fingerprint(ed.blob), keyType: 'ssh-ed25519', certAuthority: `${u}:2` })
+    expect(checkHostKey(files, 'h', 22, ed.blob)).toEqual({
+      kind: 'unknown',
+      fingerprint: fingerprint(ed.blob),
+      keyType: 'ssh-ed25519',
+      certAuthority: `${u}:2`,
+    })
     // The CA's key is not the host's, even when it is the key presented.
     expect(checkHostKey(files, 'h', 22, ed2.blob).kind).toBe('unknown')
-    expect(checkHostKey(files, 'other', 22, ed.blob)).toEqual({ kind: 'unknown', fingerprint: fingerprint(ed.blob), keyType: 'ssh-ed25519' })
+    expect(checkHostKey(files, 'other', 22, ed.blob)).toEqual({
+      kind: 'unknown',
+      fingerprint: fingerprint(ed.blob),
+      keyType: 'ssh-ed25519',
+    })
     expect(knownKeyTypes(files, 'h', 22)).toEqual([])
   })
 

@@ -14,9 +14,23 @@ function options(over: Partial<RunOptions> = {}): RunOptions {
     mode: 'run',
     hosts: { hosts: 'localhost,127.0.0.1' },
     ssh: { identity: [], acceptNew: false, askPassword: false, connectTimeoutS: 5, maxHandshakes: 8, keepaliveS: 5 },
-    job: { script: 'train.py', scriptArgs: [], chdir: '/work', python: 'python3', setup: [], env: { defaultEnv: false } },
+    job: {
+      script: 'train.py',
+      scriptArgs: [],
+      chdir: '/work',
+      python: 'python3',
+      setup: [],
+      env: { defaultEnv: false },
+    },
     preflight: { strict: false, allowVersionSkew: false, allowBusyGpus: false },
-    launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [], monitorIntervalS: 0.25 },
+    launcher: {
+      kind: 'torchrun',
+      module: false,
+      noPython: false,
+      useEnv: false,
+      launcherArgs: [],
+      monitorIntervalS: 0.25,
+    },
     teardown: { killOnFailure: true, graceS: 2, heartbeatTimeoutS: 15, rdzvTimeoutS: 120 },
     output: { color: 'never', plain: true, timestamps: false, quiet: false, json: false, rankTags: true },
     ...over,
@@ -27,11 +41,17 @@ const cluster = (...perNode: FakeNodeOptions[]): FakeNode[] => perNode.map((o, r
 
 describe('launch/: the pipeline against fake nodes', () => {
   it('a launch costs each node one session: the probe is held, checked for reach, and its shell runs the first attempt', async () => {
-    const nodes = cluster({ job: () => ({ exitCode: 0, lines: ['hello from 0'] }) }, { job: () => ({ exitCode: 0, lines: ['hello from 1'] }) })
+    const nodes = cluster(
+      { job: () => ({ exitCode: 0, lines: ['hello from 0'] }) },
+      { job: () => ({ exitCode: 0, lines: ['hello from 1'] }) },
+    )
     const io = fakeIo(nodes)
     expect(await launchJob(options(), io)).toBe(0)
     expect(nodes.map((n) => n.ran)).toEqual([['fanout-held'], ['fanout-held']])
-    expect(nodes.map((n) => n.heldOrders)).toEqual([['reach', 'job'], ['reach', 'job']])
+    expect(nodes.map((n) => n.heldOrders)).toEqual([
+      ['reach', 'job'],
+      ['reach', 'job'],
+    ])
     expect(io.stdout.text()).toContain('hello from 1')
     expect(io.ui.said).toEqual(expect.arrayContaining(['phase connect', 'phase probe', 'phase reach', 'phase launch']))
     expect(nodes.every((n) => n.closed)).toBe(true)
@@ -45,7 +65,10 @@ describe('launch/: the pipeline against fake nodes', () => {
     expect((refused as FanoutError).exitCode).toBe(2)
     expect((refused as FanoutError).message).toContain('node 1 (127.0.0.1): script train.py not found in /work')
     // Nothing but the probe ran, and no shell was told to run a job (or even to check reach).
-    expect(nodes.map((n) => [n.ran, n.heldOrders])).toEqual([[['fanout-held'], []], [['fanout-held'], []]])
+    expect(nodes.map((n) => [n.ran, n.heldOrders])).toEqual([
+      [['fanout-held'], []],
+      [['fanout-held'], []],
+    ])
     expect(io.ui.said).not.toContain('phase launch')
     expect(nodes.every((n) => n.closed)).toBe(true)
   })
@@ -55,9 +78,14 @@ describe('launch/: the pipeline against fake nodes', () => {
     const io = fakeIo(nodes)
     expect(await launchJob(options({ job: { ...options().job, restarts: 1 } }), io)).toBe(0)
     // Attempt 1 in the held shells; then node 0 is probed for a port, and both run attempt 2 as a new command.
-    expect(nodes.map((n) => n.ran)).toEqual([['fanout-held', 'fanout-probe', 'fanout-job'], ['fanout-held', 'fanout-job']])
+    expect(nodes.map((n) => n.ran)).toEqual([
+      ['fanout-held', 'fanout-probe', 'fanout-job'],
+      ['fanout-held', 'fanout-job'],
+    ])
     expect(io.ui.said).toContain('attempt 1 of 2 failed (exit 5); relaunching every node in 1 s on a fresh port')
-    expect(io.ui.said.find((m) => m.startsWith('attempt 2 of 2: master'))).toBe('attempt 2 of 2: master 10.0.0.11:29501')
+    expect(io.ui.said.find((m) => m.startsWith('attempt 2 of 2: master'))).toBe(
+      'attempt 2 of 2: master 10.0.0.11:29501',
+    )
     expect(io.stderr.text()).toContain('attempts:\n  attempt 1: failed, exit 5')
   })
 
@@ -65,16 +93,20 @@ describe('launch/: the pipeline against fake nodes', () => {
     const nodes = cluster({}, {})
     const io = fakeIo(nodes)
     expect(await checkCluster(options({ mode: 'check' }), io)).toBe(0)
-    expect(io.stderr.text()).toMatch(/node +host +python +torch +gpus +pre-flight\nn0 +localhost +3\.13\.5 +2\.6\.0 +2 +ok\nn1 +127\.0\.0\.1 /)
+    expect(io.stderr.text()).toMatch(
+      /node +host +python +torch +gpus +pre-flight\nn0 +localhost +3\.13\.5 +2\.6\.0 +2 +ok\nn1 +127\.0\.0\.1 /,
+    )
     expect(nodes.map((n) => n.heldOrders)).toEqual([['reach'], ['reach']])
     expect(io.ui.said).not.toContain('phase launch')
   })
 
-  it('--dry-run: each node\'s command, as torch 2 spells it, and nothing launched', async () => {
+  it("--dry-run: each node's command, as torch 2 spells it, and nothing launched", async () => {
     const nodes = cluster({}, {})
     const io = fakeIo(nodes)
     expect(await dryRun(options({ mode: 'dry-run' }), io)).toBe(0)
-    expect(io.stdout.text()).toMatch(/^# node 0 \(localhost\)\ncd \/work && .* -m torch\.distributed\.run --nnodes=2 --node-rank=0 --nproc-per-node=2 --master-addr=10\.0\.0\.11 --master-port=29500 /m)
+    expect(io.stdout.text()).toMatch(
+      /^# node 0 \(localhost\)\ncd \/work && .* -m torch\.distributed\.run --nnodes=2 --node-rank=0 --nproc-per-node=2 --master-addr=10\.0\.0\.11 --master-port=29500 /m,
+    )
     expect(io.stdout.text()).toMatch(/^# node 1 \(127\.0\.0\.1\)\n.* --node-rank=1 /m)
     expect(nodes.map((n) => n.heldOrders)).toEqual([['reach'], ['reach']])
   })

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { LauncherLogScanner, pickRootCause } from '../../src/supervise/launcher-log.js'
 
-const T1 = 'ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 3) local_rank: 0 (pid: 11187) of binary: /usr/bin/python3\n'
-const T2 = 'E1127 10:00:00.000000 1234 torch/distributed/elastic/multiprocessing/api.py:869] failed (exitcode: -9) local_rank: 5 (pid: 1234) of binary: /usr/bin/python3\n'
+const T1 =
+  'ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 3) local_rank: 0 (pid: 11187) of binary: /usr/bin/python3\n'
+const T2 =
+  'E1127 10:00:00.000000 1234 torch/distributed/elastic/multiprocessing/api.py:869] failed (exitcode: -9) local_rank: 5 (pid: 1234) of binary: /usr/bin/python3\n'
 
 describe('LauncherLogScanner', () => {
   it.each([
@@ -33,7 +35,11 @@ describe('LauncherLogScanner', () => {
     ['Traceback (most recent call last):\n', undefined, false],
     // torch 2.x prefixes each line of a worker's traceback with its rank
     ['[rank3]: RuntimeError: rank 3 blew up\n', 'RuntimeError: rank 3 blew up', false],
-    ['[rank2]: RuntimeError: [./gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.99.0.32]:3989\n', undefined, true],
+    [
+      '[rank2]: RuntimeError: [./gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.99.0.32]:3989\n',
+      undefined,
+      true,
+    ],
     ['this line mentions an Error in passing\n', undefined, false],
   ])('classifies %j (own error %j, peer loss %s)', (line, own, peer) => {
     const s = new LauncherLogScanner()
@@ -77,7 +83,12 @@ describe('LauncherLogScanner', () => {
 })
 
 describe('pickRootCause', () => {
-  const c = (name: string, consequence: boolean, afterStop: boolean, at: number) => ({ name, consequence, afterStop, at })
+  const c = (name: string, consequence: boolean, afterStop: boolean, at: number) => ({
+    name,
+    consequence,
+    afterStop,
+    at,
+  })
   it.each([
     [[c('a', false, false, 1), c('b', false, false, 2)], 'a'],
     [[c('peer', true, false, 1), c('own', false, false, 2)], 'own'],

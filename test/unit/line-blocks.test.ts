@@ -29,7 +29,9 @@ function feed(chunks: readonly Buffer[], blocks: boolean, max?: number): LineEve
 
 /** Blocks replaced by the 'line' events they stand for. */
 const expand = (evs: readonly LineEvent[]): LineEvent[] =>
-  evs.flatMap((e): LineEvent[] => (e.kind === 'lines' ? splitLines(e.text).map((text) => ({ kind: 'line', text })) : [e]))
+  evs.flatMap((e): LineEvent[] =>
+    e.kind === 'lines' ? splitLines(e.text).map((text) => ({ kind: 'line', text })) : [e],
+  )
 
 function cutAt(buf: Buffer, rand: () => number, pieces: number): Buffer[] {
   const cuts = Array.from({ length: pieces }, () => Math.floor(rand() * (buf.length + 1))).sort((x, y) => x - y)
@@ -50,12 +52,59 @@ function randomText(rand: () => number, alphabet: readonly string[], n: number):
 
 describe('LineSplitter with blocks', () => {
   it.each<[string, string[], Array<[string, string]>]>([
-    ['whole lines in one chunk: one block', ['a\nb\nc\n'], [['line', 'a'], ['lines', 'b\nc\n']]],
-    ['a partial last line stays pending', ['a\nb\nc'], [['line', 'a'], ['lines', 'b\n'], ['line', 'c']]],
-    ['the carry ends the first line', ['xx', 'y\nz\n'], [['line', 'xxy'], ['lines', 'z\n']]],
-    ['empty lines are lines of a block', ['a\n\n\nb\n'], [['line', 'a'], ['lines', '\n\nb\n']]],
-    ['a chunk with \\r goes line by line', ['a\nb\rc\nd\n'], [['line', 'a'], ['progress', 'b'], ['line', 'c'], ['line', 'd']]],
-    ['a progress state before: the first line shows it, the block follows', ['bar\r\r', '\nx\ny\nz\n'], [['progress', 'bar'], ['line', 'bar'], ['line', 'x'], ['lines', 'y\nz\n']]],
+    [
+      'whole lines in one chunk: one block',
+      ['a\nb\nc\n'],
+      [
+        ['line', 'a'],
+        ['lines', 'b\nc\n'],
+      ],
+    ],
+    [
+      'a partial last line stays pending',
+      ['a\nb\nc'],
+      [
+        ['line', 'a'],
+        ['lines', 'b\n'],
+        ['line', 'c'],
+      ],
+    ],
+    [
+      'the carry ends the first line',
+      ['xx', 'y\nz\n'],
+      [
+        ['line', 'xxy'],
+        ['lines', 'z\n'],
+      ],
+    ],
+    [
+      'empty lines are lines of a block',
+      ['a\n\n\nb\n'],
+      [
+        ['line', 'a'],
+        ['lines', '\n\nb\n'],
+      ],
+    ],
+    [
+      'a chunk with \\r goes line by line',
+      ['a\nb\rc\nd\n'],
+      [
+        ['line', 'a'],
+        ['progress', 'b'],
+        ['line', 'c'],
+        ['line', 'd'],
+      ],
+    ],
+    [
+      'a progress state before: the first line shows it, the block follows',
+      ['bar\r\r', '\nx\ny\nz\n'],
+      [
+        ['progress', 'bar'],
+        ['line', 'bar'],
+        ['line', 'x'],
+        ['lines', 'y\nz\n'],
+      ],
+    ],
   ])('%s', (_name, chunks, expected) => {
     expect(feed(chunks.map(b), true).map((e) => [e.kind, e.text.toString('utf8')])).toEqual(expected)
   })
@@ -63,7 +112,12 @@ describe('LineSplitter with blocks', () => {
   it('blocks are at most maxLineBytes long; a longer line goes line by line', () => {
     const evs = feed([b('s\naa\nbb\ncc\nverylongline\ndd\n')], true, 6)
     expect(evs.map((e) => [e.kind, e.text.toString()])).toEqual([
-      ['line', 's'], ['lines', 'aa\nbb\n'], ['lines', 'cc\n'], ['line', 'verylo'], ['line', 'ngline'], ['line', 'dd'],
+      ['line', 's'],
+      ['lines', 'aa\nbb\n'],
+      ['lines', 'cc\n'],
+      ['line', 'verylo'],
+      ['line', 'ngline'],
+      ['line', 'dd'],
     ])
   })
 
@@ -75,7 +129,11 @@ describe('LineSplitter with blocks', () => {
 
   it('randomized: with blocks expanded, exactly the events of the line-by-line path (600 seeded cases)', () => {
     const rand = mulberry32(0xb10c)
-    const alphabets = [['a', 'é', '\n'], ['a', 'é', '\n', '\r', '😀'], ['ab', '\n', '\n\n', '\xff']]
+    const alphabets = [
+      ['a', 'é', '\n'],
+      ['a', 'é', '\n', '\r', '😀'],
+      ['ab', '\n', '\n\n', '\xff'],
+    ]
     for (let c = 0; c < 600; c++) {
       const alphabet = alphabets[c % alphabets.length]!
       const text = randomText(rand, alphabet, Math.floor(rand() * 80))
@@ -133,7 +191,11 @@ describe('block helpers', () => {
 describe('RecentLines', () => {
   /** The model: every line with text, tagged, the last n. */
   const model = (items: Array<[number | undefined, string]>, n: number): string[] =>
-    items.filter(([, t]) => t.trim() !== '').map(([r, t]) => (r === undefined ? t : `[r${r}] ${t}`)).slice(-Math.min(n, 20)).slice(-n)
+    items
+      .filter(([, t]) => t.trim() !== '')
+      .map(([r, t]) => (r === undefined ? t : `[r${r}] ${t}`))
+      .slice(-Math.min(n, 20))
+      .slice(-n)
 
   it('randomized lines and blocks: the last lines with text, as line by line (300 seeded cases)', () => {
     const rand = mulberry32(0x7a11)
@@ -143,7 +205,10 @@ describe('RecentLines', () => {
       const all: Array<[number | undefined, string]> = []
       for (let k = Math.floor(rand() * 12); k > 0; k--) {
         const rank = rand() < 0.3 ? Math.floor(rand() * 3) : undefined
-        const lines = Array.from({ length: 1 + Math.floor(rand() * 30) }, () => words[Math.floor(rand() * words.length)]!)
+        const lines = Array.from(
+          { length: 1 + Math.floor(rand() * 30) },
+          () => words[Math.floor(rand() * words.length)]!,
+        )
         if (lines.length === 1 && rand() < 0.5) recent.addLine(rank, Buffer.from(b(lines[0]!)))
         else recent.addBlock(rank, b(lines.map((l) => l + '\n').join('')))
         if (rand() < 0.5) recent.settle()
@@ -153,7 +218,7 @@ describe('RecentLines', () => {
     }
   })
 
-  it('settle() copies what is still kept one chunk late: after the next chunk\'s settle, the chunks it came from may change', () => {
+  it("settle() copies what is still kept one chunk late: after the next chunk's settle, the chunks it came from may change", () => {
     const recent = new RecentLines(20)
     const line = b('hello')
     const block = b('one\ntwo\n')
@@ -171,7 +236,12 @@ describe('NodeOutput with blocks: the sinks write what the line-by-line path wri
   const plain = new Chalk({ level: 0 })
   const collector = () => {
     const chunks: Buffer[] = []
-    const stream = new Writable({ write(c: Buffer, _e, cb) { chunks.push(Buffer.from(c)); cb() } })
+    const stream = new Writable({
+      write(c: Buffer, _e, cb) {
+        chunks.push(Buffer.from(c))
+        cb()
+      },
+    })
     return { stream, bytes: () => Buffer.concat(chunks) }
   }
 
@@ -188,7 +258,14 @@ describe('NodeOutput with blocks: the sinks write what the line-by-line path wri
     for (let c = 0; c < 100; c++) {
       const text = randomText(rand, ['log line ', 'é', '\n', '\n', '\xff\xfe'], 200 + Math.floor(rand() * 300))
       const { stream, bytes } = collector()
-      const prefixer = new Prefixer({ nodes: [{ node: 0, host: 'hôte' }], tagged: false, maxRank: 0, maxLocalRank: 0, chalk: plain, timestamps: false })
+      const prefixer = new Prefixer({
+        nodes: [{ node: 0, host: 'hôte' }],
+        tagged: false,
+        maxRank: 0,
+        maxLocalRank: 0,
+        chalk: plain,
+        timestamps: false,
+      })
       const sink = new TerminalSink({ stdout: stream, stderr: stream, prefixer, show: () => true })
       const out = new NodeOutput(0, 'hôte', [sink], { tagged: false, now: () => 0 })
       await pipe(out, cutAt(text, rand, 1 + Math.floor(rand() * 8)))
@@ -206,10 +283,19 @@ describe('NodeOutput with blocks: the sinks write what the line-by-line path wri
     const plainSink: LineSink = { write: (l) => (seen.push(l), true), onDrain: (r) => r() }
     const out = new NodeOutput(3, 'h', [json, plainSink], { tagged: false, now: () => 0 })
     await pipe(out, [b('a\nb\nc\nd')])
-    const events = bytes().toString().trim().split('\n').map((l) => JSON.parse(l) as { text: string; node: number })
+    const events = bytes()
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { text: string; node: number })
     expect(events.map((e) => e.text)).toEqual(['a', 'b', 'c', 'd'])
     expect(events.every((e) => e.node === 3)).toBe(true)
-    expect(seen.map((l) => [l.kind, l.text.toString()])).toEqual([['line', 'a'], ['line', 'b'], ['line', 'c'], ['line', 'd']])
+    expect(seen.map((l) => [l.kind, l.text.toString()])).toEqual([
+      ['line', 'a'],
+      ['line', 'b'],
+      ['line', 'c'],
+      ['line', 'd'],
+    ])
   })
 
   it('--log-dir: the same file as line by line (one time and tag per line)', async () => {
@@ -219,7 +305,9 @@ describe('NodeOutput with blocks: the sinks write what the line-by-line path wri
       const out = new NodeOutput(0, 'h', [log], { tagged: false, now: () => Date.UTC(2026, 0, 1) })
       await pipe(out, [b('one\ntwo\nthree\n')])
       await log.close()
-      const lines = readFileSync(join(log.dir, nodeLogName(0, 'h')), 'utf8').split('\n').filter((l) => l !== '')
+      const lines = readFileSync(join(log.dir, nodeLogName(0, 'h')), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
       expect(lines).toEqual(['one', 'two', 'three'].map((t) => `2026-01-01T00:00:00.000Z [node]  ${t}`))
     } finally {
       rmSync(tmp, { recursive: true, force: true })

@@ -34,7 +34,6 @@ const isValidUtf8 = (b: Buffer): boolean => {
   }
 }
 
-
 /** Splits `buf` at the given (sorted, possibly repeated) byte offsets. */
 function chunksAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
   const out: Buffer[] = []
@@ -129,7 +128,11 @@ describe('LineSplitter: \\r and \\n in different chunks', () => {
     { name: 'lone \\r then \\r', chunks: ['a\r', '\r\n'], want: [P('a'), L('a')] },
     { name: 'trailing \\r decided by end()', chunks: ['a\r'], want: [P('a'), L('a')] },
     { name: 'progress across chunks', chunks: ['10%\r', '20%\r', '\n'], want: [P('10%'), L('20%')] },
-    { name: 'progress, then \\r\\r across chunks', chunks: ['10%\r', '20%\r', '\r\n'], want: [P('10%'), P('20%'), L('20%')] },
+    {
+      name: 'progress, then \\r\\r across chunks',
+      chunks: ['10%\r', '20%\r', '\r\n'],
+      want: [P('10%'), P('20%'), L('20%')],
+    },
     { name: 'segment across chunks', chunks: ['he', 'llo\r', 'wor', 'ld\n'], want: [P('hello'), L('world')] },
   ])('$name', ({ chunks, want }) => {
     expect(show(feed(chunks))).toEqual(want)
@@ -270,11 +273,42 @@ describe('LineSplitter: invalid UTF-8 passes through byte-exact', () => {
   it.each<{ name: string; chunks: number[][]; want: Ev[] }>([
     { name: 'ff fe in one chunk', chunks: [[0xff, 0xfe, 0x0a]], want: [['line', 'fffe']] },
     { name: 'ff | fe across chunks', chunks: [[0xff], [0xfe, 0x0a]], want: [['line', 'fffe']] },
-    { name: 'truncated 3-byte sequence at a chunk end', chunks: [[0x61, 0xe2, 0x82], [0x0a]], want: [['line', '61e282']] },
+    {
+      name: 'truncated 3-byte sequence at a chunk end',
+      chunks: [[0x61, 0xe2, 0x82], [0x0a]],
+      want: [['line', '61e282']],
+    },
     { name: 'truncated sequence at end()', chunks: [[0xe2, 0x82]], want: [['line', 'e282']] },
-    { name: 'valid € split across chunks', chunks: [[0xe2, 0x82], [0xac, 0x0a]], want: [['line', 'e282ac']] },
-    { name: 'invalid bytes around \\r', chunks: [[0xff, 0x0d], [0xfe, 0x0a]], want: [['progress', 'ff'], ['line', 'fe']] },
-    { name: 'stray continuation bytes and CRLF', chunks: [[0x80, 0x0d], [0x0a, 0xbf]], want: [['line', '80'], ['line', 'bf']] },
+    {
+      name: 'valid € split across chunks',
+      chunks: [
+        [0xe2, 0x82],
+        [0xac, 0x0a],
+      ],
+      want: [['line', 'e282ac']],
+    },
+    {
+      name: 'invalid bytes around \\r',
+      chunks: [
+        [0xff, 0x0d],
+        [0xfe, 0x0a],
+      ],
+      want: [
+        ['progress', 'ff'],
+        ['line', 'fe'],
+      ],
+    },
+    {
+      name: 'stray continuation bytes and CRLF',
+      chunks: [
+        [0x80, 0x0d],
+        [0x0a, 0xbf],
+      ],
+      want: [
+        ['line', '80'],
+        ['line', 'bf'],
+      ],
+    },
   ])('$name', ({ chunks, want }) => {
     expect(hex(feed(chunks.map((c) => Buffer.from(c))))).toEqual(want)
   })
@@ -335,7 +369,9 @@ describe('LineSplitter: randomized', () => {
       // As in the brief: the 'line' texts joined with \n equal the model's lines joined with \n.
       const lineTexts = whole.filter((e) => e.kind === 'line').map((e) => e.text)
       const joined = Buffer.concat(lineTexts.flatMap((t, k) => (k ? [bytes('\n'), t] : [t])))
-      const modelLines = model(text).filter(([kind]) => kind === 'line').map(([, t]) => t)
+      const modelLines = model(text)
+        .filter(([kind]) => kind === 'line')
+        .map(([, t]) => t)
       expect(joined.equals(bytes(modelLines.join('\n'))), ctx).toBe(true)
     }
   })
@@ -356,7 +392,10 @@ describe('LineSplitter: randomized', () => {
       if (noCR) {
         // Without \r nothing is replaced: every byte but the \n comes out, in order.
         expect(Buffer.concat(whole.map((e) => e.text)).equals(bytes(text.replaceAll('\n', ''))), ctx).toBe(true)
-        expect(whole.every((e) => e.kind === 'line'), ctx).toBe(true)
+        expect(
+          whole.every((e) => e.kind === 'line'),
+          ctx,
+        ).toBe(true)
       }
     }
   })

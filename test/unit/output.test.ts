@@ -43,7 +43,6 @@ function expectUsage(fn: () => unknown, message?: RegExp): void {
   if (message) expect((caught as FanoutError).message).toMatch(message)
 }
 
-
 /** A Writable that holds every write until release(): its write() returns false, and 'drain' comes on release. */
 class GatedWritable extends Writable {
   readonly chunks: Buffer[] = []
@@ -118,13 +117,27 @@ function outputLine(o: Partial<Omit<OutputLine, 'text'>> & { text?: Buffer | str
 }
 
 function prefixer(o: Partial<PrefixOptions> = {}): Prefixer {
-  return new Prefixer({ nodes: [{ node: 0, host: 'a' }], tagged: true, maxRank: 0, maxLocalRank: 0, chalk: plain, timestamps: false, ...o })
+  return new Prefixer({
+    nodes: [{ node: 0, host: 'a' }],
+    tagged: true,
+    maxRank: 0,
+    maxLocalRank: 0,
+    chalk: plain,
+    timestamps: false,
+    ...o,
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------
 
 describe('Prefixer', () => {
-  const out = (rank?: number, localRank?: number): LineOrigin => ({ node: 0, host: 'a', stream: 'stdout', ...(rank === undefined ? {} : { rank }), ...(localRank === undefined ? {} : { localRank }) })
+  const out = (rank?: number, localRank?: number): LineOrigin => ({
+    node: 0,
+    host: 'a',
+    stream: 'stdout',
+    ...(rank === undefined ? {} : { rank }),
+    ...(localRank === undefined ? {} : { localRank }),
+  })
 
   it('default tagged prefix is [n<node> <host> r<rank>] followed by two spaces', () => {
     expect(prefixer().prefix(out(0, 0), 0)).toBe('[n0 a r0]  ')
@@ -160,7 +173,8 @@ describe('Prefixer', () => {
       const widths = new Set<number>()
       for (const { node, host } of nodes) {
         for (const stream of ['stdout', 'stderr'] as const) {
-          for (let local = 0; local < 3; local++) widths.add(visible(p.prefix({ node, host, stream, rank: node * 3 + local, localRank: local }, 0)).length)
+          for (let local = 0; local < 3; local++)
+            widths.add(visible(p.prefix({ node, host, stream, rank: node * 3 + local, localRank: local }, 0)).length)
           widths.add(visible(p.prefix({ node, host, stream }, 0)).length) // torchrun's own, untagged line
         }
       }
@@ -169,17 +183,43 @@ describe('Prefixer', () => {
 
     it('untagged job: as wide as the longest [n<node> <host>]', () => {
       const p = new Prefixer({ nodes, tagged: false, maxRank: 11, maxLocalRank: 2, chalk: plain, timestamps: false })
-      expect(p.prefix({ node: 0, host: 'a', stream: 'stdout' }, 0)).toBe('[n0 a]'.padEnd('[n3 x.example.com]'.length) + '  ')
+      expect(p.prefix({ node: 0, host: 'a', stream: 'stdout' }, 0)).toBe(
+        '[n0 a]'.padEnd('[n3 x.example.com]'.length) + '  ',
+      )
       expect(p.prefix({ node: 3, host: 'x.example.com', stream: 'stdout' }, 0)).toBe('[n3 x.example.com]  ')
     })
   })
 
   it.each<[string, string, boolean, LineOrigin, string]>([
-    ['all fields', '{host}/{node}/{rank}/{local_rank}', true, { node: 0, host: 'a', stream: 'stdout', rank: 3, localRank: 1 }, 'a/0/3/1  '],
-    ['missing rank and local rank are -', '{host}/{node}/{rank}/{local_rank}', true, { node: 0, host: 'a', stream: 'stdout' }, 'a/0/-/-  '],
-    ['a field twice, text around', '<{rank}:{rank}> on {host}', true, { node: 0, host: 'a', stream: 'stdout', rank: 2, localRank: 0 }, '<2:2> on a  '],
+    [
+      'all fields',
+      '{host}/{node}/{rank}/{local_rank}',
+      true,
+      { node: 0, host: 'a', stream: 'stdout', rank: 3, localRank: 1 },
+      'a/0/3/1  ',
+    ],
+    [
+      'missing rank and local rank are -',
+      '{host}/{node}/{rank}/{local_rank}',
+      true,
+      { node: 0, host: 'a', stream: 'stdout' },
+      'a/0/-/-  ',
+    ],
+    [
+      'a field twice, text around',
+      '<{rank}:{rank}> on {host}',
+      true,
+      { node: 0, host: 'a', stream: 'stdout', rank: 2, localRank: 0 },
+      '<2:2> on a  ',
+    ],
     ['untagged job: {rank} is -', '{node}:{rank}', false, { node: 0, host: 'a', stream: 'stdout' }, '0:-  '],
-    ['stderr marker after a custom format', '{host}', true, { node: 0, host: 'a', stream: 'stderr', rank: 0, localRank: 0 }, 'a! '],
+    [
+      'stderr marker after a custom format',
+      '{host}',
+      true,
+      { node: 0, host: 'a', stream: 'stderr', rank: 0, localRank: 0 },
+      'a! ',
+    ],
   ])('custom format: %s', (_name, format, tagged, origin, expected) => {
     expect(prefixer({ format, tagged, maxRank: 3, maxLocalRank: 1 }).prefix(origin, 0)).toBe(expected)
   })
@@ -217,27 +257,43 @@ describe('Prefixer', () => {
 
   describe('colour', () => {
     it('level 1: the label is coloured per node and the stderr marker red', () => {
-      const p = new Prefixer({ nodes: [{ node: 0, host: 'a' }, { node: 1, host: 'b' }], tagged: false, maxRank: 0, maxLocalRank: 0, chalk: colour, timestamps: false })
+      const p = new Prefixer({
+        nodes: [
+          { node: 0, host: 'a' },
+          { node: 1, host: 'b' },
+        ],
+        tagged: false,
+        maxRank: 0,
+        maxLocalRank: 0,
+        chalk: colour,
+        timestamps: false,
+      })
       expect(p.prefix({ node: 0, host: 'a', stream: 'stdout' }, 0)).toBe('\x1b[36m[n0 a]\x1b[39m  ')
       expect(p.prefix({ node: 1, host: 'b', stream: 'stderr' }, 0)).toBe('\x1b[32m[n1 b]\x1b[39m\x1b[31m!\x1b[39m ')
     })
 
     it('level 1 with timestamps: the time is dim', () => {
       const p = prefixer({ chalk: colour, timestamps: true })
-      expect(p.prefix(out(0, 0), new Date(2026, 0, 2, 3, 4, 5, 6).getTime())).toMatch(/^\x1b\[2m03:04:05\.006 \x1b\[22m/)
+      expect(p.prefix(out(0, 0), new Date(2026, 0, 2, 3, 4, 5, 6).getTime())).toMatch(
+        /^\x1b\[2m03:04:05\.006 \x1b\[22m/,
+      )
     })
 
     it('level 0: no escape codes anywhere', () => {
       const p = prefixer({ timestamps: true, maxRank: 5 })
-      for (const stream of ['stdout', 'stderr'] as const) expect(p.prefix({ ...out(1, 0), stream }, 0)).not.toContain('\x1b')
+      for (const stream of ['stdout', 'stderr'] as const)
+        expect(p.prefix({ ...out(1, 0), stream }, 0)).not.toContain('\x1b')
     })
   })
 })
 
 describe('checkPrefixFormat', () => {
-  it.each(['{host}', '[{node}:{rank}/{local_rank}]', 'plain text', '{host} {host}', 'brace { alone'])('accepts %j', (format) => {
-    expect(checkPrefixFormat(format)).toBe(format)
-  })
+  it.each(['{host}', '[{node}:{rank}/{local_rank}]', 'plain text', '{host} {host}', 'brace { alone'])(
+    'accepts %j',
+    (format) => {
+      expect(checkPrefixFormat(format)).toBe(format)
+    },
+  )
 
   it.each<[string, RegExp]>([
     ['{foo}', /unknown field \{foo\}/],
@@ -259,7 +315,12 @@ describe('checkPrefixFormat', () => {
 describe('lineFilter', () => {
   // node 0 runs ranks 0-1, node 1 runs ranks 2-3, node 2 has not shown its ranks yet
   const ranksOf = (node: number): number[] => ({ 0: [0, 1], 1: [2, 3] })[node] ?? []
-  const o = (node: number, rank?: number): LineOrigin => ({ node, host: `h${node}`, stream: 'stdout', ...(rank === undefined ? {} : { rank }) })
+  const o = (node: number, rank?: number): LineOrigin => ({
+    node,
+    host: `h${node}`,
+    stream: 'stdout',
+    ...(rank === undefined ? {} : { rank }),
+  })
 
   it.each<[string, Parameters<typeof lineFilter>[0], LineOrigin, boolean]>([
     ['no filter shows a rank line', {}, o(1, 3), true],
@@ -269,15 +330,25 @@ describe('lineFilter', () => {
     ['--only shows a listed rank', { ranks: new Set([2]) }, o(1, 2), true],
     ['--only hides another rank', { ranks: new Set([2]) }, o(1, 3), false],
     ['--only hides another node’s rank', { ranks: new Set([2]) }, o(0, 0), false],
-    ["--only: untagged line of a node running the rank", { ranks: new Set([3]) }, o(1), true],
-    ["--only: untagged line of a node not running the rank", { ranks: new Set([3]) }, o(0), false],
-    ["--only: untagged line of a node with no known ranks", { ranks: new Set([3]) }, o(2), false],
+    ['--only: untagged line of a node running the rank', { ranks: new Set([3]) }, o(1), true],
+    ['--only: untagged line of a node not running the rank', { ranks: new Set([3]) }, o(0), false],
+    ['--only: untagged line of a node with no known ranks', { ranks: new Set([3]) }, o(2), false],
     ['--only-node shows its node', { nodes: new Set([1]) }, o(1, 2), true],
     ['--only-node hides other nodes', { nodes: new Set([1]) }, o(0, 0), false],
     ['--only-node hides other nodes’ untagged lines', { nodes: new Set([1]) }, o(0), false],
-    ['--only and --only-node both apply: rank on the node', { ranks: new Set([2]), nodes: new Set([1]) }, o(1, 2), true],
+    [
+      '--only and --only-node both apply: rank on the node',
+      { ranks: new Set([2]), nodes: new Set([1]) },
+      o(1, 2),
+      true,
+    ],
     ['--only and --only-node both apply: rank elsewhere', { ranks: new Set([0]), nodes: new Set([1]) }, o(0, 0), false],
-    ['--only and --only-node both apply: other rank on the node', { ranks: new Set([0]), nodes: new Set([1]) }, o(1, 2), false],
+    [
+      '--only and --only-node both apply: other rank on the node',
+      { ranks: new Set([0]), nodes: new Set([1]) },
+      o(1, 2),
+      false,
+    ],
   ])('%s', (_name, filter, origin, expected) => {
     expect(lineFilter(filter, ranksOf)(origin)).toBe(expected)
   })
@@ -373,7 +444,8 @@ describe('TerminalSink without a TTY', () => {
   it('prints a progress state at most once per interval per process; the finished line always', () => {
     const { sink, stdout } = setup()
     const I = PROGRESS_INTERVAL_MS
-    const p = (rank: number, at: number, text: string): OutputLine => outputLine({ ...r(rank), kind: 'progress', at, text })
+    const p = (rank: number, at: number, text: string): OutputLine =>
+      outputLine({ ...r(rank), kind: 'progress', at, text })
     sink.write(p(0, 0, 'r0 0%'))
     sink.write(p(1, 0, 'r1 0%')) // another process: its own interval
     sink.write(p(0, 1000, 'r0 10%'))
@@ -396,7 +468,8 @@ describe('TerminalSink without a TTY', () => {
 
   it('the interval can be set', () => {
     const { sink, stdout } = setup({ interval: 100 })
-    for (const at of [0, 50, 99, 100, 150, 200]) sink.write(outputLine({ ...r(0), kind: 'progress', at, text: `t${at}` }))
+    for (const at of [0, 50, 99, 100, 150, 200])
+      sink.write(outputLine({ ...r(0), kind: 'progress', at, text: `t${at}` }))
     expect(stdout.text()).toBe('[n0 a r0]  t0\n[n0 a r0]  t100\n[n0 a r0]  t200\n')
   })
 
@@ -664,11 +737,19 @@ describe('TerminalSink with a LiveRegion', () => {
     const stdout = collector(log)
     const stderr = collector(log)
     const live = new LiveRegion(tty)
-    const sink = new TerminalSink({ stdout: stdout.stream, stderr: stderr.stream, prefixer: prefixer({ maxRank: 1, maxLocalRank: 1 }), show: () => true, live })
+    const sink = new TerminalSink({
+      stdout: stdout.stream,
+      stderr: stderr.stream,
+      prefixer: prefixer({ maxRank: 1, maxLocalRank: 1 }),
+      show: () => true,
+      live,
+    })
     return { sink, live, log, stdout, stderr }
   }
-  const progress = (rank: number, text: string, at = 0): OutputLine => outputLine({ rank, localRank: rank, kind: 'progress', text, at })
-  const line = (rank: number, text: string, stream: 'stdout' | 'stderr' = 'stdout'): OutputLine => outputLine({ rank, localRank: rank, text, stream })
+  const progress = (rank: number, text: string, at = 0): OutputLine =>
+    outputLine({ rank, localRank: rank, kind: 'progress', text, at })
+  const line = (rank: number, text: string, stream: 'stdout' | 'stderr' = 'stdout'): OutputLine =>
+    outputLine({ rank, localRank: rank, text, stream })
 
   it('progress goes into the region, not out as a line, every state (no throttle)', () => {
     const { sink, live, log, stdout } = setup()
@@ -714,7 +795,12 @@ describe('TerminalSink with a LiveRegion', () => {
     vi.advanceTimersByTime(80)
     sink.write(line(0, '100% done'))
     vi.advanceTimersByTime(80)
-    expect(log).toEqual(['[n0 a r0]  99%\n[n0 a r1]  50%\n', '\x1b[2A\r\x1b[J', '[n0 a r0]  100% done\n', '[n0 a r1]  50%\n'])
+    expect(log).toEqual([
+      '[n0 a r0]  99%\n[n0 a r1]  50%\n',
+      '\x1b[2A\r\x1b[J',
+      '[n0 a r0]  100% done\n',
+      '[n0 a r1]  50%\n',
+    ])
   })
 
   it('more progress rows than half the terminal collapse', () => {
@@ -742,7 +828,13 @@ describe('TerminalSink with a LiveRegion', () => {
   it('hidden progress does not reach the region', () => {
     const { tty, log } = fakeTty()
     const live = new LiveRegion(tty)
-    const sink = new TerminalSink({ stdout: collector().stream, stderr: collector().stream, prefixer: prefixer(), show: () => false, live })
+    const sink = new TerminalSink({
+      stdout: collector().stream,
+      stderr: collector().stream,
+      prefixer: prefixer(),
+      show: () => false,
+      live,
+    })
     expect(sink.write(progress(0, '1%'))).toBe(true)
     vi.advanceTimersByTime(200)
     expect(log).toEqual([])
@@ -755,7 +847,10 @@ describe('NodeOutput', () => {
   const now = (): number => 1234
 
   /** Pipes the chunks of each stream (in turn, each ended) and waits for all to finish. */
-  async function run(out: NodeOutput, streams: Partial<Record<'stdout' | 'stderr', Array<string | Buffer>>>): Promise<void> {
+  async function run(
+    out: NodeOutput,
+    streams: Partial<Record<'stdout' | 'stderr', Array<string | Buffer>>>,
+  ): Promise<void> {
     const done: Promise<void>[] = []
     for (const [name, chunks] of Object.entries(streams) as Array<['stdout' | 'stderr', Array<string | Buffer>]>) {
       const src = new PassThrough()
@@ -773,8 +868,15 @@ describe('NodeOutput', () => {
       await run(out, { stdout: ['one\ntw', 'o\n', 'three'], stderr: ['err\r\n', 'pa', 'rt\n'] })
       const stdout = lines.filter((l) => l.stream === 'stdout')
       const stderr = lines.filter((l) => l.stream === 'stderr')
-      expect(shown(stdout)).toEqual([[undefined, 'stdout', 'one'], [undefined, 'stdout', 'two'], [undefined, 'stdout', 'three']])
-      expect(shown(stderr)).toEqual([[undefined, 'stderr', 'err'], [undefined, 'stderr', 'part']])
+      expect(shown(stdout)).toEqual([
+        [undefined, 'stdout', 'one'],
+        [undefined, 'stdout', 'two'],
+        [undefined, 'stdout', 'three'],
+      ])
+      expect(shown(stderr)).toEqual([
+        [undefined, 'stderr', 'err'],
+        [undefined, 'stderr', 'part'],
+      ])
       expect(out.lines).toBe(5)
       for (const l of lines) {
         expect(l).toMatchObject({ node: 2, host: 'gpu02', kind: 'line', at: 1234 })
@@ -797,7 +899,11 @@ describe('NodeOutput', () => {
       const { sink, lines } = recorder()
       const out = new NodeOutput(0, 'a', [sink], { tagged: false, now })
       await run(out, { stderr: ['10%\r20%\r', '100%\n'] })
-      expect(lines.map((l) => [l.kind, l.text.toString()])).toEqual([['progress', '10%'], ['progress', '20%'], ['line', '100%']])
+      expect(lines.map((l) => [l.kind, l.text.toString()])).toEqual([
+        ['progress', '10%'],
+        ['progress', '20%'],
+        ['line', '100%'],
+      ])
       expect(out.lines).toBe(1)
     })
   })
@@ -806,7 +912,11 @@ describe('NodeOutput', () => {
     it('gives each line its rank and local rank; untagged bytes stay untagged', async () => {
       const { sink, lines } = recorder()
       const out = new NodeOutput(1, 'b', [sink], { tagged: true, now })
-      await run(out, { stdout: [Buffer.concat([Buffer.from('torchrun says hi\n'), frame(4, 0, 'r4 line\n'), frame(5, 1, 'r5 line\n')])] })
+      await run(out, {
+        stdout: [
+          Buffer.concat([Buffer.from('torchrun says hi\n'), frame(4, 0, 'r4 line\n'), frame(5, 1, 'r5 line\n')]),
+        ],
+      })
       expect(lines.map((l) => [l.rank, l.localRank, l.text.toString()])).toEqual([
         [undefined, undefined, 'torchrun says hi'],
         [4, 0, 'r4 line'],
@@ -819,7 +929,14 @@ describe('NodeOutput', () => {
     it("reassembles a line split over two frames of one rank with another rank's frame between", async () => {
       const { sink, lines } = recorder()
       const out = new NodeOutput(0, 'a', [sink], { tagged: true, now })
-      await run(out, { stdout: [frame(0, 0, 'hel'), frame(1, 1, 'world\n'), Buffer.concat([frame(0, 0, 'lo\nnext'), frame(1, 1, 'again\n')]), frame(0, 0, ' one\n')] })
+      await run(out, {
+        stdout: [
+          frame(0, 0, 'hel'),
+          frame(1, 1, 'world\n'),
+          Buffer.concat([frame(0, 0, 'lo\nnext'), frame(1, 1, 'again\n')]),
+          frame(0, 0, ' one\n'),
+        ],
+      })
       expect(shown(lines)).toEqual([
         [1, 'stdout', 'world'],
         [0, 'stdout', 'hello'],
@@ -833,7 +950,10 @@ describe('NodeOutput', () => {
       const out = new NodeOutput(0, 'a', [sink], { tagged: true, now })
       const bytes = Buffer.concat([frame(7, 3, 'split header\n'), frame(8, 0, 'two\n')])
       await run(out, { stdout: [bytes.subarray(0, 3), bytes.subarray(3, 20), bytes.subarray(20)] })
-      expect(shown(lines)).toEqual([[7, 'stdout', 'split header'], [8, 'stdout', 'two']])
+      expect(shown(lines)).toEqual([
+        [7, 'stdout', 'split header'],
+        [8, 'stdout', 'two'],
+      ])
       expect(lines[0]!.localRank).toBe(3)
     })
 
@@ -851,17 +971,27 @@ describe('NodeOutput', () => {
       // the rank may print again after its end frame (a new worker of a restarted group)
       src.write(frame(2, 0, 'reborn\n'))
       await tick()
-      expect(shown(lines)).toEqual([[2, 'stdout', 'no newline'], [2, 'stdout', 'reborn']])
+      expect(shown(lines)).toEqual([
+        [2, 'stdout', 'no newline'],
+        [2, 'stdout', 'reborn'],
+      ])
       src.end()
       await done
-      expect(shown(lines)).toEqual([[2, 'stdout', 'no newline'], [2, 'stdout', 'reborn'], [3, 'stdout', 'still open']])
+      expect(shown(lines)).toEqual([
+        [2, 'stdout', 'no newline'],
+        [2, 'stdout', 'reborn'],
+        [3, 'stdout', 'still open'],
+      ])
     })
 
     it('records the ranks seen', async () => {
       const { sink } = recorder()
       const out = new NodeOutput(0, 'a', [sink], { tagged: true, now })
       expect([...out.ranks]).toEqual([])
-      await run(out, { stdout: [frame(6, 0, 'x\n'), frame(7, 1, 'y\n'), frame(6, 0, 'z\n')], stderr: [frame(9, 3, 'w\n')] })
+      await run(out, {
+        stdout: [frame(6, 0, 'x\n'), frame(7, 1, 'y\n'), frame(6, 0, 'z\n')],
+        stderr: [frame(9, 3, 'w\n')],
+      })
       expect([...out.ranks].sort((a, b) => a - b)).toEqual([6, 7, 9])
     })
 
@@ -869,7 +999,11 @@ describe('NodeOutput', () => {
       const { sink, lines } = recorder()
       const out = new NodeOutput(0, 'a', [sink], { tagged: true, now })
       await run(out, { stderr: [frame(0, 0, '10%\r'), frame(0, 0, '20%\r')] })
-      expect(lines.map((l) => [l.kind, l.rank, l.text.toString()])).toEqual([['progress', 0, '10%'], ['progress', 0, '20%'], ['line', 0, '20%']])
+      expect(lines.map((l) => [l.kind, l.rank, l.text.toString()])).toEqual([
+        ['progress', 0, '10%'],
+        ['progress', 0, '20%'],
+        ['line', 0, '20%'],
+      ])
     })
   })
 
@@ -877,7 +1011,9 @@ describe('NodeOutput', () => {
     it('returns the last non-empty lines, tagged lines with [rN]', async () => {
       const { sink } = recorder()
       const out = new NodeOutput(0, 'a', [sink], { tagged: true, now })
-      await run(out, { stdout: ['untagged\n', '\n', '   \n', frame(3, 1, 'from three\n\n'), frame(0, 0, 'from zero\n')] })
+      await run(out, {
+        stdout: ['untagged\n', '\n', '   \n', frame(3, 1, 'from three\n\n'), frame(0, 0, 'from zero\n')],
+      })
       expect(out.tail(10)).toEqual(['untagged', '[r3] from three', '[r0] from zero'])
       expect(out.tail(2)).toEqual(['[r3] from three', '[r0] from zero'])
       expect(out.tail(0)).toEqual([])
@@ -902,7 +1038,10 @@ describe('NodeOutput', () => {
       now,
       onStderrLine: (t, rank) => seen.push(`${rank}:${t.toString()}:${out.tail(1).join('')}`),
     })
-    await run(out, { stdout: ['out\n', frame(1, 1, 'out r1\n')], stderr: ['err\n', frame(1, 1, 'Traceback\n'), frame(1, 1, '5%\r')] })
+    await run(out, {
+      stdout: ['out\n', frame(1, 1, 'out r1\n')],
+      stderr: ['err\n', frame(1, 1, 'Traceback\n'), frame(1, 1, '5%\r')],
+    })
     expect(seen).toEqual(['undefined:err:err', '1:Traceback:[r1] Traceback', '1:5%:[r1] 5%'])
   })
 
@@ -978,7 +1117,12 @@ describe('NodeOutput', () => {
 
     it('with a real TerminalSink: a full stdout pauses the node until it drains', async () => {
       const stdout = new GatedWritable()
-      const term = new TerminalSink({ stdout, stderr: collector().stream, prefixer: prefixer({ tagged: false }), show: () => true })
+      const term = new TerminalSink({
+        stdout,
+        stderr: collector().stream,
+        prefixer: prefixer({ tagged: false }),
+        show: () => true,
+      })
       const out = new NodeOutput(0, 'a', [term], { tagged: false, now })
       const src = new PassThrough()
       const done = out.pipe(src, 'stdout')
@@ -1016,7 +1160,12 @@ describe('JsonEvents', () => {
   function setup() {
     const out = collector()
     const json = new JsonEvents(out.stream, () => AT)
-    const events = (): Array<Record<string, unknown>> => out.text().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const events = (): Array<Record<string, unknown>> =>
+      out
+        .text()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
     return { out, json, events }
   }
 
@@ -1042,7 +1191,9 @@ describe('JsonEvents', () => {
   it('withFilter(show): line events with node, host, rank, local_rank, stream and text', () => {
     const { json, events } = setup()
     const sink = json.withFilter(() => true)
-    expect(sink.write(outputLine({ node: 1, host: 'b', rank: 5, localRank: 1, stream: 'stderr', text: 'boom', at: AT }))).toBe(true)
+    expect(
+      sink.write(outputLine({ node: 1, host: 'b', rank: 5, localRank: 1, stream: 'stderr', text: 'boom', at: AT })),
+    ).toBe(true)
     sink.write(outputLine({ node: 0, host: 'a', text: 'torchrun', at: AT }))
     sink.write(outputLine({ node: 0, host: 'a', rank: 2, text: 'no local', at: AT }))
     expect(events()).toEqual([
@@ -1063,7 +1214,8 @@ describe('JsonEvents', () => {
   it('marks progress, at most once a second per process; the finished line always', () => {
     const { json, events } = setup()
     const sink = json.withFilter(() => true)
-    const p = (rank: number, at: number, text: string): OutputLine => outputLine({ rank, localRank: rank, kind: 'progress', at, text })
+    const p = (rank: number, at: number, text: string): OutputLine =>
+      outputLine({ rank, localRank: rank, kind: 'progress', at, text })
     sink.write(p(0, 0, 'a0'))
     sink.write(p(0, 500, 'a500'))
     sink.write(p(1, 500, 'b500'))
@@ -1072,7 +1224,13 @@ describe('JsonEvents', () => {
     sink.write(outputLine({ rank: 0, localRank: 0, at: 1001, text: 'done' }))
     sink.write(p(0, 1002, 'again'))
     const got = events().map((e) => [e.text, e.progress])
-    expect(got).toEqual([['a0', true], ['b500', true], ['a1000', true], ['done', undefined], ['again', true]])
+    expect(got).toEqual([
+      ['a0', true],
+      ['b500', true],
+      ['a1000', true],
+      ['done', undefined],
+      ['again', true],
+    ])
     expect(events()[3]).not.toHaveProperty('progress')
   })
 
@@ -1118,9 +1276,12 @@ describe('parseIndexList', () => {
     expect(parseIndexList('only', value)).toEqual(expected)
   })
 
-  it.each(['a', '5-3', '-1', '1,', ',1', '1,,2', '', '1-', '1.5', '0x1', '2-3-4', '12345678', '0-2000000'])('rejects %j, naming the flag', (value) => {
-    expectUsage(() => parseIndexList('only', value), /^--only: /)
-  })
+  it.each(['a', '5-3', '-1', '1,', ',1', '1,,2', '', '1-', '1.5', '0x1', '2-3-4', '12345678', '0-2000000'])(
+    'rejects %j, naming the flag',
+    (value) => {
+      expectUsage(() => parseIndexList('only', value), /^--only: /)
+    },
+  )
 
   it('names the item that is wrong', () => {
     expectUsage(() => parseIndexList('only', '0,5-3,7'), /"5-3"/)
@@ -1132,11 +1293,20 @@ describe('resolveOnlyNodes', () => {
 
   it.each<[string[], number[]]>([
     [['0'], [0]],
-    [['0', '2-3'], [0, 2, 3]],
+    [
+      ['0', '2-3'],
+      [0, 2, 3],
+    ],
     [['gpu02'], [1]],
     [['gpu01'], [0, 3]], // a host listed twice: both nodes
-    [['10.0.0.5', '1'], [1, 4]],
-    [['1', 'gpu02', '0-1'], [0, 1]],
+    [
+      ['10.0.0.5', '1'],
+      [1, 4],
+    ],
+    [
+      ['1', 'gpu02', '0-1'],
+      [0, 1],
+    ],
   ])('%j → %j', (items, expected) => {
     expect([...resolveOnlyNodes(items, hosts)].sort((a, b) => a - b)).toEqual(expected)
   })
@@ -1156,7 +1326,14 @@ describe('resolveOnlyNodes', () => {
 
 describe('readOutputOptions', () => {
   it('defaults', () => {
-    expect(readOutputOptions({})).toStrictEqual({ color: 'auto', plain: false, timestamps: false, quiet: false, json: false, rankTags: true })
+    expect(readOutputOptions({})).toStrictEqual({
+      color: 'auto',
+      plain: false,
+      timestamps: false,
+      quiet: false,
+      json: false,
+      rankTags: true,
+    })
   })
 
   it.each<[string, Record<string, unknown>, Record<string, unknown>]>([
@@ -1166,7 +1343,11 @@ describe('readOutputOptions', () => {
     ['--only-node, trimmed', { 'only-node': '0, gpu01 ,2-3' }, { onlyNodes: ['0', 'gpu01', '2-3'] }],
     ['--log-dir', { 'log-dir': '/tmp/logs' }, { logDir: '/tmp/logs' }],
     ['--no-rank-tags', { 'rank-tags': false }, { rankTags: false }],
-    ['flags', { timestamps: true, quiet: true, json: true, plain: true, color: 'never' }, { timestamps: true, quiet: true, json: true, plain: true, color: 'never' }],
+    [
+      'flags',
+      { timestamps: true, quiet: true, json: true, plain: true, color: 'never' },
+      { timestamps: true, quiet: true, json: true, plain: true, color: 'never' },
+    ],
     ['--json --only', { json: true, only: '1' }, { json: true, onlyRanks: [1] }],
   ])('%s', (_name, args, expected) => {
     expect(readOutputOptions(args)).toMatchObject(expected)
@@ -1188,10 +1369,18 @@ describe('readOutputOptions', () => {
   })
 
   describe('from the command line (withOutputOptions)', () => {
-    const parse = (argv: string[]): Record<string, unknown> => withOutputOptions(yargs(argv)).strict().exitProcess(false).parseSync() as Record<string, unknown>
+    const parse = (argv: string[]): Record<string, unknown> =>
+      withOutputOptions(yargs(argv)).strict().exitProcess(false).parseSync() as Record<string, unknown>
 
     it('defaults', () => {
-      expect(readOutputOptions(parse([]))).toStrictEqual({ color: 'auto', plain: false, timestamps: false, quiet: false, json: false, rankTags: true })
+      expect(readOutputOptions(parse([]))).toStrictEqual({
+        color: 'auto',
+        plain: false,
+        timestamps: false,
+        quiet: false,
+        json: false,
+        rankTags: true,
+      })
     })
 
     it.each<[string[], Record<string, unknown>]>([
@@ -1264,7 +1453,10 @@ describe('logdir', () => {
       await a.close()
       const b = await RunLog.create(tmp, 'run2', nodes)
       await b.close()
-      await expect(RunLog.create(tmp, 'run1', nodes)).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--log-dir/) })
+      await expect(RunLog.create(tmp, 'run1', nodes)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: expect.stringMatching(/--log-dir/),
+      })
     })
 
     it('refuses a directory it cannot create (under a regular file): USAGE naming --log-dir', async () => {
@@ -1272,20 +1464,49 @@ describe('logdir', () => {
       writeFileSync(file, 'x')
       const p = RunLog.create(join(file, 'logs'), 'run', nodes)
       await expect(p).rejects.toBeInstanceOf(FanoutError)
-      await expect(p).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/^--log-dir: cannot create .*file.*logs/) })
+      await expect(p).rejects.toMatchObject({
+        code: 'USAGE',
+        message: expect.stringMatching(/^--log-dir: cannot create .*file.*logs/),
+      })
     })
 
     it('writes each node’s lines to node<k>-<host>.log: ISO time, [rN] or [node], ! for stderr', async () => {
       const log = await RunLog.create(tmp, 'run', nodes)
       const text = (t: string): Buffer => Buffer.from(t)
-      expect(log.write(outputLine({ node: 1, host: 'gpu02', rank: 3, localRank: 1, text: text('hello'), at: T0 }))).toBe(true)
-      log.write(outputLine({ node: 1, host: 'gpu02', rank: 3, localRank: 1, stream: 'stderr', text: text('warning'), at: T0 + 1 }))
+      expect(
+        log.write(outputLine({ node: 1, host: 'gpu02', rank: 3, localRank: 1, text: text('hello'), at: T0 })),
+      ).toBe(true)
+      log.write(
+        outputLine({
+          node: 1,
+          host: 'gpu02',
+          rank: 3,
+          localRank: 1,
+          stream: 'stderr',
+          text: text('warning'),
+          at: T0 + 1,
+        }),
+      )
       log.write(outputLine({ node: 1, host: 'gpu02', text: text('torchrun line'), at: T0 + 2 }))
       log.write(outputLine({ node: 1, host: 'gpu02', stream: 'stderr', text: text('torchrun err'), at: T0 + 3 }))
       log.write(outputLine({ node: 2, host: 'fe80::1', rank: 4, localRank: 0, text: text('v6'), at: T0 }))
-      log.write(outputLine({ node: 0, host: 'gpu01', rank: 0, localRank: 0, text: Buffer.from([0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x0a]), at: T0 }))
+      log.write(
+        outputLine({
+          node: 0,
+          host: 'gpu01',
+          rank: 0,
+          localRank: 0,
+          text: Buffer.from([0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x0a]),
+          at: T0,
+        }),
+      )
       await log.close()
-      expect(readdirSync(log.dir).sort()).toEqual(['fanout.log', 'node0-gpu01.log', 'node1-gpu02.log', 'node2-fe80__1.log'])
+      expect(readdirSync(log.dir).sort()).toEqual([
+        'fanout.log',
+        'node0-gpu01.log',
+        'node1-gpu02.log',
+        'node2-fe80__1.log',
+      ])
       expect(read(log, 'node1-gpu02.log')).toEqual([
         `${iso(T0)} [r3]  hello`,
         `${iso(T0 + 1)} [r3]! warning`,
@@ -1296,7 +1517,15 @@ describe('logdir', () => {
       expect(read(log, 'node2-fe80__1.log')).toEqual([`${iso(T0)} [r4]  v6`, ''])
       // the exact bytes, colours included
       const raw = readFileSync(join(log.dir, 'node0-gpu01.log'))
-      expect(raw.equals(Buffer.concat([Buffer.from(`${iso(T0)} [r0]  `), Buffer.from([0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x0a]), Buffer.from('\n')]))).toBe(true)
+      expect(
+        raw.equals(
+          Buffer.concat([
+            Buffer.from(`${iso(T0)} [r0]  `),
+            Buffer.from([0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x0a]),
+            Buffer.from('\n'),
+          ]),
+        ),
+      ).toBe(true)
       expect(read(log, 'node1-gpu02.log')[0]).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z \[r3\]  hello$/)
     })
 
@@ -1313,7 +1542,8 @@ describe('logdir', () => {
 
     it('throttles progress states (once per 10 s per process); finished lines always', async () => {
       const log = await RunLog.create(tmp, 'run', nodes)
-      const p = (rank: number, at: number, text: string): OutputLine => outputLine({ node: 0, host: 'gpu01', rank, localRank: rank, kind: 'progress', at, text })
+      const p = (rank: number, at: number, text: string): OutputLine =>
+        outputLine({ node: 0, host: 'gpu01', rank, localRank: rank, kind: 'progress', at, text })
       log.write(p(0, T0, '0%'))
       log.write(p(1, T0 + 1, 'other 0%'))
       log.write(p(0, T0 + 5000, '50%'))
@@ -1338,7 +1568,12 @@ describe('logdir', () => {
       log.startAttempt(2, T0 + 1)
       log.write(outputLine({ node: 0, host: 'gpu01', text: 'second try', at: T0 + 2 }))
       await log.close()
-      expect(read(log, 'node0-gpu01.log')).toEqual([`${iso(T0)} [node]  first try`, `${iso(T0 + 1)} ----- attempt 2 -----`, `${iso(T0 + 2)} [node]  second try`, ''])
+      expect(read(log, 'node0-gpu01.log')).toEqual([
+        `${iso(T0)} [node]  first try`,
+        `${iso(T0 + 1)} ----- attempt 2 -----`,
+        `${iso(T0 + 2)} [node]  second try`,
+        '',
+      ])
       expect(read(log, 'node1-gpu02.log')).toEqual([`${iso(T0 + 1)} ----- attempt 2 -----`, ''])
       expect(read(log, 'node2-fe80__1.log')).toEqual([`${iso(T0 + 1)} ----- attempt 2 -----`, ''])
     })
@@ -1348,7 +1583,12 @@ describe('logdir', () => {
       log.event('connected to 3 nodes', T0)
       log.event('node 1 failed:\nexit 1', T0 + 1)
       await log.close()
-      expect(read(log, 'fanout.log')).toEqual([`${iso(T0)} connected to 3 nodes`, `${iso(T0 + 1)} node 1 failed:`, `${iso(T0 + 1)} exit 1`, ''])
+      expect(read(log, 'fanout.log')).toEqual([
+        `${iso(T0)} connected to 3 nodes`,
+        `${iso(T0 + 1)} node 1 failed:`,
+        `${iso(T0 + 1)} exit 1`,
+        '',
+      ])
     })
 
     it('summary.json holds the summary, pretty-printed', async () => {
@@ -1364,7 +1604,8 @@ describe('logdir', () => {
     it('close() flushes everything written', async () => {
       const log = await RunLog.create(tmp, 'run', nodes)
       const big = 'y'.repeat(1000)
-      for (let i = 0; i < 3000; i++) log.write(outputLine({ node: 1, host: 'gpu02', rank: 2, localRank: 0, text: `${i} ${big}`, at: T0 }))
+      for (let i = 0; i < 3000; i++)
+        log.write(outputLine({ node: 1, host: 'gpu02', rank: 2, localRank: 0, text: `${i} ${big}`, at: T0 }))
       log.event('bye', T0)
       await log.close()
       const lines = read(log, 'node1-gpu02.log')
@@ -1409,7 +1650,12 @@ describe('JobOutput', () => {
   }
 
   /** One attempt: pipes the node's stdout and stderr chunks through forNode(). */
-  async function feed(job: JobOutput, node: number, o: { stdout?: Buffer[]; stderr?: Buffer[] }, onStderr: (t: Buffer) => void = () => {}): Promise<void> {
+  async function feed(
+    job: JobOutput,
+    node: number,
+    o: { stdout?: Buffer[]; stderr?: Buffer[] },
+    onStderr: (t: Buffer) => void = () => {},
+  ): Promise<void> {
     const out = job.forNode({ rank: node, host: NODES[node]!.host }, { onStderrLine: onStderr })
     const done: Promise<void>[] = []
     for (const name of ['stdout', 'stderr'] as const) {
@@ -1445,9 +1691,14 @@ describe('JobOutput', () => {
     })
 
     describe('in a width', () => {
-      const many = (n: number): PlannedNode[] => Array.from({ length: n }, (_v, i) => ({ rank: i, host: `h${i}`, nproc: 1, firstRank: i }))
+      const many = (n: number): PlannedNode[] =>
+        Array.from({ length: n }, (_v, i) => ({ rank: i, host: `h${i}`, nproc: 1, firstRank: i }))
       async function job256(chalk = plain): Promise<JobOutput> {
-        const job = new JobOutput(many(256), { ...BASE }, { stdout: new PassThrough(), stderr: new PassThrough(), chalk, now: () => 0 })
+        const job = new JobOutput(
+          many(256),
+          { ...BASE },
+          { stdout: new PassThrough(), stderr: new PassThrough(), chalk, now: () => 0 },
+        )
         for (const node of [0, 1, 7, 200]) {
           const src = new PassThrough()
           const done = job.forNode({ rank: node, host: `h${node}` }, () => {}).pipe(src, 'stdout')
@@ -1474,8 +1725,11 @@ describe('JobOutput', () => {
           const counts = /^[^(]*\((.*)\)$/.exec(r)?.[1]?.split(' · ') ?? []
           const shown = counts.filter((c) => /^n\d+ \d+$/.test(c))
           // the counts kept are the first nodes' and whole; the note counts the rest
-          expect(shown).toEqual(Array.from({ length: shown.length }, (_v, i) => `n${i} ${[0, 1, 7].includes(i) ? i + 1000 : 0}`))
-          if (counts.length > 0) expect(counts.at(-1)).toBe(`… +${256 - shown.length} node${256 - shown.length === 1 ? '' : 's'}`)
+          expect(shown).toEqual(
+            Array.from({ length: shown.length }, (_v, i) => `n${i} ${[0, 1, 7].includes(i) ? i + 1000 : 0}`),
+          )
+          if (counts.length > 0)
+            expect(counts.at(-1)).toBe(`… +${256 - shown.length} node${256 - shown.length === 1 ? '' : 's'}`)
         }
       })
 
@@ -1536,7 +1790,12 @@ describe('JobOutput', () => {
     it('prefixes each line with node, host and rank, padded to the widest ([n1 bb r3])', async () => {
       const { job, stdout, stderr } = setup()
       const errs: string[] = []
-      await feed(job, 0, { stdout: [Buffer.from('torchrun\n'), frame(1, 1, 'hello\n')], stderr: [frame(0, 0, 'oops\n')] }, (t) => errs.push(t.toString()))
+      await feed(
+        job,
+        0,
+        { stdout: [Buffer.from('torchrun\n'), frame(1, 1, 'hello\n')], stderr: [frame(0, 0, 'oops\n')] },
+        (t) => errs.push(t.toString()),
+      )
       await feed(job, 1, { stdout: [frame(3, 1, 'three\n')] })
       expect(read(stdout)).toBe('[n0 a]      torchrun\n[n0 a r1]   hello\n[n1 bb r3]  three\n')
       expect(read(stderr)).toBe('[n0 a r0] ! oops\n') // the marker stays in one column too
@@ -1550,7 +1809,11 @@ describe('JobOutput', () => {
       ]
       const stdout = new PassThrough()
       const job = new JobOutput(nodes, { ...BASE }, { stdout, stderr: new PassThrough(), chalk: plain })
-      const other = new JobOutput(nodes, { ...BASE, prefix: '{local_rank}|' }, { stdout, stderr: new PassThrough(), chalk: plain })
+      const other = new JobOutput(
+        nodes,
+        { ...BASE, prefix: '{local_rank}|' },
+        { stdout, stderr: new PassThrough(), chalk: plain },
+      )
       for (const j of [job, other]) {
         const src = new PassThrough()
         const done = j.forNode({ rank: 0, host: 'a' }, () => {}).pipe(src, 'stdout')
@@ -1642,8 +1905,14 @@ describe('JobOutput', () => {
       await feed(job, 1, { stdout: [frame(2, 0, 'hidden by --only\n')] })
       expect(read(stdout)).toBe('')
       expect(read(stderr)).toBe('')
-      const events = jsonOut.text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-      expect(events.map(({ time: _t, ...e }) => e).sort((x, y) => String(x.text).localeCompare(String(y.text)))).toEqual([
+      const events = jsonOut
+        .text()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(
+        events.map(({ time: _t, ...e }) => e).sort((x, y) => String(x.text).localeCompare(String(y.text))),
+      ).toEqual([
         { event: 'line', node: 0, host: 'a', rank: 1, local_rank: 1, stream: 'stdout', text: 'hello' },
         { event: 'line', node: 0, host: 'a', rank: 0, local_rank: 0, stream: 'stderr', text: 'oops' },
       ])
@@ -1660,12 +1929,18 @@ describe('JobOutput', () => {
     })
 
     it('the log gets every line, hidden on the terminal or not', async () => {
-      const log = await RunLog.create(tmp, 'run', NODES.map((n) => ({ node: n.rank, host: n.host })))
+      const log = await RunLog.create(
+        tmp,
+        'run',
+        NODES.map((n) => ({ node: n.rank, host: n.host })),
+      )
       const { job, stdout } = setup({ onlyRanks: [1] }, { log, now: () => Date.UTC(2026, 0, 1) })
       await feed(job, 0, { stdout: [frame(0, 0, 'zero\n'), frame(1, 1, 'one\n')] })
       await log.close()
       expect(read(stdout)).toBe('[n0 a r1]   one\n')
-      expect(readFileSync(join(log.dir, 'node0-a.log'), 'utf8')).toBe('2026-01-01T00:00:00.000Z [r0]  zero\n2026-01-01T00:00:00.000Z [r1]  one\n')
+      expect(readFileSync(join(log.dir, 'node0-a.log'), 'utf8')).toBe(
+        '2026-01-01T00:00:00.000Z [r0]  zero\n2026-01-01T00:00:00.000Z [r1]  one\n',
+      )
     })
   })
 })
@@ -1674,7 +1949,14 @@ describe('batching', () => {
   it('a chunk of many lines reaches the terminal as one write per stream run, in order', async () => {
     const writes: string[] = []
     const dest = new Writable({ write: (c: Buffer, _e, cb) => (writes.push(c.toString()), cb()) })
-    const prefixer = new Prefixer({ nodes: [{ node: 0, host: 'a' }], tagged: false, maxRank: 0, maxLocalRank: 0, chalk: new Chalk({ level: 0 }), timestamps: false })
+    const prefixer = new Prefixer({
+      nodes: [{ node: 0, host: 'a' }],
+      tagged: false,
+      maxRank: 0,
+      maxLocalRank: 0,
+      chalk: new Chalk({ level: 0 }),
+      timestamps: false,
+    })
     const sink = new TerminalSink({ stdout: dest, stderr: dest, prefixer, show: () => true })
     const out = new NodeOutput(0, 'a', [sink], { tagged: false, now: () => 0 })
     const src = new PassThrough()
@@ -1688,7 +1970,7 @@ describe('batching', () => {
 })
 
 describe('node-wide backpressure', () => {
-  it('a sink full from stdout pauses the node\'s stderr too (ssh2 reopens a channel\'s window whenever stderr is read)', async () => {
+  it("a sink full from stdout pauses the node's stderr too (ssh2 reopens a channel's window whenever stderr is read)", async () => {
     let full = true
     const drains: Array<() => void> = []
     const sink = { write: () => !full, onDrain: (resume: () => void) => void drains.push(resume) }

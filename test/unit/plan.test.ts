@@ -4,7 +4,15 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FanoutError } from '../../src/errors.js'
-import { describeCommand, masterAddress, parseProbe, planLaunch, type NodeFacts, type PlanNode, type PlanOptions } from '../../src/plan/plan.js'
+import {
+  describeCommand,
+  masterAddress,
+  parseProbe,
+  planLaunch,
+  type NodeFacts,
+  type PlanNode,
+  type PlanOptions,
+} from '../../src/plan/plan.js'
 
 const lines = (...l: string[]): string => l.join('\n') + '\n'
 
@@ -28,7 +36,15 @@ describe('parseProbe: GPU count', () => {
     ['CRLF line endings', 'fanout.gpus=4\r\nfanout.cuda_visible_devices=0,1\r\n', 2],
     [
       'noise from start-up files around the lines',
-      lines('Welcome to node1!', 'fanout.gpus=9 is not a fact when not at line start', 'fanout.gpus=3', 'Last login: yesterday', ' fanout.gpus=7', 'fanout.cuda_visible_devices=<unset>', 'bye'),
+      lines(
+        'Welcome to node1!',
+        'fanout.gpus=9 is not a fact when not at line start',
+        'fanout.gpus=3',
+        'Last login: yesterday',
+        ' fanout.gpus=7',
+        'fanout.cuda_visible_devices=<unset>',
+        'bye',
+      ),
       3,
     ],
   ])('%s', (_name, stdout, gpus) => {
@@ -63,19 +79,32 @@ describe('parseProbe: other facts', () => {
   })
 
   it('a bare local probe (no ssh, no GPU, no python)', () => {
-    const stdout = lines('fanout.ssh_connection=', 'fanout.cuda_visible_devices=<unset>', 'fanout.gloo_socket_ifname=', 'fanout.nccl_socket_ifname=')
+    const stdout = lines(
+      'fanout.ssh_connection=',
+      'fanout.cuda_visible_devices=<unset>',
+      'fanout.gloo_socket_ifname=',
+      'fanout.nccl_socket_ifname=',
+    )
     expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 0, presetIfnames: {} } satisfies NodeFacts)
   })
 
   it.each<[string, string, Partial<NodeFacts>]>([
-    ['IPv6 SSH_CONNECTION', 'fanout.ssh_connection=fe80::5 50000 fe80::11 22', { clientAddr: 'fe80::5', serverAddr: 'fe80::11' }],
+    [
+      'IPv6 SSH_CONNECTION',
+      'fanout.ssh_connection=fe80::5 50000 fe80::11 22',
+      { clientAddr: 'fe80::5', serverAddr: 'fe80::11' },
+    ],
     ['torch=no', 'fanout.torch=no', { torch: false }],
     ['torch=garbage', 'fanout.torch=maybe', { torch: false }],
     ['free_port=0 ignored', 'fanout.free_port=0', {}],
     ['free_port=abc ignored', 'fanout.free_port=abc', {}],
     ['free_port empty ignored', 'fanout.free_port=', {}],
     ['only gloo preset', 'fanout.gloo_socket_ifname=eth0', { presetIfnames: { GLOO_SOCKET_IFNAME: 'eth0' } }],
-    ['only nccl preset', 'fanout.nccl_socket_ifname=^docker,lo', { presetIfnames: { NCCL_SOCKET_IFNAME: '^docker,lo' } }],
+    [
+      'only nccl preset',
+      'fanout.nccl_socket_ifname=^docker,lo',
+      { presetIfnames: { NCCL_SOCKET_IFNAME: '^docker,lo' } },
+    ],
     ['python with a space', 'fanout.python=/opt/my env/bin/python', { python: '/opt/my env/bin/python' }],
     ['last line wins', 'fanout.python=/a\nfanout.python=/b', { python: '/b' }],
     ['the route to the expected master', 'fanout.iface=ens3', { routeIface: 'ens3' }],
@@ -91,9 +120,24 @@ describe('masterAddress', () => {
   it.each<[string, NodeFacts[], string | undefined, string]>([
     ['the flag wins', [facts({ serverAddr: '10.0.0.11' })], '192.168.1.1', '192.168.1.1'],
     ['the flag wins even over a local node 0', [facts({ viaSsh: false })], 'head', 'head'],
-    ['node 0 serverAddr', [facts({ serverAddr: '10.0.0.11', clientAddr: '10.0.0.5' }), facts({ serverAddr: '10.0.0.12' })], undefined, '10.0.0.11'],
-    ['local node 0 → first other node clientAddr', [facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.5' }), facts({ clientAddr: '10.0.0.6' })], undefined, '10.0.0.5'],
-    ['local node 0, skips nodes without clientAddr', [facts({ viaSsh: false }), facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.7' })], undefined, '10.0.0.7'],
+    [
+      'node 0 serverAddr',
+      [facts({ serverAddr: '10.0.0.11', clientAddr: '10.0.0.5' }), facts({ serverAddr: '10.0.0.12' })],
+      undefined,
+      '10.0.0.11',
+    ],
+    [
+      'local node 0 → first other node clientAddr',
+      [facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.5' }), facts({ clientAddr: '10.0.0.6' })],
+      undefined,
+      '10.0.0.5',
+    ],
+    [
+      'local node 0, skips nodes without clientAddr',
+      [facts({ viaSsh: false }), facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.7' })],
+      undefined,
+      '10.0.0.7',
+    ],
     ['all local → loopback', [facts({ viaSsh: false }), facts({ viaSsh: false })], undefined, '127.0.0.1'],
     ['a single local node → loopback', [facts({ viaSsh: false })], undefined, '127.0.0.1'],
     ['empty flag falls through', [facts({ serverAddr: '10.0.0.11' })], '', '10.0.0.11'],
@@ -145,10 +189,22 @@ describe('planLaunch', () => {
         cwd: '/shared/proj',
         env: { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: n.iface, NCCL_SOCKET_IFNAME: n.iface },
         argv: [
-          '/opt/venv/bin/python', '-m', 'torch.distributed.run',
-          '--nnodes=3', `--node_rank=${n.rank}`, '--nproc_per_node=8',
-          '--master_addr=10.0.0.10', '--master_port=29511',
-          'train.py', '--epochs', '3', '--name', 'two words', "it's", '--', '007',
+          '/opt/venv/bin/python',
+          '-m',
+          'torch.distributed.run',
+          '--nnodes=3',
+          `--node_rank=${n.rank}`,
+          '--nproc_per_node=8',
+          '--master_addr=10.0.0.10',
+          '--master_port=29511',
+          'train.py',
+          '--epochs',
+          '3',
+          '--name',
+          'two words',
+          "it's",
+          '--',
+          '007',
         ],
       })),
     )
@@ -156,12 +212,54 @@ describe('planLaunch', () => {
 
   it('c10d: a node whose torchrun has --local-addr is given its own address on the route to the master; one without is not', () => {
     const nodes: PlanNode[] = [
-      { ...(THREE[0] as PlanNode), facts: facts({ gpus: 8, serverAddr: '10.0.0.10', freePort: 29511, torchVersion: '2.6.0', localAddrFlag: true, srcAddr: '10.0.0.10' }) },
-      { ...(THREE[1] as PlanNode), facts: facts({ gpus: 8, serverAddr: '192.168.9.1', torchVersion: '2.6.0', localAddrFlag: true, srcAddr: '10.0.0.11' }) },
-      { ...(THREE[2] as PlanNode), facts: facts({ gpus: 8, serverAddr: '10.0.0.12', torchVersion: '1.13.1', localAddrFlag: false, srcAddr: '10.0.0.12' }) },
+      {
+        ...(THREE[0] as PlanNode),
+        facts: facts({
+          gpus: 8,
+          serverAddr: '10.0.0.10',
+          freePort: 29511,
+          torchVersion: '2.6.0',
+          localAddrFlag: true,
+          srcAddr: '10.0.0.10',
+        }),
+      },
+      {
+        ...(THREE[1] as PlanNode),
+        facts: facts({
+          gpus: 8,
+          serverAddr: '192.168.9.1',
+          torchVersion: '2.6.0',
+          localAddrFlag: true,
+          srcAddr: '10.0.0.11',
+        }),
+      },
+      {
+        ...(THREE[2] as PlanNode),
+        facts: facts({
+          gpus: 8,
+          serverAddr: '10.0.0.12',
+          torchVersion: '1.13.1',
+          localAddrFlag: false,
+          srcAddr: '10.0.0.12',
+        }),
+      },
     ]
-    const plan = planLaunch(nodes, { ...OPTIONS, launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [], rdzvBackend: 'c10d' } })
-    expect(plan.nodes.map((n) => n.argv.find((a) => /^--local.addr/.test(a)))).toEqual(['--local-addr=10.0.0.10', '--local-addr=10.0.0.11', undefined])
+    const plan = planLaunch(nodes, {
+      ...OPTIONS,
+      launcher: {
+        kind: 'torchrun',
+        module: false,
+        noPython: false,
+        useEnv: false,
+        launcherArgs: [],
+        rdzvBackend: 'c10d',
+      },
+    })
+    expect(plan.nodes.map((n) => n.argv.find((a) => /^--local.addr/.test(a)))).toEqual([
+      '--local-addr=10.0.0.10',
+      '--local-addr=10.0.0.11',
+      undefined,
+    ])
     // Its addresses: the route's source first, then the one SSH reached.
     expect(plan.nodes[1]?.addrs).toEqual(['10.0.0.11', '192.168.9.1'])
     // Not for the static rendezvous, which never asks the agents' addresses.
@@ -170,7 +268,18 @@ describe('planLaunch', () => {
 
   it('passes --monitor_interval only when asked, before the script', () => {
     expect(planLaunch(THREE, OPTIONS).nodes[0]?.argv.some((a) => a.startsWith('--monitor_interval'))).toBe(false)
-    const argv = planLaunch(THREE, { ...OPTIONS, launcher: { kind: 'torchrun', module: false, noPython: false, useEnv: false, launcherArgs: [], monitorIntervalS: 0.5 } }).nodes[1]?.argv ?? []
+    const argv =
+      planLaunch(THREE, {
+        ...OPTIONS,
+        launcher: {
+          kind: 'torchrun',
+          module: false,
+          noPython: false,
+          useEnv: false,
+          launcherArgs: [],
+          monitorIntervalS: 0.5,
+        },
+      }).nodes[1]?.argv ?? []
     expect(argv.slice(7, 10)).toEqual(['--master_port=29511', '--monitor_interval=0.5', 'train.py'])
   })
 
@@ -212,13 +321,42 @@ describe('planLaunch', () => {
 
   it.each<[string, string | undefined, NodeFacts['presetIfnames'], Record<string, string>]>([
     ['no iface → no ifname vars', undefined, {}, { PYTHONUNBUFFERED: '1' }],
-    ['no iface, even with presets → no ifname vars', undefined, { GLOO_SOCKET_IFNAME: 'eth9' }, { PYTHONUNBUFFERED: '1' }],
-    ['iface → both vars', 'eth0', {}, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }],
-    ['preset gloo kept', 'eth0', { GLOO_SOCKET_IFNAME: 'eth9' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth9', NCCL_SOCKET_IFNAME: 'eth0' }],
-    ['preset nccl kept', 'eth0', { NCCL_SOCKET_IFNAME: 'ib0' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' }],
-    ['both presets kept', 'eth0', { GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' }],
+    [
+      'no iface, even with presets → no ifname vars',
+      undefined,
+      { GLOO_SOCKET_IFNAME: 'eth9' },
+      { PYTHONUNBUFFERED: '1' },
+    ],
+    [
+      'iface → both vars',
+      'eth0',
+      {},
+      { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' },
+    ],
+    [
+      'preset gloo kept',
+      'eth0',
+      { GLOO_SOCKET_IFNAME: 'eth9' },
+      { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth9', NCCL_SOCKET_IFNAME: 'eth0' },
+    ],
+    [
+      'preset nccl kept',
+      'eth0',
+      { NCCL_SOCKET_IFNAME: 'ib0' },
+      { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' },
+    ],
+    [
+      'both presets kept',
+      'eth0',
+      { GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' },
+      { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'a', NCCL_SOCKET_IFNAME: 'b' },
+    ],
   ])('env: %s', (_name, iface, presetIfnames, env) => {
-    const node: PlanNode = { rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10', freePort: 29500, presetIfnames }) }
+    const node: PlanNode = {
+      rank: 0,
+      host: 'n0',
+      facts: facts({ serverAddr: '10.0.0.10', freePort: 29500, presetIfnames }),
+    }
     if (iface !== undefined) node.iface = iface
     expect(planLaunch([node], OPTIONS).nodes[0]?.env).toEqual(env)
   })
@@ -226,17 +364,28 @@ describe('planLaunch', () => {
   it.each<[string, number[], number | undefined, number | undefined, number, number, string]>([
     // name, gpus, option nprocPerNode, node slots, facts.gpus, expected nproc, CUDA_VISIBLE_DEVICES
     ['one GPU chosen', [1], undefined, 1, 2, 1, '1'],
-    ['GPUs chosen: their count, not the probe\'s', [0, 2], undefined, 2, 8, 2, '0,2'],
+    ["GPUs chosen: their count, not the probe's", [0, 2], undefined, 2, 8, 2, '0,2'],
     ['chosen GPUs beat slots', [3], undefined, 8, 8, 1, '3'],
     ['--nproc-per-node still wins, the GPUs stay visible', [0, 1], 4, 2, 8, 4, '0,1'],
     ['no nvidia-smi on the node: nothing to check against', [0, 1, 2], undefined, undefined, 0, 3, '0,1,2'],
   ])('selected GPUs: %s', (_name, gpus, nprocPerNode, slots, gpuCount, nproc, cvd) => {
-    const node: PlanNode = { rank: 0, host: 'n0', gpus, facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }), iface: 'eth0' }
+    const node: PlanNode = {
+      rank: 0,
+      host: 'n0',
+      gpus,
+      facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }),
+      iface: 'eth0',
+    }
     if (slots !== undefined) node.slots = slots
     const [cmd] = planLaunch([node], nprocPerNode === undefined ? OPTIONS : { ...OPTIONS, nprocPerNode }).nodes
     expect(cmd?.nproc).toBe(nproc)
     expect(cmd?.argv).toContain(`--nproc_per_node=${nproc}`)
-    expect(cmd?.env).toEqual({ PYTHONUNBUFFERED: '1', CUDA_VISIBLE_DEVICES: cvd, GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' })
+    expect(cmd?.env).toEqual({
+      PYTHONUNBUFFERED: '1',
+      CUDA_VISIBLE_DEVICES: cvd,
+      GLOO_SOCKET_IFNAME: 'eth0',
+      NCCL_SOCKET_IFNAME: 'eth0',
+    })
   })
 
   it('only the nodes with chosen GPUs get CUDA_VISIBLE_DEVICES', () => {
@@ -245,15 +394,25 @@ describe('planLaunch', () => {
       { rank: 1, host: 'b', slots: 2, facts: facts({ gpus: 2 }) },
     ]
     const plan = planLaunch(nodes, OPTIONS)
-    expect(plan.nodes.map((n) => [n.nproc, n.env.CUDA_VISIBLE_DEVICES])).toEqual([[1, '1'], [2, undefined]])
-    expect(describeCommand(plan.nodes[0] ?? (undefined as never))).toContain('PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES=1 /opt/venv/bin/python')
+    expect(plan.nodes.map((n) => [n.nproc, n.env.CUDA_VISIBLE_DEVICES])).toEqual([
+      [1, '1'],
+      [2, undefined],
+    ])
+    expect(describeCommand(plan.nodes[0] ?? (undefined as never))).toContain(
+      'PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES=1 /opt/venv/bin/python',
+    )
   })
 
   it.each<[string, number[], number, RegExp]>([
     ['an index past the probed count', [0, 2], 2, /^n0: GPU 2 was selected, but the node has 2 GPU\(s\) \(0-1\)$/],
     ['--num-gpus 0..N-1 on a smaller node', [0, 1, 2, 3], 2, /GPU 2,3 was selected, but the node has 2 GPU/],
   ])('selected GPUs the node does not have → PROBE error: %s', (_name, gpus, gpuCount, message) => {
-    const node: PlanNode = { rank: 0, host: 'n0', gpus, facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }) }
+    const node: PlanNode = {
+      rank: 0,
+      host: 'n0',
+      gpus,
+      facts: facts({ gpus: gpuCount, serverAddr: '10.0.0.10', freePort: 29500 }),
+    }
     let error: unknown
     try {
       planLaunch([node], OPTIONS)
@@ -268,7 +427,13 @@ describe('planLaunch', () => {
   it('a local single node plan uses loopback', () => {
     const plan = planLaunch([{ rank: 0, host: 'localhost', facts: facts({ viaSsh: false, freePort: 40000 }) }], OPTIONS)
     expect(plan.masterAddr).toBe('127.0.0.1')
-    expect(plan.nodes[0]?.argv.slice(3, 8)).toEqual(['--nnodes=1', '--node_rank=0', '--nproc_per_node=1', '--master_addr=127.0.0.1', '--master_port=40000'])
+    expect(plan.nodes[0]?.argv.slice(3, 8)).toEqual([
+      '--nnodes=1',
+      '--node_rank=0',
+      '--nproc_per_node=1',
+      '--master_addr=127.0.0.1',
+      '--master_port=40000',
+    ])
   })
 
   it('a script arg that looks like a torchrun flag stays after the script', () => {
@@ -280,10 +445,13 @@ describe('planLaunch', () => {
 
   it.each<[string, PlanNode[]]>([
     ['node 0 reported no free port', [{ rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10' }) }]],
-    ['a free port on node 1 only does not count', [
-      { rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10' }) },
-      { rank: 1, host: 'n1', facts: facts({ freePort: 29500 }) },
-    ]],
+    [
+      'a free port on node 1 only does not count',
+      [
+        { rank: 0, host: 'n0', facts: facts({ serverAddr: '10.0.0.10' }) },
+        { rank: 1, host: 'n1', facts: facts({ freePort: 29500 }) },
+      ],
+    ],
   ])('missing port → FanoutError: %s', (_name, nodes) => {
     let error: unknown
     try {
@@ -305,12 +473,26 @@ describe('describeCommand', () => {
   it.each<[string, Parameters<typeof describeCommand>[0], string]>([
     [
       'plain',
-      { rank: 0, host: 'n0', nproc: 1, cwd: '/shared/proj', env: { PYTHONUNBUFFERED: '1' }, argv: ['python3', '-m', 'torch.distributed.run', 'train.py'] },
+      {
+        rank: 0,
+        host: 'n0',
+        nproc: 1,
+        cwd: '/shared/proj',
+        env: { PYTHONUNBUFFERED: '1' },
+        argv: ['python3', '-m', 'torch.distributed.run', 'train.py'],
+      },
       'cd /shared/proj && PYTHONUNBUFFERED=1 python3 -m torch.distributed.run train.py',
     ],
     [
       'quoting in cwd, env and argv',
-      { rank: 1, host: 'n1', nproc: 1, cwd: '/home/me/my proj', env: { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: 'eth0' }, argv: ['python3', 'train.py', "it's", '$HOME'] },
+      {
+        rank: 1,
+        host: 'n1',
+        nproc: 1,
+        cwd: '/home/me/my proj',
+        env: { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: 'eth0' },
+        argv: ['python3', 'train.py', "it's", '$HOME'],
+      },
       `cd '/home/me/my proj' && PYTHONUNBUFFERED=1 NCCL_SOCKET_IFNAME=eth0 python3 train.py 'it'\\''s' '$HOME'`,
     ],
     [
@@ -333,7 +515,15 @@ describe('describeCommand', () => {
         nproc: 1,
         cwd: dir,
         env: { PYTHONUNBUFFERED: '1', A: 'x y', B: "it's $HOME", NCCL_SOCKET_IFNAME: '^docker0,lo' },
-        argv: ['/bin/sh', '-c', 'pwd; printf "%s|" "$PYTHONUNBUFFERED" "$A" "$B" "$NCCL_SOCKET_IFNAME" "$@"', 'sh', 'a b', '$(x)', ''],
+        argv: [
+          '/bin/sh',
+          '-c',
+          'pwd; printf "%s|" "$PYTHONUNBUFFERED" "$A" "$B" "$NCCL_SOCKET_IFNAME" "$@"',
+          'sh',
+          'a b',
+          '$(x)',
+          '',
+        ],
       })
       const out = execFileSync('/bin/sh', ['-c', line], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
       expect(out).toBe(`${dir}\n1|x y|it's $HOME|^docker0,lo|a b|$(x)||`)
@@ -345,7 +535,11 @@ describe('describeCommand', () => {
 
 describe('planLaunch: the job environment', () => {
   const node = (over: Partial<PlanNode> = {}, preset: NodeFacts['presetIfnames'] = {}): PlanNode => ({
-    rank: 0, host: 'n0', facts: facts({ gpus: 4, serverAddr: '10.0.0.10', freePort: 29500, presetIfnames: preset }), iface: 'eth0', ...over,
+    rank: 0,
+    host: 'n0',
+    facts: facts({ gpus: 4, serverAddr: '10.0.0.10', freePort: 29500, presetIfnames: preset }),
+    iface: 'eth0',
+    ...over,
   })
   const OWN = { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }
   const withoutRoute = (preset: NodeFacts['presetIfnames'] = {}): PlanNode => {
@@ -356,17 +550,77 @@ describe('planLaunch: the job environment', () => {
 
   // name, node, forwarded, explicit, expected env (in order)
   it.each<[string, PlanNode, Record<string, string>, Record<string, string>, Record<string, string>]>([
-    ['forwarded variables come after fanout\'s own', node(), { NCCL_DEBUG: 'INFO', HF_HOME: '/hf' }, {}, { ...OWN, NCCL_DEBUG: 'INFO', HF_HOME: '/hf' }],
-    ['a forwarded PYTHONUNBUFFERED does not beat fanout\'s', node(), { PYTHONUNBUFFERED: '0' }, {}, OWN],
-    ['a forwarded *_SOCKET_IFNAME does not beat the probed route', node(), { NCCL_SOCKET_IFNAME: 'head0', GLOO_SOCKET_IFNAME: 'head0' }, {}, OWN],
-    ['nor the node\'s own setting, without a route', withoutRoute({ NCCL_SOCKET_IFNAME: 'ib0' }), { NCCL_SOCKET_IFNAME: 'head0' }, {}, { PYTHONUNBUFFERED: '1' }],
-    ['without a route or a node setting, it is forwarded', withoutRoute(), { NCCL_SOCKET_IFNAME: '^docker,lo' }, {}, { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: '^docker,lo' }],
-    ['explicit variables come last', node(), { NCCL_DEBUG: 'INFO' }, { X: 'a b' }, { ...OWN, NCCL_DEBUG: 'INFO', X: 'a b' }],
-    ['explicit PYTHONUNBUFFERED and *_SOCKET_IFNAME win', node(), {}, { PYTHONUNBUFFERED: '0', NCCL_SOCKET_IFNAME: 'ib0' }, { PYTHONUNBUFFERED: '0', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' }],
-    ['explicit beats the node\'s own setting too', node({}, { GLOO_SOCKET_IFNAME: 'eth9' }), {}, { GLOO_SOCKET_IFNAME: 'ib1' }, { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'ib1', NCCL_SOCKET_IFNAME: 'eth0' }],
-    ['explicit CUDA_VISIBLE_DEVICES without a selection', node(), {}, { CUDA_VISIBLE_DEVICES: '2,3' }, { ...OWN, CUDA_VISIBLE_DEVICES: '2,3' }],
-    ['the selection\'s CUDA_VISIBLE_DEVICES wins (run.ts refuses both)', node({ gpus: [1] }), {}, { CUDA_VISIBLE_DEVICES: '2,3' }, { PYTHONUNBUFFERED: '1', CUDA_VISIBLE_DEVICES: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' }],
-    ['values are kept byte for byte', node(), {}, { X: ` it's "q" $HOME \\ =\n\t` }, { ...OWN, X: ` it's "q" $HOME \\ =\n\t` }],
+    [
+      "forwarded variables come after fanout's own",
+      node(),
+      { NCCL_DEBUG: 'INFO', HF_HOME: '/hf' },
+      {},
+      { ...OWN, NCCL_DEBUG: 'INFO', HF_HOME: '/hf' },
+    ],
+    ["a forwarded PYTHONUNBUFFERED does not beat fanout's", node(), { PYTHONUNBUFFERED: '0' }, {}, OWN],
+    [
+      'a forwarded *_SOCKET_IFNAME does not beat the probed route',
+      node(),
+      { NCCL_SOCKET_IFNAME: 'head0', GLOO_SOCKET_IFNAME: 'head0' },
+      {},
+      OWN,
+    ],
+    [
+      "nor the node's own setting, without a route",
+      withoutRoute({ NCCL_SOCKET_IFNAME: 'ib0' }),
+      { NCCL_SOCKET_IFNAME: 'head0' },
+      {},
+      { PYTHONUNBUFFERED: '1' },
+    ],
+    [
+      'without a route or a node setting, it is forwarded',
+      withoutRoute(),
+      { NCCL_SOCKET_IFNAME: '^docker,lo' },
+      {},
+      { PYTHONUNBUFFERED: '1', NCCL_SOCKET_IFNAME: '^docker,lo' },
+    ],
+    [
+      'explicit variables come last',
+      node(),
+      { NCCL_DEBUG: 'INFO' },
+      { X: 'a b' },
+      { ...OWN, NCCL_DEBUG: 'INFO', X: 'a b' },
+    ],
+    [
+      'explicit PYTHONUNBUFFERED and *_SOCKET_IFNAME win',
+      node(),
+      {},
+      { PYTHONUNBUFFERED: '0', NCCL_SOCKET_IFNAME: 'ib0' },
+      { PYTHONUNBUFFERED: '0', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'ib0' },
+    ],
+    [
+      "explicit beats the node's own setting too",
+      node({}, { GLOO_SOCKET_IFNAME: 'eth9' }),
+      {},
+      { GLOO_SOCKET_IFNAME: 'ib1' },
+      { PYTHONUNBUFFERED: '1', GLOO_SOCKET_IFNAME: 'ib1', NCCL_SOCKET_IFNAME: 'eth0' },
+    ],
+    [
+      'explicit CUDA_VISIBLE_DEVICES without a selection',
+      node(),
+      {},
+      { CUDA_VISIBLE_DEVICES: '2,3' },
+      { ...OWN, CUDA_VISIBLE_DEVICES: '2,3' },
+    ],
+    [
+      "the selection's CUDA_VISIBLE_DEVICES wins (run.ts refuses both)",
+      node({ gpus: [1] }),
+      {},
+      { CUDA_VISIBLE_DEVICES: '2,3' },
+      { PYTHONUNBUFFERED: '1', CUDA_VISIBLE_DEVICES: '1', GLOO_SOCKET_IFNAME: 'eth0', NCCL_SOCKET_IFNAME: 'eth0' },
+    ],
+    [
+      'values are kept byte for byte',
+      node(),
+      {},
+      { X: ` it's "q" $HOME \\ =\n\t` },
+      { ...OWN, X: ` it's "q" $HOME \\ =\n\t` },
+    ],
   ])('%s', (_name, n, forwarded, explicit, env) => {
     const cmd = planLaunch([n], { ...OPTIONS, jobEnv: { forwarded, explicit } }).nodes[0]
     expect(Object.entries(cmd?.env ?? {})).toEqual(Object.entries(env))
@@ -374,27 +628,43 @@ describe('planLaunch: the job environment', () => {
 
   // name, explicit CUDA_VISIBLE_DEVICES, node slots, option nprocPerNode, probed GPUs, expected nproc
   it.each<[string, string, number | undefined, number | undefined, number]>([
-    ['two devices → 2 processes, not the probe\'s 4', '0,1', undefined, undefined, 2],
+    ["two devices → 2 processes, not the probe's 4", '0,1', undefined, undefined, 2],
     ['UUIDs count too', 'GPU-aaaa,GPU-bbbb,GPU-cccc', undefined, undefined, 3],
     ['CUDA stops at -1', '0,-1,2', undefined, undefined, 1],
     ['no device → 1 (CPU)', '', undefined, undefined, 1],
-    ['slots= still win, as over the node\'s own value', '0,1', 3, undefined, 3],
+    ["slots= still win, as over the node's own value", '0,1', 3, undefined, 3],
     ['--nproc-per-node still wins', '0,1', undefined, 4, 4],
   ])('nproc with an explicit CUDA_VISIBLE_DEVICES: %s', (_name, cvd, slots, nprocPerNode, nproc) => {
     const n = node(slots === undefined ? {} : { slots })
-    const options: PlanOptions = { ...OPTIONS, jobEnv: { forwarded: {}, explicit: { CUDA_VISIBLE_DEVICES: cvd } }, ...(nprocPerNode === undefined ? {} : { nprocPerNode }) }
+    const options: PlanOptions = {
+      ...OPTIONS,
+      jobEnv: { forwarded: {}, explicit: { CUDA_VISIBLE_DEVICES: cvd } },
+      ...(nprocPerNode === undefined ? {} : { nprocPerNode }),
+    }
     expect(planLaunch([n], options).nodes[0]?.nproc).toBe(nproc)
   })
 })
 
 describe('describeCommand: secret-looking values are masked', () => {
   const line = describeCommand({
-    rank: 0, host: 'n0', nproc: 1, cwd: '/p',
-    env: { PYTHONUNBUFFERED: '1', HF_TOKEN: 'hunter2', WANDB_API_KEY: "it's secret", DB_PASSWORD: 'p w', NCCL_DEBUG: 'INFO', HF_HOME: '/hf' },
+    rank: 0,
+    host: 'n0',
+    nproc: 1,
+    cwd: '/p',
+    env: {
+      PYTHONUNBUFFERED: '1',
+      HF_TOKEN: 'hunter2',
+      WANDB_API_KEY: "it's secret",
+      DB_PASSWORD: 'p w',
+      NCCL_DEBUG: 'INFO',
+      HF_HOME: '/hf',
+    },
     argv: ['python3', 'train.py'],
   })
   it('shows NAME=*** for them, the other values quoted', () => {
-    expect(line).toBe('cd /p && PYTHONUNBUFFERED=1 HF_TOKEN=*** WANDB_API_KEY=*** DB_PASSWORD=*** NCCL_DEBUG=INFO HF_HOME=/hf python3 train.py')
+    expect(line).toBe(
+      'cd /p && PYTHONUNBUFFERED=1 HF_TOKEN=*** WANDB_API_KEY=*** DB_PASSWORD=*** NCCL_DEBUG=INFO HF_HOME=/hf python3 train.py',
+    )
   })
   it.each([['hunter2'], ['secret'], ['p w']])('never shows %s', (value) => {
     expect(line).not.toContain(value)

@@ -8,7 +8,8 @@ import { mulberry32 } from './prng.js'
 const b = (s: string): Buffer => Buffer.from(s)
 
 /** What the builder must produce for a block: prefix + line + \n for every line, by the obvious route. */
-const reference = (block: Buffer, prefix: Buffer): Buffer => Buffer.concat(splitLines(block).flatMap((l) => [prefix, l, b('\n')]))
+const reference = (block: Buffer, prefix: Buffer): Buffer =>
+  Buffer.concat(splitLines(block).flatMap((l) => [prefix, l, b('\n')]))
 
 const prefixed = (block: Buffer, prefix: Buffer): Buffer => {
   const out = new PrefixedBytes()
@@ -24,9 +25,17 @@ describe('PrefixedBytes', () => {
     ['empty lines', b('\n\n'), b('> ')],
     ['one empty line', b('\n'), b('> ')],
     ['no prefix (--no-prefix): the block itself', b('a\n\nbc\n'), b('')],
-    ['lines of 15, 16, 17 and 33 bytes (the 16-byte scan and its tail)', b(`${'x'.repeat(15)}\n${'y'.repeat(16)}\n${'z'.repeat(17)}\n${'w'.repeat(33)}\n`), b('[n0]  ')],
+    [
+      'lines of 15, 16, 17 and 33 bytes (the 16-byte scan and its tail)',
+      b(`${'x'.repeat(15)}\n${'y'.repeat(16)}\n${'z'.repeat(17)}\n${'w'.repeat(33)}\n`),
+      b('[n0]  '),
+    ],
     ['one line of 100 000 bytes', b(`${'q'.repeat(100_000)}\n`), b('[n3 a-very-long-host-name.example.com r12]  ')],
-    ['a \\n in every position of a 16-byte window', b('\n0\n12\n345\n6789\nabcde\nfghijk\nlmnopqr\nstuvwxyz\n'), b('|')],
+    [
+      'a \\n in every position of a 16-byte window',
+      b('\n0\n12\n345\n6789\nabcde\nfghijk\nlmnopqr\nstuvwxyz\n'),
+      b('|'),
+    ],
   ])('lines: %s, byte for byte what prefix + line + \\n per line gives', (_name, block, prefix) => {
     expect(prefixed(block, prefix).equals(reference(block, prefix))).toBe(true)
   })
@@ -73,7 +82,9 @@ describe('PrefixedBytes', () => {
       for (let k = 0, n = 1 + Math.floor(rnd() * 6); k < n; k++) {
         const prefix = Buffer.from(Array.from({ length: Math.floor(rnd() * 50) }, () => Math.floor(rnd() * 256)))
         const newlines = rnd() // how dense the line ends are
-        const body = Array.from({ length: Math.floor(rnd() * 3000) }, () => (rnd() < newlines * 0.3 ? 10 : Math.floor(rnd() * 256)))
+        const body = Array.from({ length: Math.floor(rnd() * 3000) }, () =>
+          rnd() < newlines * 0.3 ? 10 : Math.floor(rnd() * 256),
+        )
         if (rnd() < 0.3) {
           const text = Buffer.from(body.filter((c) => c !== 10))
           out.line(prefix, text)
@@ -103,9 +114,16 @@ const wat2wasm = ((): boolean => {
     return false
   }
 })()
-describe.skipIf(!wat2wasm && !process.env.CI)('prefix-wasm.ts (without wat2wasm, from Debian\'s wabt, outside CI: skipped)', () => {
-  it('holds prefix.wat as wat2wasm compiles it now (node scripts/wasm.mjs regenerates it)', () => {
-    const now = execFileSync(process.execPath, [new URL('../../scripts/wasm.mjs', import.meta.url).pathname, '--print'], { encoding: 'utf8' }).trim()
-    expect(now).toBe(PREFIX_WASM)
-  })
-})
+describe.skipIf(!wat2wasm && !process.env.CI)(
+  "prefix-wasm.ts (without wat2wasm, from Debian's wabt, outside CI: skipped)",
+  () => {
+    it('holds prefix.wat as wat2wasm compiles it now (node scripts/wasm.mjs regenerates it)', () => {
+      const now = execFileSync(
+        process.execPath,
+        [new URL('../../scripts/wasm.mjs', import.meta.url).pathname, '--print'],
+        { encoding: 'utf8' },
+      ).trim()
+      expect(now).toBe(PREFIX_WASM)
+    })
+  },
+)

@@ -4,27 +4,96 @@ import { checkPreflight, type PreflightContext, type PreflightNode } from '../..
 import { setupSteps } from '../../src/cli/options/job.js'
 import type { NodeFacts } from '../../src/plan/plan.js'
 
-const facts = (f: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 2, presetIfnames: {}, python: '/usr/bin/python3', torch: true, torchVersion: '2.4.0', pythonVersion: '3.11.2', cwd: true, script: true, ...f })
-const node = (rank: number, f: Partial<NodeFacts> = {}, stderr = ''): PreflightNode => ({ rank, host: `h${rank + 1}`, facts: facts(f), stderr })
-const CTX: PreflightContext = { launcher: 'torchrun', scriptIsFile: true, script: 'train.py', cwd: '/proj', python: 'python3', setup: [], strict: false }
+const facts = (f: Partial<NodeFacts> = {}): NodeFacts => ({
+  viaSsh: true,
+  gpus: 2,
+  presetIfnames: {},
+  python: '/usr/bin/python3',
+  torch: true,
+  torchVersion: '2.4.0',
+  pythonVersion: '3.11.2',
+  cwd: true,
+  script: true,
+  ...f,
+})
+const node = (rank: number, f: Partial<NodeFacts> = {}, stderr = ''): PreflightNode => ({
+  rank,
+  host: `h${rank + 1}`,
+  facts: facts(f),
+  stderr,
+})
+const CTX: PreflightContext = {
+  launcher: 'torchrun',
+  scriptIsFile: true,
+  script: 'train.py',
+  cwd: '/proj',
+  python: 'python3',
+  setup: [],
+  strict: false,
+}
 
 describe('checkPreflight', () => {
   it.each<[string, PreflightNode[], Partial<PreflightContext>, string[]]>([
     ['all good', [node(0), node(1)], {}, []],
-    ['missing directory', [node(0), node(1, { cwd: false, script: undefined })], {}, ['node 1 (h2): working directory /proj does not exist']],
+    [
+      'missing directory',
+      [node(0), node(1, { cwd: false, script: undefined })],
+      {},
+      ['node 1 (h2): working directory /proj does not exist'],
+    ],
     ['missing script', [node(0, { script: false })], {}, ['node 0 (h1): script train.py not found in /proj']],
     ['no script check for -m', [node(0, { script: undefined })], { scriptIsFile: false }, []],
-    ['no python', [node(0, { python: undefined, torch: undefined })], {}, ['node 0 (h1): python3 not found (pass --python, --venv or --conda)']],
+    [
+      'no python',
+      [node(0, { python: undefined, torch: undefined })],
+      {},
+      ['node 0 (h1): python3 not found (pass --python, --venv or --conda)'],
+    ],
     ['no torch', [node(0, { torch: false })], {}, ['node 0 (h1): torch cannot be imported by /usr/bin/python3']],
     ['launcher none needs neither', [node(0, { python: undefined, torch: undefined })], { launcher: 'none' }, []],
-    ['port taken on node 0', [node(0, { portFree: false })], { masterPort: 29500 }, ['node 0 (h1): master port 29500 is in use']],
-    ['set-up failure, with its output', [node(0, { setupFailed: { step: 2, code: 7 } }, 'activating\nno such env\n')], { setup: ['true', 'conda activate x'] }, ['node 0 (h1): set-up step 2 failed with exit 7: conda activate x\n    activating\n    no such env']],
-    ['different torch patch level: an error with --strict', [node(0), node(1, { torchVersion: '2.4.1' })], { strict: true }, ['nodes run different torch versions: 2.4.0, 2.4.1']],
-    ['different torch major.minor: an error, naming every version and its nodes', [node(0, { torchVersion: '1.13.1' }), node(1, { torchVersion: '2.6.0+debian' }), node(2, { torchVersion: '2.6.0' }), node(3, { torchVersion: '1.13.1' })], {}, [
-      'nodes run different torch versions, which cannot rendezvous with each other: torch 1.13 on n0,n3 (1.13.1); torch 2.6 on n1-n2 (2.6.0+debian, 2.6.0). Install the same torch on every node, or pass --allow-version-skew to launch anyway',
-    ]],
-    ['torch major.minor skew with --allow-version-skew: no error', [node(0, { torchVersion: '1.13.1' }), node(1, { torchVersion: '2.6.0' })], { allowVersionSkew: true }, []],
-    ['a node without torch does not count as skew (its own error says it)', [node(0), node(1, { torch: false, torchVersion: undefined })], {}, ['node 1 (h2): torch cannot be imported by /usr/bin/python3']],
+    [
+      'port taken on node 0',
+      [node(0, { portFree: false })],
+      { masterPort: 29500 },
+      ['node 0 (h1): master port 29500 is in use'],
+    ],
+    [
+      'set-up failure, with its output',
+      [node(0, { setupFailed: { step: 2, code: 7 } }, 'activating\nno such env\n')],
+      { setup: ['true', 'conda activate x'] },
+      ['node 0 (h1): set-up step 2 failed with exit 7: conda activate x\n    activating\n    no such env'],
+    ],
+    [
+      'different torch patch level: an error with --strict',
+      [node(0), node(1, { torchVersion: '2.4.1' })],
+      { strict: true },
+      ['nodes run different torch versions: 2.4.0, 2.4.1'],
+    ],
+    [
+      'different torch major.minor: an error, naming every version and its nodes',
+      [
+        node(0, { torchVersion: '1.13.1' }),
+        node(1, { torchVersion: '2.6.0+debian' }),
+        node(2, { torchVersion: '2.6.0' }),
+        node(3, { torchVersion: '1.13.1' }),
+      ],
+      {},
+      [
+        'nodes run different torch versions, which cannot rendezvous with each other: torch 1.13 on n0,n3 (1.13.1); torch 2.6 on n1-n2 (2.6.0+debian, 2.6.0). Install the same torch on every node, or pass --allow-version-skew to launch anyway',
+      ],
+    ],
+    [
+      'torch major.minor skew with --allow-version-skew: no error',
+      [node(0, { torchVersion: '1.13.1' }), node(1, { torchVersion: '2.6.0' })],
+      { allowVersionSkew: true },
+      [],
+    ],
+    [
+      'a node without torch does not count as skew (its own error says it)',
+      [node(0), node(1, { torch: false, torchVersion: undefined })],
+      {},
+      ['node 1 (h2): torch cannot be imported by /usr/bin/python3'],
+    ],
   ])('%s', (_name, nodes, ctx, errors) => {
     expect(checkPreflight(nodes, { ...CTX, ...ctx }).errors).toEqual(errors)
   })
@@ -43,15 +112,31 @@ describe('checkPreflight', () => {
 
 describe('checkPreflight: versions and busy GPUs', () => {
   it('torch major.minor skew is a warning with --allow-version-skew; patch and Python differences stay warnings', () => {
-    const r = checkPreflight([node(0, { torchVersion: '1.13.1', pythonVersion: '3.11.2' }), node(1, { torchVersion: '2.6.0', pythonVersion: '3.13.5' })], { ...CTX, allowVersionSkew: true })
+    const r = checkPreflight(
+      [
+        node(0, { torchVersion: '1.13.1', pythonVersion: '3.11.2' }),
+        node(1, { torchVersion: '2.6.0', pythonVersion: '3.13.5' }),
+      ],
+      { ...CTX, allowVersionSkew: true },
+    )
     expect(r.errors).toEqual([])
-    expect(r.warnings).toEqual([expect.stringMatching(/^nodes run different torch versions, which cannot rendezvous with each other: torch 1\.13 on n0 \(1\.13\.1\); torch 2\.6 on n1/), 'nodes run different Python versions: 3.11.2, 3.13.5'])
+    expect(r.warnings).toEqual([
+      expect.stringMatching(
+        /^nodes run different torch versions, which cannot rendezvous with each other: torch 1\.13 on n0 \(1\.13\.1\); torch 2\.6 on n1/,
+      ),
+      'nodes run different Python versions: 3.11.2, 3.13.5',
+    ])
     expect(r.table).toMatch(/n0 +h1 +3\.11\.2 +1\.13\.1 /)
     expect(r.table).toMatch(/n1 +h2 +3\.13\.5 +2\.6\.0 /)
   })
 
   const gpu = { index: 1, uuid: 'GPU-1', memoryUsed: 30000, memoryTotal: 81559 }
-  const busy = [{ gpu, process: { gpuUuid: 'GPU-1', pid: 4242, memory: 30000, user: 'alice', command: 'python old_train.py --resume' } }]
+  const busy = [
+    {
+      gpu,
+      process: { gpuUuid: 'GPU-1', pid: 4242, memory: 30000, user: 'alice', command: 'python old_train.py --resume' },
+    },
+  ]
 
   it('a GPU held by another process is an error naming node, GPU, pid, user, command and memory, with what to do', () => {
     const r = checkPreflight([node(0), { ...node(1), busy }], CTX)
@@ -65,7 +150,9 @@ describe('checkPreflight: versions and busy GPUs', () => {
   it('--allow-busy-gpus: a warning, and the table still says so', () => {
     const r = checkPreflight([node(0), { ...node(1), busy }], { ...CTX, allowBusyGpus: true })
     expect(r.errors).toEqual([])
-    expect(r.warnings).toEqual(['node 1 (h2): GPU 1 is held by pid 4242 (alice: python old_train.py --resume, 30000 MiB) (--allow-busy-gpus)'])
+    expect(r.warnings).toEqual([
+      'node 1 (h2): GPU 1 is held by pid 4242 (alice: python old_train.py --resume, 30000 MiB) (--allow-busy-gpus)',
+    ])
     expect(r.table).toMatch(/n1 +h2 .* ok; GPU 1 is held by pid 4242/)
   })
 })
@@ -75,7 +162,10 @@ describe('setupSteps', () => {
     [{}, []],
     [{ venv: '~/venv/' }, ['. ~/venv/bin/activate']],
     [{ conda: 'torch' }, ['eval "$(conda shell.posix hook)" && conda activate torch']],
-    [{ setup: ['module load cuda', 'export X=1'], venv: '/v' }, ['. /v/bin/activate', 'module load cuda', 'export X=1']],
+    [
+      { setup: ['module load cuda', 'export X=1'], venv: '/v' },
+      ['. /v/bin/activate', 'module load cuda', 'export X=1'],
+    ],
     [{ venv: "/my envs/it's" }, [`. '/my envs/it'\\''s/bin/activate'`]],
   ])('%j', (a, steps) => expect(setupSteps(a)).toEqual(steps))
 })

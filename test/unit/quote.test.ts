@@ -100,11 +100,24 @@ describe('shellQuote / shellJoin through a real /bin/sh', () => {
     expect(roundTrip(TRICKY)).toEqual(expected(TRICKY))
   })
 
-
   const POOL: string[] = [
     ...Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)), // all printable ASCII
-    '\n', '\t', '\r', '\x01', '\x1b', '\x7f',
-    'é', 'ß', 'Ω', '中', '日', '\u00a0', '\u200b', '😀', '🚀', '𝄞',
+    '\n',
+    '\t',
+    '\r',
+    '\x01',
+    '\x1b',
+    '\x7f',
+    'é',
+    'ß',
+    'Ω',
+    '中',
+    '日',
+    '\u00a0',
+    '\u200b',
+    '😀',
+    '🚀',
+    '𝄞',
   ]
 
   function randomWords(seed: number, count: number): string[] {
@@ -172,8 +185,16 @@ describe('shellQuote: form', () => {
 describe('refuseNul: a NUL anywhere on the command line is refused before anything else', () => {
   it.each<[string, string[], RegExp]>([
     ['a script argument', ['-H', 'h', 'train.py', 'a', 'x\0y'], /^word 5 of the command line contains a NUL byte/],
-    ['a --setup line', ['-H', 'h', '--setup', 'echo\0', 'train.py'], /^word 4 of the command line \(after --setup\) contains a NUL byte/],
-    ['an --env value (not shown: it may be a secret)', ['--env', 'TOKEN=se\0cret', 'train.py'], /^word 2 of the command line \(after --env\) contains a NUL byte, which no process can receive: arguments and environment values are C strings/],
+    [
+      'a --setup line',
+      ['-H', 'h', '--setup', 'echo\0', 'train.py'],
+      /^word 4 of the command line \(after --setup\) contains a NUL byte/,
+    ],
+    [
+      'an --env value (not shown: it may be a secret)',
+      ['--env', 'TOKEN=se\0cret', 'train.py'],
+      /^word 2 of the command line \(after --env\) contains a NUL byte, which no process can receive: arguments and environment values are C strings/,
+    ],
     ['--flag=value', ['--chdir=/a\0b', 'train.py'], /^word 1 of the command line \(after --chdir\)/],
   ])('%s', (_name, words, message) => {
     let err: unknown
@@ -202,6 +223,10 @@ describe('refuseNul: a NUL anywhere on the command line is refused before anythi
     ['--python', ['-H', 'hosts', '--python', 'py\0', 'train.py']],
     ['fanout hosts', ['hosts', '--hosts', 'a\0b']],
   ])('parseArgs refuses a NUL in a %s: USAGE, exit 2', async (_name, argv) => {
-    await expect(parseArgs(argv, '/tmp')).rejects.toMatchObject({ code: 'USAGE', exitCode: 2, message: expect.stringMatching(/contains a NUL byte/) })
+    await expect(parseArgs(argv, '/tmp')).rejects.toMatchObject({
+      code: 'USAGE',
+      exitCode: 2,
+      message: expect.stringMatching(/contains a NUL byte/),
+    })
   })
 })

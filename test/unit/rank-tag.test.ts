@@ -41,7 +41,12 @@ function runArgv(argv: string[], o: RunOptions = {}): Promise<Run> {
   if (o.rank !== undefined) env.RANK = o.rank
   if (o.localRank !== undefined) env.LOCAL_RANK = o.localRank
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env, cwd: o.cwd, detached: o.detached, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env,
+      cwd: o.cwd,
+      detached: o.detached,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error('tagger run timed out'))
@@ -104,7 +109,8 @@ function strictFrames(raw: Buffer): { sizes: number[]; data: Record<string, Buff
       continue
     }
     const m = /^\x1eF(\d*),(\d*):(\d{1,5})$/.exec(raw.subarray(p, sep).toString('latin1'))
-    if (sep < 0 || !m) throw new Error(`no frame at byte ${p}: ${JSON.stringify(raw.subarray(p, p + 40).toString('latin1'))}`)
+    if (sep < 0 || !m)
+      throw new Error(`no frame at byte ${p}: ${JSON.stringify(raw.subarray(p, p + 40).toString('latin1'))}`)
     const len = Number(m[3])
     const end = sep + 1 + len
     if (end > raw.length) throw new Error(`frame at byte ${p} cut short`)
@@ -120,7 +126,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'fanout-rank-tag-'))
   writeFileSync(join(dir, 'show_argv.py'), 'import sys, json\nprint(json.dumps(sys.argv))\n')
   writeFileSync(join(dir, 'show_argv_mod.py'), 'import sys, json\nprint(json.dumps(sys.argv[1:]))\n')
-  writeFileSync(join(dir, 'show_cmdline.py'), 'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.argv, getattr(sys, "orig_argv", None)]))\n')
+  writeFileSync(
+    join(dir, 'show_cmdline.py'),
+    'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.argv, getattr(sys, "orig_argv", None)]))\n',
+  )
   writeFileSync(join(dir, 'stuck.py'), STUCK)
   writeFileSync(join(dir, 'boom.py'), 'def inner():\n    raise ValueError("boom")\nprint("before")\ninner()\n')
   writeFileSync(join(dir, 'ki.py'), 'def f():\n    raise KeyboardInterrupt\nf()\n')
@@ -131,17 +140,39 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('taggedWorkerArgv', () => {
   it('puts the tagger, its mode, flag and the argv after --no_python', () => {
-    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual(['python3', '-S', `-c${RANK_TAGGER}`, 'train.py', 'python', '-1', '', '--', 'train.py', '--epochs', '3'])
+    expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['train.py', '--epochs', '3'] })).toEqual([
+      'python3',
+      '-S',
+      `-c${RANK_TAGGER}`,
+      'train.py',
+      'python',
+      '-1',
+      '',
+      '--',
+      'train.py',
+      '--epochs',
+      '3',
+    ])
     expect(taggedWorkerArgv('python3', { mode: 'python', argv: ['-m', 'pkg.train', 'x'] })[3]).toBe('pkg.train')
-    expect(taggedWorkerArgv('py', { mode: 'exec', argv: ['./run.sh'], localRankFlag: { flag: '--local-rank', insertAt: 1 } })).toEqual(['py', '-S', `-c${RANK_TAGGER}`, './run.sh', 'exec', '1', '--local-rank', '--', './run.sh'])
+    expect(
+      taggedWorkerArgv('py', {
+        mode: 'exec',
+        argv: ['./run.sh'],
+        localRankFlag: { flag: '--local-rank', insertAt: 1 },
+      }),
+    ).toEqual(['py', '-S', `-c${RANK_TAGGER}`, './run.sh', 'exec', '1', '--local-rank', '--', './run.sh'])
   })
 
   it('refuses a worker without a program (or -m without a module) and a flag position outside the argv', () => {
     expect(() => taggedWorkerArgv('py', { mode: 'exec', argv: [] })).toThrow(/program/)
     expect(() => taggedWorkerArgv('py', { mode: 'python', argv: [] })).toThrow(/program/)
     expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['-m'] })).toThrow(/module/)
-    expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 2 } })).toThrow(RangeError)
-    expect(() => taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 0 } })).toThrow(RangeError)
+    expect(() =>
+      taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 2 } }),
+    ).toThrow(RangeError)
+    expect(() =>
+      taggedWorkerArgv('py', { mode: 'python', argv: ['a.py'], localRankFlag: { flag: '--local_rank', insertAt: 0 } }),
+    ).toThrow(RangeError)
   })
 
   it('the tagger source has no single quote (it travels inside shell single quotes as is)', () => {
@@ -151,19 +182,25 @@ describe('taggedWorkerArgv', () => {
 
 describe('rank tagger (real python3)', () => {
   it('tags stdout and stderr byte for byte with the rank, then ends both streams', async () => {
-    const code = 'import sys\nw=sys.stdout.buffer.write\ne=sys.stderr.buffer.write\nw(b"line 1\\n\\xff\\xfe\\x1e\\x00 binary\\n")\ne(b"warn \\x80\\n")\nw(b"last line without newline")\ne(b"err tail")'
+    const code =
+      'import sys\nw=sys.stdout.buffer.write\ne=sys.stderr.buffer.write\nw(b"line 1\\n\\xff\\xfe\\x1e\\x00 binary\\n")\ne(b"warn \\x80\\n")\nw(b"last line without newline")\ne(b"err tail")'
     const r = await runTagger({ mode: 'python', argv: ['-c', code] }, { rank: '13', localRank: '5' })
     expect(r.code).toBe(0)
     const out = streams(r.out)
     const err = streams(r.err)
-    expect(out.data).toEqual({ '13,5': Buffer.from('line 1\n\xff\xfe\x1e\x00 binary\nlast line without newline', 'latin1') })
+    expect(out.data).toEqual({
+      '13,5': Buffer.from('line 1\n\xff\xfe\x1e\x00 binary\nlast line without newline', 'latin1'),
+    })
     expect(err.data).toEqual({ '13,5': Buffer.from('warn \x80\nerr tail', 'latin1') })
     expect(out.ended).toEqual(['13,5'])
     expect(err.ended).toEqual(['13,5'])
   })
 
   it('tags an exec-mode shell worker', async () => {
-    const r = await runTagger({ mode: 'exec', argv: ['/bin/sh', '-c', 'echo out; echo err >&2; printf tail'] }, { rank: '2', localRank: '0' })
+    const r = await runTagger(
+      { mode: 'exec', argv: ['/bin/sh', '-c', 'echo out; echo err >&2; printf tail'] },
+      { rank: '2', localRank: '0' },
+    )
     expect(r.code).toBe(0)
     expect(streams(r.out)).toEqual({ data: { '2,0': Buffer.from('out\ntail') }, ended: ['2,0'] })
     expect(streams(r.err)).toEqual({ data: { '2,0': Buffer.from('err\n') }, ended: ['2,0'] })
@@ -172,18 +209,25 @@ describe('rank tagger (real python3)', () => {
   it('sends empty rank fields when RANK and LOCAL_RANK are unset or not numbers', async () => {
     const unset = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }))
     expect(unset.rawOut.toString('latin1')).toBe('\x1eS,:0\x1f\x1eF,:2\x1fx\n\x1eF,:0\x1f')
-    const bad = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), { rank: '1x', localRank: '12345678901' })
+    const bad = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), {
+      rank: '1x',
+      localRank: '12345678901',
+    })
     expect(bad.rawOut.toString('latin1')).toBe('\x1eS,:0\x1f\x1eF,:2\x1fx\n\x1eF,:0\x1f')
   })
 
   it('says first that the worker started (a start frame with its ranks), before anything the worker prints', async () => {
-    const r = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), { rank: '5', localRank: '1' })
+    const r = await runArgv(taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/echo', 'x'] }), {
+      rank: '5',
+      localRank: '1',
+    })
     expect(r.rawOut.toString('latin1').startsWith('\x1eS5,1:0\x1f\x1eF5,1:2\x1fx\n')).toBe(true)
     expect(r.out[0]).toEqual({ rank: 5, localRank: 1, data: Buffer.alloc(0), start: true })
   })
 
-  it('python mode runs [sys.executable, -u, ...argv], with site (the tagger\'s own -S is not passed on)', async () => {
-    const code = 'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.flags.no_site, "site" in sys.modules]))'
+  it("python mode runs [sys.executable, -u, ...argv], with site (the tagger's own -S is not passed on)", async () => {
+    const code =
+      'import sys, json\nprint(json.dumps([sys.executable, open("/proc/self/cmdline","rb").read().decode().split("\\0")[:-1], sys.flags.no_site, "site" in sys.modules]))'
     const r = await runTagger({ mode: 'python', argv: ['-c', code, 'a', '--b'] })
     const [exe, cmdline, noSite, site] = JSON.parse(text(r.out)) as [string, string[], number, boolean]
     expect(cmdline).toEqual([exe, '-u', '-c', code, 'a', '--b'])
@@ -211,9 +255,21 @@ describe('rank tagger (real python3)', () => {
   })
 
   it.each<[string, WorkerSpec, string[]]>([
-    ['a python script', { mode: 'python', argv: ['show_argv.py', 'a', 'b'], localRankFlag: { flag: '--local_rank', insertAt: 1 } }, ['show_argv.py', '--local_rank=3', 'a', 'b']],
-    ['a python module', { mode: 'python', argv: ['-m', 'show_argv_mod', 'a', 'b'], localRankFlag: { flag: '--local-rank', insertAt: 2 } }, ['--local-rank=3', 'a', 'b']],
-    ['a script as the last word', { mode: 'python', argv: ['show_argv.py'], localRankFlag: { flag: '--local_rank', insertAt: 1 } }, ['show_argv.py', '--local_rank=3']],
+    [
+      'a python script',
+      { mode: 'python', argv: ['show_argv.py', 'a', 'b'], localRankFlag: { flag: '--local_rank', insertAt: 1 } },
+      ['show_argv.py', '--local_rank=3', 'a', 'b'],
+    ],
+    [
+      'a python module',
+      { mode: 'python', argv: ['-m', 'show_argv_mod', 'a', 'b'], localRankFlag: { flag: '--local-rank', insertAt: 2 } },
+      ['--local-rank=3', 'a', 'b'],
+    ],
+    [
+      'a script as the last word',
+      { mode: 'python', argv: ['show_argv.py'], localRankFlag: { flag: '--local_rank', insertAt: 1 } },
+      ['show_argv.py', '--local_rank=3'],
+    ],
   ])('inserts the local-rank flag after %s', async (_name, worker, argv) => {
     const r = await runTagger(worker, { cwd: dir, rank: '7', localRank: '3' })
     expect(r.code).toBe(0)
@@ -221,16 +277,25 @@ describe('rank tagger (real python3)', () => {
   })
 
   it('inserts the local-rank flag after the script or module, behind the bootstrap', async () => {
-    const script = await runTagger({ mode: 'python', argv: ['show_cmdline.py', 'a'], localRankFlag: { flag: '--local_rank', insertAt: 1 } }, { cwd: dir, localRank: '2' })
+    const script = await runTagger(
+      { mode: 'python', argv: ['show_cmdline.py', 'a'], localRankFlag: { flag: '--local_rank', insertAt: 1 } },
+      { cwd: dir, localRank: '2' },
+    )
     const [exe, cmdline] = JSON.parse(text(script.out, '0,2')) as [string, string[]]
     expect(cmdline).toEqual([exe, '-u', '-c', WORKER_BOOT, 'show_cmdline.py', '--local_rank=2', 'a'])
-    const mod = await runTagger({ mode: 'python', argv: ['-m', 'show_cmdline', 'a'], localRankFlag: { flag: '--local-rank', insertAt: 2 } }, { cwd: dir, localRank: '2' })
+    const mod = await runTagger(
+      { mode: 'python', argv: ['-m', 'show_cmdline', 'a'], localRankFlag: { flag: '--local-rank', insertAt: 2 } },
+      { cwd: dir, localRank: '2' },
+    )
     const [exe2, cmdline2] = JSON.parse(text(mod.out, '0,2')) as [string, string[]]
     expect(cmdline2).toEqual([exe2, '-u', '-c', WORKER_BOOT, '-m', 'show_cmdline', '--local-rank=2', 'a'])
   })
 
   it('inserts the local-rank flag after an exec-mode program', async () => {
-    const r = await runTagger({ mode: 'exec', argv: ['./run.sh', 'a', 'b'], localRankFlag: { flag: '--local_rank', insertAt: 1 } }, { cwd: dir, localRank: '3' })
+    const r = await runTagger(
+      { mode: 'exec', argv: ['./run.sh', 'a', 'b'], localRankFlag: { flag: '--local_rank', insertAt: 1 } },
+      { cwd: dir, localRank: '3' },
+    )
     expect(text(r.out, '0,3')).toBe('./run.sh\n--local_rank=3\na\nb\n')
   })
 
@@ -249,10 +314,16 @@ describe('rank tagger (real python3)', () => {
     expect(JSON.parse(text(r.out))).toEqual([r.pid, false, true, true])
   })
 
-  it('the worker is killed when its launcher dies (torch 2 gives workers their own session, out of the watchdog\'s reach)', async () => {
+  it("the worker is killed when its launcher dies (torch 2 gives workers their own session, out of the watchdog's reach)", async () => {
     // sh stands in for torchrun: it starts the tagger, prints the worker's pid, and is then SIGKILLed.
-    const launcher = spawn('/bin/sh', ['-c', '"$@" & echo "$!"; wait', 'sh', ...taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/sleep', '30'] })], { stdio: ['ignore', 'pipe', 'ignore'] })
-    const pid = await new Promise<number>((resolve) => launcher.stdout.once('data', (b: Buffer) => resolve(Number(/^\d+/.exec(b.toString())?.[0]))))
+    const launcher = spawn(
+      '/bin/sh',
+      ['-c', '"$@" & echo "$!"; wait', 'sh', ...taggedWorkerArgv(PY, { mode: 'exec', argv: ['/bin/sleep', '30'] })],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    )
+    const pid = await new Promise<number>((resolve) =>
+      launcher.stdout.once('data', (b: Buffer) => resolve(Number(/^\d+/.exec(b.toString())?.[0]))),
+    )
     const alive = (): boolean => {
       try {
         return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
@@ -261,7 +332,8 @@ describe('rank tagger (real python3)', () => {
       }
     }
     // comm turns from python3 into sleep at the exec, after the tagger has armed the parent-death signal.
-    for (let i = 0; i < 50 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 50))
+    for (let i = 0; i < 50 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; i++)
+      await new Promise((r) => setTimeout(r, 50))
     expect(alive()).toBe(true)
     launcher.kill('SIGKILL')
     for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50))
@@ -287,7 +359,8 @@ describe('rank tagger (real python3)', () => {
 
   it('a SIGINT to the whole process group does not lose the worker last words', async () => {
     let sent = false
-    const code = 'import sys, time\nprint("ready")\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n    print("bye")\n    sys.stderr.write("last words\\n")\n    sys.exit(3)'
+    const code =
+      'import sys, time\nprint("ready")\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n    print("bye")\n    sys.stderr.write("last words\\n")\n    sys.exit(3)'
     const r = await runTagger(
       { mode: 'python', argv: ['-c', code] },
       {
@@ -325,7 +398,8 @@ describe('rank tagger (real python3)', () => {
   })
 
   it('large output arrives complete in frames of at most 4096 bytes', async () => {
-    const code = 'import sys\nw=sys.stdout.buffer.write\nfor i in range(4800):\n    w(b"%07d " % i + b"x" * 1000 + b"\\n")\nw(b"y" * 200000)\nsys.stderr.buffer.write(b"e" * 300000)'
+    const code =
+      'import sys\nw=sys.stdout.buffer.write\nfor i in range(4800):\n    w(b"%07d " % i + b"x" * 1000 + b"\\n")\nw(b"y" * 200000)\nsys.stderr.buffer.write(b"e" * 300000)'
     const r = await runTagger({ mode: 'python', argv: ['-c', code] }, { rank: '1', localRank: '1' })
     const lines = Array.from({ length: 4800 }, (_, i) => `${String(i).padStart(7, '0')} ${'x'.repeat(1000)}\n`).join('')
     const expected = Buffer.from(lines + 'y'.repeat(200000))
@@ -339,11 +413,15 @@ describe('rank tagger (real python3)', () => {
   })
 
   /** A worker that writes its rank's pattern to stdout and another to stderr, in writes of assorted sizes. */
-  const pattern = (rank: number, stream: string): Buffer => Buffer.from(Array.from({ length: 3000 }, (_, i) => `${stream}${rank}:${i}:${'abcdefgh'.repeat(i % 50)}\n`).join(''))
+  const pattern = (rank: number, stream: string): Buffer =>
+    Buffer.from(Array.from({ length: 3000 }, (_, i) => `${stream}${rank}:${i}:${'abcdefgh'.repeat(i % 50)}\n`).join(''))
   const patternWorker = (rank: number): string[] =>
     taggedWorkerArgv(PY, {
       mode: 'python',
-      argv: ['-c', `import sys\nfor i in range(3000):\n    b = b":%d:%s\\n" % (i, b"abcdefgh" * (i % 50))\n    sys.stdout.buffer.write(b"o${rank}" + b)\n    sys.stderr.buffer.write(b"e${rank}" + b)`],
+      argv: [
+        '-c',
+        `import sys\nfor i in range(3000):\n    b = b":%d:%s\\n" % (i, b"abcdefgh" * (i % 50))\n    sys.stdout.buffer.write(b"o${rank}" + b)\n    sys.stderr.buffer.write(b"e${rank}" + b)`,
+      ],
     })
 
   it('two taggers writing to the same pipe produce whole frames and complete streams', async () => {
@@ -352,7 +430,10 @@ describe('rank tagger (real python3)', () => {
     const script = `{ RANK=0 LOCAL_RANK=0 ${a.map(sq).join(' ')} & RANK=1 LOCAL_RANK=1 ${b.map(sq).join(' ')} & wait; } | cat`
     const r = await runArgv(['/bin/sh', '-c', script])
     expect(r.code).toBe(0)
-    for (const [raw, segs, stream] of [[r.rawOut, r.out, 'o'], [r.rawErr, r.err, 'e']] as const) {
+    for (const [raw, segs, stream] of [
+      [r.rawOut, r.out, 'o'],
+      [r.rawErr, r.err, 'e'],
+    ] as const) {
       const f = strictFrames(raw)
       expect(Math.max(...f.sizes)).toBeLessThanOrEqual(4096)
       expect(Object.keys(f.data).sort()).toEqual(['0,0', '1,1'])
@@ -366,9 +447,21 @@ describe('rank tagger (real python3)', () => {
   })
 
   it('waits for room when its stdout is non-blocking and full (EAGAIN), losing nothing', async () => {
-    const argv = taggedWorkerArgv(PY, { mode: 'python', argv: ['-c', 'import sys\nsys.stdout.buffer.write(b"z" * 1000000)'] })
-    const nonblocking = [PY, '-c', 'import os, sys\nos.set_blocking(1, False)\nos.execv(sys.argv[1], sys.argv[1:])', ...argv]
-    const r = await runArgv(['/bin/sh', '-c', `RANK=4 LOCAL_RANK=0 ${nonblocking.map(sq).join(' ')} | { sleep 0.3; cat; }`])
+    const argv = taggedWorkerArgv(PY, {
+      mode: 'python',
+      argv: ['-c', 'import sys\nsys.stdout.buffer.write(b"z" * 1000000)'],
+    })
+    const nonblocking = [
+      PY,
+      '-c',
+      'import os, sys\nos.set_blocking(1, False)\nos.execv(sys.argv[1], sys.argv[1:])',
+      ...argv,
+    ]
+    const r = await runArgv([
+      '/bin/sh',
+      '-c',
+      `RANK=4 LOCAL_RANK=0 ${nonblocking.map(sq).join(' ')} | { sleep 0.3; cat; }`,
+    ])
     expect(r.code).toBe(0)
     expect(r.rawErr.toString('latin1')).toBe('\x1eF4,0:0\x1f')
     const f = strictFrames(r.rawOut)
@@ -376,7 +469,7 @@ describe('rank tagger (real python3)', () => {
   })
 
   describe('tagger -> worker bootstrap -> worker', () => {
-    it('a SIGURG makes the worker dump every thread\'s stack to its stderr, framed with its rank, and go on', async () => {
+    it("a SIGURG makes the worker dump every thread's stack to its stderr, framed with its rank, and go on", async () => {
       let sent = false
       const r = await runTagger(
         { mode: 'python', argv: ['stuck.py'] },
@@ -402,17 +495,22 @@ describe('rank tagger (real python3)', () => {
     }, 40_000)
 
     it('a SIGURG while the tagger is still starting (nothing registered yet) is ignored', async () => {
-      const r = await runTagger({ mode: 'python', argv: ['boom.py'] }, { cwd: dir, onSpawn: (child) => child.kill('SIGURG') })
+      const r = await runTagger(
+        { mode: 'python', argv: ['boom.py'] },
+        { cwd: dir, onSpawn: (child) => child.kill('SIGURG') },
+      )
       expect(r.code).toBe(1)
       expect(text(r.out)).toBe('before\n')
       expect(text(r.err)).not.toContain('most recent call first')
     })
 
-    it('an uncaught exception: the rank\'s stderr is what python3 -u SCRIPT prints, byte for byte, and exit 1', async () => {
+    it("an uncaught exception: the rank's stderr is what python3 -u SCRIPT prints, byte for byte, and exit 1", async () => {
       const r = await runTagger({ mode: 'python', argv: ['boom.py'] }, { cwd: dir, rank: '5', localRank: '0' })
       const plain = await runArgv([PY, '-u', 'boom.py'], { cwd: dir })
       expect(plain.code).toBe(1)
-      expect(plain.rawErr.toString()).toMatch(/^Traceback \(most recent call last\):\n {2}File "[^"]*boom\.py", line 4, in <module>\n/)
+      expect(plain.rawErr.toString()).toMatch(
+        /^Traceback \(most recent call last\):\n {2}File "[^"]*boom\.py", line 4, in <module>\n/,
+      )
       expect(r.code).toBe(1)
       expect(streams(r.out)).toEqual({ data: { '5,0': plain.rawOut }, ended: ['5,0'] })
       expect(streams(r.err)).toEqual({ data: { '5,0': plain.rawErr }, ended: ['5,0'] })

@@ -10,7 +10,9 @@ function reach(args: string[]): Promise<{ out: Map<string, string>; ms: number }
   const child = spawn('python3', ['-S', '-c', REACH_PYTHON, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-  return new Promise((resolve) => child.on('close', () => resolve({ out: readProbeLines(out), ms: Date.now() - started })))
+  return new Promise((resolve) =>
+    child.on('close', () => resolve({ out: readProbeLines(out), ms: Date.now() - started })),
+  )
 }
 
 const freePort = async (): Promise<number> => {
@@ -26,7 +28,10 @@ describe('the reachability check (node/reach.ts), with the real python3', () => 
     const port = await freePort()
     const listener = reach(['listen', '127.0.0.1', String(port), '10', '2'])
     // The connectors may start first: a refused connection is tried again until the listener is up.
-    const [a, b] = await Promise.all([reach(['connect', '127.0.0.1', String(port), '10']), reach(['connect', '127.0.0.1', String(port), '10'])])
+    const [a, b] = await Promise.all([
+      reach(['connect', '127.0.0.1', String(port), '10']),
+      reach(['connect', '127.0.0.1', String(port), '10']),
+    ])
     const l = await listener
     expect([a.out.get('reach'), b.out.get('reach')]).toEqual(['ok 127.0.0.1', 'ok 127.0.0.1'])
     expect(l.out.get('reach_listen')).toBe('ok')

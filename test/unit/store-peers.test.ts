@@ -22,9 +22,22 @@ describe('storePeers: who is connected to the master port on node 0', () => {
   })
 
   it('describeJoined names the nodes connected and those not', () => {
-    const nodes = [{ rank: 0, addrs: ['10.99.0.11'] }, { rank: 1, addrs: ['10.99.0.12'] }, { rank: 2, addrs: ['10.99.0.14', '192.168.0.2'] }]
-    expect(describeJoined(['10.99.0.11', '10.99.0.12'], nodes, '10.99.0.11:29500')).toEqual({ text: 'connected to the rendezvous store at 10.99.0.11:29500: node(s) 0, 1; not connected: node(s) 2', missing: [2] })
-    expect(describeJoined(['192.168.0.2', '10.99.0.12', '10.99.0.11'], nodes, 'm:1')).toEqual({ text: 'every node is connected to the rendezvous store at m:1', missing: [] })
-    expect(describeJoined([], nodes, 'm:1')).toEqual({ text: 'nothing is connected to the rendezvous store at m:1', missing: [] })
+    const nodes = [
+      { rank: 0, addrs: ['10.99.0.11'] },
+      { rank: 1, addrs: ['10.99.0.12'] },
+      { rank: 2, addrs: ['10.99.0.14', '192.168.0.2'] },
+    ]
+    expect(describeJoined(['10.99.0.11', '10.99.0.12'], nodes, '10.99.0.11:29500')).toEqual({
+      text: 'connected to the rendezvous store at 10.99.0.11:29500: node(s) 0, 1; not connected: node(s) 2',
+      missing: [2],
+    })
+    expect(describeJoined(['192.168.0.2', '10.99.0.12', '10.99.0.11'], nodes, 'm:1')).toEqual({
+      text: 'every node is connected to the rendezvous store at m:1',
+      missing: [],
+    })
+    expect(describeJoined([], nodes, 'm:1')).toEqual({
+      text: 'nothing is connected to the rendezvous store at m:1',
+      missing: [],
+    })
   })
 })

@@ -30,7 +30,8 @@ export function expectStuckDump(dump: string, file: string): void {
   const blocks = dump.split(/\n(?=(?:Current thread|Thread) 0x)/)
   expect(blocks).toHaveLength(2)
   for (const b of blocks) expect(b).toMatch(/^(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):\n/)
-  const at = (lines: string, caller: string): RegExp => new RegExp(`\n {2}File "${file}", line (${lines}) in stuck_here\n {2}File "[^"]*", line \\d+ in ${caller}\n`)
+  const at = (lines: string, caller: string): RegExp =>
+    new RegExp(`\n {2}File "${file}", line (${lines}) in stuck_here\n {2}File "[^"]*", line \\d+ in ${caller}\n`)
   expect(blocks.filter((b) => at('5|6', 'run').test(b))).toHaveLength(1)
   expect(blocks.filter((b) => at('9|10', '<module>').test(b))).toHaveLength(1)
 }

@@ -1,6 +1,13 @@
 import { describe, it, expect } from 'vitest'
 import { Chalk } from 'chalk'
-import { describeStatus, exitCodeOf, formatSummary, jobExitCode, nodeRecord, rankList } from '../../src/supervise/summary.js'
+import {
+  describeStatus,
+  exitCodeOf,
+  formatSummary,
+  jobExitCode,
+  nodeRecord,
+  rankList,
+} from '../../src/supervise/summary.js'
 import type { Failure, NodeResult, StopReason } from '../../src/supervise/supervisor.js'
 import type { ExitStatus } from '../../src/transport/types.js'
 
@@ -53,10 +60,26 @@ describe('describeStatus', () => {
 
 let clock = 0
 function result(rank: number, status: ExitStatus, over: Partial<NodeResult> = {}): NodeResult {
-  return { rank, host: `n${rank}`, status, startedAt: clock, endedAt: (clock += 1500), stoppedByFanout: false, output: { lines: 0, ranks: new Set<number>(), tail: () => [] }, ...over }
+  return {
+    rank,
+    host: `n${rank}`,
+    status,
+    startedAt: clock,
+    endedAt: (clock += 1500),
+    stoppedByFanout: false,
+    output: { lines: 0, ranks: new Set<number>(), tail: () => [] },
+    ...over,
+  }
 }
 
-const failure = (rank: number, exitCode: number, over: Partial<Failure> = {}): Failure => ({ rank, host: `n${rank}`, exitCode, what: `exit ${exitCode}`, lastLines: [], ...over })
+const failure = (rank: number, exitCode: number, over: Partial<Failure> = {}): Failure => ({
+  rank,
+  host: `n${rank}`,
+  exitCode,
+  what: `exit ${exitCode}`,
+  lastLines: [],
+  ...over,
+})
 
 describe('jobExitCode', () => {
   const ok = [result(0, exit(0)), result(1, exit(0)), result(2, exit(0))]
@@ -85,7 +108,11 @@ describe('jobExitCode', () => {
   ])('the first failure decides: %s', (_name, status) => {
     const code = exitCodeOf(status)
     // The other nodes were stopped by fanout because of it: their codes must not win.
-    const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(1), { stoppedByFanout: true }), result(2, status)]
+    const results = [
+      result(0, signal('TERM'), { stoppedByFanout: true }),
+      result(1, exit(1), { stoppedByFanout: true }),
+      result(2, status),
+    ]
     expect(jobExitCode(results, failure(2, code, { what: describeStatus(status) }), undefined)).toBe(code)
   })
 
@@ -107,14 +134,27 @@ describe('formatSummary', () => {
     const results = [result(0, signal('TERM'), { stoppedByFanout: true }), result(1, exit(137)), result(2, exit(0))]
     const out = results[1]?.output
     if (out) out.lines = 3
-    const first = failure(1, 137, { what: describeStatus(exit(137)), lastLines: ['loading', 'epoch 1', 'CUDA out of memory'] })
+    const first = failure(1, 137, {
+      what: describeStatus(exit(137)),
+      lastLines: ['loading', 'epoch 1', 'CUDA out of memory'],
+    })
     const text = formatSummary(results, first, chalk, (node) => `${node * 2}-${node * 2 + 1}`)
     const lines = text.split('\n')
-    expect(lines.slice(0, 5)).toEqual(['first failure: node 1 (n1): exit 137 (killed (SIGKILL; often out of memory))', 'last lines it printed:', '  loading', '  epoch 1', '  CUDA out of memory'])
+    expect(lines.slice(0, 5)).toEqual([
+      'first failure: node 1 (n1): exit 137 (killed (SIGKILL; often out of memory))',
+      'last lines it printed:',
+      '  loading',
+      '  epoch 1',
+      '  CUDA out of memory',
+    ])
     expect(lines[5]).toBe('')
     expect(lines[6]).toMatch(/^node\s+host\s+ranks\s+result\s+duration\s+lines$/)
-    expect(lines[7]).toMatch(/^n1\s+n1\s+2-3\s+exit 137 \(killed \(SIGKILL; often out of memory\)\) \[root cause\]\s+1\.5 s\s+3$/)
-    expect(lines[8]).toMatch(/^n0\s+n0\s+0-1\s+signal TERM \(terminated \(SIGTERM\)\) \[stopped by fanout\]\s+1\.5 s\s+0$/)
+    expect(lines[7]).toMatch(
+      /^n1\s+n1\s+2-3\s+exit 137 \(killed \(SIGKILL; often out of memory\)\) \[root cause\]\s+1\.5 s\s+3$/,
+    )
+    expect(lines[8]).toMatch(
+      /^n0\s+n0\s+0-1\s+signal TERM \(terminated \(SIGTERM\)\) \[stopped by fanout\]\s+1\.5 s\s+0$/,
+    )
     expect(lines[9]).toMatch(/^n2\s+n2\s+4-5\s+exit 0\s+1\.5 s\s+0$/)
     expect(text.endsWith('\n')).toBe(true)
   })
@@ -127,8 +167,13 @@ describe('formatSummary', () => {
 
   describe('cut to a width', () => {
     const plain = new Chalk({ level: 0 })
-    const what = 'rank 3 raised torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO for details)'
-    const results = (): NodeResult[] => [result(0, exit(1)), result(1, signal('TERM'), { stoppedByFanout: true }), result(2, exit(0))]
+    const what =
+      'rank 3 raised torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO for details)'
+    const results = (): NodeResult[] => [
+      result(0, exit(1)),
+      result(1, signal('TERM'), { stoppedByFanout: true }),
+      result(2, exit(0)),
+    ]
     const visible = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '')
     /** The table's lines, its header first (after the failure block). */
     const table = (text: string): string[] => {
@@ -137,7 +182,9 @@ describe('formatSummary', () => {
     }
 
     it('every row fits; the result column is cut with a …, its tag kept, the other columns whole', () => {
-      const text = formatSummary(results(), failure(0, 1, { what, lastLines: ['a', 'b'] }), plain, () => '0-3', { width: 80 })
+      const text = formatSummary(results(), failure(0, 1, { what, lastLines: ['a', 'b'] }), plain, () => '0-3', {
+        width: 80,
+      })
       const rows = table(text)
       expect(rows).toHaveLength(4)
       for (const row of rows) expect(row.length).toBeLessThanOrEqual(80)
@@ -161,11 +208,15 @@ describe('formatSummary', () => {
 
     it('a table that fits is left as it is', () => {
       const first = failure(0, 1, { what: 'exit 1 (error)' })
-      expect(formatSummary(results(), first, plain, () => '0-3', { width: 200 })).toBe(formatSummary(results(), first, plain, () => '0-3'))
+      expect(formatSummary(results(), first, plain, () => '0-3', { width: 200 })).toBe(
+        formatSummary(results(), first, plain, () => '0-3'),
+      )
     })
 
     it('counts visible columns: the colours of failed rows do not take room', () => {
-      const text = formatSummary(results(), failure(0, 1, { what }), new Chalk({ level: 1 }), () => '0-3', { width: 70 })
+      const text = formatSummary(results(), failure(0, 1, { what }), new Chalk({ level: 1 }), () => '0-3', {
+        width: 70,
+      })
       const rows = table(text)
       expect(rows[1]).toContain('\x1b[')
       for (const row of rows) expect(visible(row).length).toBeLessThanOrEqual(70)
@@ -197,14 +248,45 @@ describe('rankList', () => {
 
 describe('nodeRecord', () => {
   it('what summary.json and --json say about a node', () => {
-    const r = { rank: 1, host: 'h2', status: { code: null, signal: 'KILL' as const, lost: undefined }, startedAt: Date.UTC(2026, 0, 1), endedAt: Date.UTC(2026, 0, 1) + 2500, stoppedByFanout: true, output: { lines: 7, ranks: new Set([2, 3]), tail: () => [] } }
+    const r = {
+      rank: 1,
+      host: 'h2',
+      status: { code: null, signal: 'KILL' as const, lost: undefined },
+      startedAt: Date.UTC(2026, 0, 1),
+      endedAt: Date.UTC(2026, 0, 1) + 2500,
+      stoppedByFanout: true,
+      output: { lines: 7, ranks: new Set([2, 3]), tail: () => [] },
+    }
     expect(nodeRecord(r as NodeResult, '2-3')).toEqual({
-      node: 1, host: 'h2', ranks: '2-3', exit_code: 137, launcher_exit_code: 137, signal: 'KILL', lost: null, result: 'signal KILL (killed (SIGKILL; often out of memory))',
-      started_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:02.500Z', duration_s: 2.5, lines: 7, stopped_by_fanout: true, root_cause: false,
+      node: 1,
+      host: 'h2',
+      ranks: '2-3',
+      exit_code: 137,
+      launcher_exit_code: 137,
+      signal: 'KILL',
+      lost: null,
+      result: 'signal KILL (killed (SIGKILL; often out of memory))',
+      started_at: '2026-01-01T00:00:00.000Z',
+      ended_at: '2026-01-01T00:00:02.500Z',
+      duration_s: 2.5,
+      lines: 7,
+      stopped_by_fanout: true,
+      root_cause: false,
     })
     // The root cause's record says what failed there; its launcher's own end is kept beside it.
-    expect(nodeRecord(r as NodeResult, '2-3', { rank: 1, host: 'h2', exitCode: 3, what: 'local rank 0 exited with code 3', lastLines: [] })).toMatchObject({
-      exit_code: 3, launcher_exit_code: 137, result: 'local rank 0 exited with code 3', root_cause: true,
+    expect(
+      nodeRecord(r as NodeResult, '2-3', {
+        rank: 1,
+        host: 'h2',
+        exitCode: 3,
+        what: 'local rank 0 exited with code 3',
+        lastLines: [],
+      }),
+    ).toMatchObject({
+      exit_code: 3,
+      launcher_exit_code: 137,
+      result: 'local rank 0 exited with code 3',
+      root_cause: true,
     })
   })
 })

@@ -35,7 +35,11 @@ class FakeLauncher implements RemoteProcess {
 
 const transport = { kind: 'ssh', onLost: () => {}, close: () => {} } as unknown as Transport
 
-function supervise(procs: FakeLauncher[], more: Partial<SuperviseOptions> = {}, tagged = false): { supervisor: Supervisor; log: string[] } {
+function supervise(
+  procs: FakeLauncher[],
+  more: Partial<SuperviseOptions> = {},
+  tagged = false,
+): { supervisor: Supervisor; log: string[] } {
   const log: string[] = []
   const jobs: Job[] = procs.map((proc, rank) => ({ rank, host: `h${rank + 1}`, proc, transport }))
   const sink = { write: () => true, onDrain: () => {} }
@@ -67,13 +71,20 @@ describe('Supervisor: the root cause of a failed job', () => {
     await tick()
     // The peer's torchrun reports first: its worker lost its peers.
     peer.onControl = (c) => c === CONTROL.terminate && peer.exit(1)
-    peer.stderr.write('RuntimeError: Connection closed by peer\nERROR:api:failed (exitcode: 1) local_rank: 0 (pid: 9) of binary: /usr/bin/python3\n')
+    peer.stderr.write(
+      'RuntimeError: Connection closed by peer\nERROR:api:failed (exitcode: 1) local_rank: 0 (pid: 9) of binary: /usr/bin/python3\n',
+    )
     await tick()
     expect(log).toEqual(['node 0 (h1) failed: local rank 0 exited with code 1; stopping all 2 running node(s)'])
     expect(raiser.controls).toEqual([CONTROL.terminate])
     await supervisor.results
     const root = supervisor.firstFailure
-    expect(root).toMatchObject({ rank: 1, host: 'h2', exitCode: 1, what: 'exit 1 (error) after its output showed RuntimeError: rank 3 blew up' })
+    expect(root).toMatchObject({
+      rank: 1,
+      host: 'h2',
+      exitCode: 1,
+      what: 'exit 1 (error) after its output showed RuntimeError: rank 3 blew up',
+    })
     expect(root?.lastLines.at(-1)).toBe('RuntimeError: rank 3 blew up')
     expect(root?.lastLines).not.toContain('SignalException: Process 7 got signal: 15')
   })
@@ -103,28 +114,49 @@ describe('Supervisor: the root cause of a failed job', () => {
     expect(root).toMatchObject({ rank: 0, what: 'exit 1 (error) after its output showed ValueError: bad shape' })
   })
 
-  it('torchrun\'s own report of the worker wins over the exit that follows it', async () => {
+  it("torchrun's own report of the worker wins over the exit that follows it", async () => {
     const [a] = [new FakeLauncher()]
     const { supervisor } = supervise([a])
-    a.stderr.write('ValueError: bad shape\nE1127 10:00:00.000000 1 api.py:869] failed (exitcode: 3) local_rank: 1 (pid: 5) of binary: x\n')
+    a.stderr.write(
+      'ValueError: bad shape\nE1127 10:00:00.000000 1 api.py:869] failed (exitcode: 3) local_rank: 1 (pid: 5) of binary: x\n',
+    )
     await tick()
     a.exit(1)
     await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 0, exitCode: 3, what: 'local rank 1 exited with code 3 after its output showed ValueError: bad shape', lastLines: ['ValueError: bad shape'] })
+    expect(supervisor.firstFailure).toMatchObject({
+      rank: 0,
+      exitCode: 3,
+      what: 'local rank 1 exited with code 3 after its output showed ValueError: bad shape',
+      lastLines: ['ValueError: bad shape'],
+    })
   })
 
-  it('torch 2\'s long tracebacks: the lines up to the rank\'s own exception are shown, not its peers\' that pushed them out', async () => {
+  it("torch 2's long tracebacks: the lines up to the rank's own exception are shown, not its peers' that pushed them out", async () => {
     const [a] = [new FakeLauncher()]
     const { supervisor } = supervise([a], {}, true)
-    const frame = (rank: number, text: string): string => `\x1eF${rank},${rank - 2}:${Buffer.byteLength(text)}\x1f${text}`
-    a.stderr.write(frame(3, '[rank3]: Traceback (most recent call last):\n[rank3]:   File "forever.py", line 20\n[rank3]: RuntimeError: rank 3 blew up\n'))
+    const frame = (rank: number, text: string): string =>
+      `\x1eF${rank},${rank - 2}:${Buffer.byteLength(text)}\x1f${text}`
+    a.stderr.write(
+      frame(
+        3,
+        '[rank3]: Traceback (most recent call last):\n[rank3]:   File "forever.py", line 20\n[rank3]: RuntimeError: rank 3 blew up\n',
+      ),
+    )
     await tick()
-    const peer = Array.from({ length: 12 }, (_, i) => `[rank2]:     frame ${i}\n`).join('') + '[rank2]: RuntimeError: Connection closed by peer [10.0.0.2]:1\n'
-    a.stderr.write(frame(2, peer) + 'E1206 1 api.py:869] failed (exitcode: 1) local_rank: 1 (pid: 9) of binary: /usr/bin/python3\n')
+    const peer =
+      Array.from({ length: 12 }, (_, i) => `[rank2]:     frame ${i}\n`).join('') +
+      '[rank2]: RuntimeError: Connection closed by peer [10.0.0.2]:1\n'
+    a.stderr.write(
+      frame(2, peer) + 'E1206 1 api.py:869] failed (exitcode: 1) local_rank: 1 (pid: 9) of binary: /usr/bin/python3\n',
+    )
     await tick()
     a.exit(1)
     await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 0, exitCode: 1, what: 'local rank 1 exited with code 1 after rank 3 raised RuntimeError: rank 3 blew up' })
+    expect(supervisor.firstFailure).toMatchObject({
+      rank: 0,
+      exitCode: 1,
+      what: 'local rank 1 exited with code 1 after rank 3 raised RuntimeError: rank 3 blew up',
+    })
     expect(supervisor.firstFailure?.lastLines.at(-1)).toBe('[r3] [rank3]: RuntimeError: rank 3 blew up')
   })
 })
@@ -147,7 +179,10 @@ describe('Supervisor: where it is stuck', () => {
     expect(procs.map((p) => p.controls)).toEqual([[CONTROL.stacks], [CONTROL.stacks]])
     expect(log).toEqual(['timeout: the Python stack of every thread of every rank follows'])
     await supervisor.results
-    expect(procs.map((p) => p.controls)).toEqual([[CONTROL.stacks, CONTROL.terminate], [CONTROL.stacks, CONTROL.terminate]])
+    expect(procs.map((p) => p.controls)).toEqual([
+      [CONTROL.stacks, CONTROL.terminate],
+      [CONTROL.stacks, CONTROL.terminate],
+    ])
     expect(log[1]).toMatch(/^timeout: sending SIGTERM to 2 node\(s\)/)
     expect(supervisor.stopReason).toBe('TIMEOUT')
   })
@@ -162,7 +197,9 @@ describe('Supervisor: where it is stuck', () => {
     const bare = launchers(1, [])
     const plain = supervise(bare)
     expect(plain.supervisor.dumpStacks('SIGQUIT')).toBe(false)
-    expect(plain.log).toEqual(['SIGQUIT: no stacks to show (they need the rank tagger: not with --no-rank-tags or --launcher none)'])
+    expect(plain.log).toEqual([
+      'SIGQUIT: no stacks to show (they need the rank tagger: not with --no-rank-tags or --launcher none)',
+    ])
     expect(bare[0]?.controls).toEqual([])
     bare[0]?.exit(0)
     await plain.supervisor.results
@@ -174,19 +211,37 @@ describe('Supervisor: where it is stuck', () => {
     procs[1]?.stderr.write('waiting for the data volume\n')
     const { supervisor, log } = supervise(procs, { rendezvousTimeoutMs: 30, stacksMs: 50 }, true)
     await supervisor.results
-    expect(supervisor.firstFailure).toMatchObject({ rank: 1, host: 'h2', exitCode: 124, lastLines: ['waiting for the data volume'] })
-    expect(supervisor.firstFailure?.what).toBe('its workers had not started 0 s after the launch: the rendezvous did not complete (node(s) 0, 2 started theirs)')
-    expect(procs.map((p) => p.controls)).toEqual([[CONTROL.stacks, CONTROL.terminate], [CONTROL.stacks, CONTROL.terminate], [CONTROL.stacks, CONTROL.terminate]])
-    expect(log[0]).toMatch(/^rendezvous incomplete after 0 s \(--rdzv-timeout\): node 1 \(h2\) held it up; node\(s\) 0, 2 started theirs$/)
+    expect(supervisor.firstFailure).toMatchObject({
+      rank: 1,
+      host: 'h2',
+      exitCode: 124,
+      lastLines: ['waiting for the data volume'],
+    })
+    expect(supervisor.firstFailure?.what).toBe(
+      'its workers had not started 0 s after the launch: the rendezvous did not complete (node(s) 0, 2 started theirs)',
+    )
+    expect(procs.map((p) => p.controls)).toEqual([
+      [CONTROL.stacks, CONTROL.terminate],
+      [CONTROL.stacks, CONTROL.terminate],
+      [CONTROL.stacks, CONTROL.terminate],
+    ])
+    expect(log[0]).toMatch(
+      /^rendezvous incomplete after 0 s \(--rdzv-timeout\): node 1 \(h2\) held it up; node\(s\) 0, 2 started theirs$/,
+    )
   })
 
   it('--rdzv-timeout with no worker started anywhere: the store tells which node never joined; no stacks to wait for', async () => {
     const procs = launchers(3, [])
-    const describeRendezvous = async (): Promise<{ text: string; missing: number[] }> => ({ text: 'connected to the store: node(s) 0, 1; not connected: node(s) 2', missing: [2] })
+    const describeRendezvous = async (): Promise<{ text: string; missing: number[] }> => ({
+      text: 'connected to the store: node(s) 0, 1; not connected: node(s) 2',
+      missing: [2],
+    })
     const { supervisor } = supervise(procs, { rendezvousTimeoutMs: 20, stacksMs: 5000, describeRendezvous }, true)
     await supervisor.results
     expect(supervisor.firstFailure).toMatchObject({ rank: 2, exitCode: 124 })
-    expect(supervisor.firstFailure?.what).toContain('no node has started its workers; connected to the store: node(s) 0, 1; not connected: node(s) 2')
+    expect(supervisor.firstFailure?.what).toContain(
+      'no node has started its workers; connected to the store: node(s) 0, 1; not connected: node(s) 2',
+    )
     expect(procs.map((p) => p.controls)).toEqual([[CONTROL.terminate], [CONTROL.terminate], [CONTROL.terminate]])
   })
 
@@ -201,7 +256,7 @@ describe('Supervisor: where it is stuck', () => {
   })
 })
 
-describe('Supervisor: torchrun\'s own restarts (--max-restarts)', () => {
+describe("Supervisor: torchrun's own restarts (--max-restarts)", () => {
   const REPORT = 'E1206 1 api.py:869] failed (exitcode: 1) local_rank: 0 (pid: 5) of binary: /usr/bin/python3\n'
 
   it('a failure torchrun will restart is told, not acted on; the one after the last restart fails the node', async () => {
@@ -210,7 +265,9 @@ describe('Supervisor: torchrun\'s own restarts (--max-restarts)', () => {
     const { supervisor, log } = supervise([a, b], { workerRestarts: 1 })
     a.stderr.write(REPORT)
     await tick()
-    expect(log).toEqual(['node 0 (h1): local rank 0 exited with code 1; torchrun restarts its workers (restart 1 of 1, --max-restarts)'])
+    expect(log).toEqual([
+      'node 0 (h1): local rank 0 exited with code 1; torchrun restarts its workers (restart 1 of 1, --max-restarts)',
+    ])
     expect(b.controls).toEqual([])
     a.stderr.write(REPORT)
     await tick()

@@ -35,7 +35,8 @@ afterEach(() => {
 const T0 = 1_700_000_000 // seconds
 
 /** Writes `files` (path → content, or { link } / { dir } / { mode }) under `root`, with whole-second mtimes. */
-type Spec = string | Buffer | { link: string } | { dir: true; mode?: number } | { content: string | Buffer; mode: number }
+type Spec =
+  string | Buffer | { link: string } | { dir: true; mode?: number } | { content: string | Buffer; mode: number }
 function write(root: string, files: Record<string, Spec>): void {
   for (const [rel, spec] of Object.entries(files)) {
     const path = join(root, rel)
@@ -50,7 +51,8 @@ function write(root: string, files: Record<string, Spec>): void {
     if (!(typeof spec === 'object' && 'link' in spec)) fs.utimesSync(path, T0, T0)
   }
   // Directory modes last (a read-only directory must be filled first).
-  for (const [rel, spec] of Object.entries(files)) if (typeof spec === 'object' && 'dir' in spec && spec.mode !== undefined) fs.chmodSync(join(root, rel), spec.mode)
+  for (const [rel, spec] of Object.entries(files))
+    if (typeof spec === 'object' && 'dir' in spec && spec.mode !== undefined) fs.chmodSync(join(root, rel), spec.mode)
 }
 
 /** What scan.ts would produce: every entry below root, parents first, mtimes in whole seconds. */
@@ -61,7 +63,13 @@ function scan(root: string): Manifest {
       const path = rel === '' ? name : `${rel}/${name}`
       const st = fs.lstatSync(join(root, path))
       const kind = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file'
-      const entry: FileEntry = { path, kind, size: kind === 'dir' ? 0 : st.size, mtimeMs: Math.floor(st.mtimeMs / 1000) * 1000, mode: st.mode & 0o7777 }
+      const entry: FileEntry = {
+        path,
+        kind,
+        size: kind === 'dir' ? 0 : st.size,
+        mtimeMs: Math.floor(st.mtimeMs / 1000) * 1000,
+        mode: st.mode & 0o7777,
+      }
       if (kind === 'symlink') entry.target = fs.readlinkSync(join(root, path))
       entries.push(entry)
       if (kind === 'dir') walk(path)
@@ -88,13 +96,20 @@ function snapshot(root: string, skip: (rel: string) => boolean = () => false): R
 }
 
 const listing = (dir: string): string[] => fs.readdirSync(dir).sort()
-const leftovers = (root: string): string[] => scan(root).entries.filter((e) => e.path.split('/').some((s) => s.startsWith('.fanout-sync-'))).map((e) => e.path)
+const leftovers = (root: string): string[] =>
+  scan(root)
+    .entries.filter((e) => e.path.split('/').some((s) => s.startsWith('.fanout-sync-')))
+    .map((e) => e.path)
 
 // ---------------------------------------------------------------------------------------------------
 // A real OpenSSH sftp-server, spoken to over its stdin/stdout through ssh2's own SFTP client class
 // (no sshd needed): the same wire protocol, server and quirks as on a node.
 
-const SFTP_SERVER = ['/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server', '/usr/libexec/sftp-server'].find((p) => fs.existsSync(p))
+const SFTP_SERVER = [
+  '/usr/lib/openssh/sftp-server',
+  '/usr/libexec/openssh/sftp-server',
+  '/usr/libexec/sftp-server',
+].find((p) => fs.existsSync(p))
 
 interface Session {
   sftp: SFTPWrapper
@@ -104,7 +119,13 @@ interface Session {
 async function sftpSession(ident: string, opts: { noPosixRename?: boolean } = {}): Promise<Session> {
   if (!SFTP_SERVER) throw new Error('no sftp-server')
   const require = createRequire(import.meta.url)
-  const { SFTP } = require('ssh2/lib/protocol/SFTP.js') as { SFTP: new (client: unknown, chanInfo: unknown, cfg: unknown) => SFTPWrapper & { push(d: Buffer | null): void; _init(): void; _extensions: Record<string, string> } }
+  const { SFTP } = require('ssh2/lib/protocol/SFTP.js') as {
+    SFTP: new (
+      client: unknown,
+      chanInfo: unknown,
+      cfg: unknown,
+    ) => SFTPWrapper & { push(d: Buffer | null): void; _init(): void; _extensions: Record<string, string> }
+  }
   const child = spawn(SFTP_SERVER, [], { stdio: ['pipe', 'pipe', 'ignore'] })
   const exited = once(child, 'exit')
   // ssh2 reads the server's identification string from here to guess the SYMLINK argument order.
@@ -147,10 +168,16 @@ const sftpFixture =
     return { fs: sftpFs(session.sftp, opts), close: session.close }
   }
 
-const KINDS: Array<[string, () => Promise<Fixture>]> = [['localFs', async () => ({ fs: localFs(), close: async () => {} })]]
+const KINDS: Array<[string, () => Promise<Fixture>]> = [
+  ['localFs', async () => ({ fs: localFs(), close: async () => {} })],
+]
 // Outside CI without OpenSSH's sftp-server the SFTP kinds are left out; under CI they run, and fail without it.
 if (SFTP_SERVER || process.env.CI) {
-  KINDS.push(['sftpFs (OpenSSH banner)', sftpFixture(OPENSSH_BANNER)], ['sftpFs (other banner)', sftpFixture(OTHER_BANNER)], ['sftpFs (no posix-rename)', sftpFixture(OPENSSH_BANNER, { noPosixRename: true })])
+  KINDS.push(
+    ['sftpFs (OpenSSH banner)', sftpFixture(OPENSSH_BANNER)],
+    ['sftpFs (other banner)', sftpFixture(OTHER_BANNER)],
+    ['sftpFs (no posix-rename)', sftpFixture(OPENSSH_BANNER, { noPosixRename: true })],
+  )
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -194,11 +221,11 @@ describe.each(KINDS)('syncTree over %s', (_kind, makeFs) => {
     'data/big.bin': BIG,
     'data/empty': '',
     'data/nested/deep/x.txt': 'x',
-    'emptydir': { dir: true },
-    'latest': { link: 'data/big.bin' },
+    emptydir: { dir: true },
+    latest: { link: 'data/big.bin' },
     'abs-link': { link: '/etc/hostname' },
-    'dangling': { link: 'no/such/thing' },
-    'private': { content: 'secret', mode: 0o600 },
+    dangling: { link: 'no/such/thing' },
+    private: { content: 'secret', mode: 0o600 },
   }
 
   it('first sync copies everything: contents, modes, mtime seconds, links as links, empty dirs', async () => {
@@ -295,7 +322,16 @@ describe.each(KINDS)('syncTree over %s', (_kind, makeFs) => {
   it('--sync-delete mirrors deletions but keeps ignored extras', async () => {
     write(local, TREE)
     await run()
-    write(remote, { 'old.txt': 'o', 'olddir/a': 'a', 'olddir/sub/b': 'b', 'ckpt/1.pt': 'w', 'ckpt/old/0.pt': 'w', 'data/x.log': 'l', 'logs/run.log': 'l', 'logs/notes': 'n' })
+    write(remote, {
+      'old.txt': 'o',
+      'olddir/a': 'a',
+      'olddir/sub/b': 'b',
+      'ckpt/1.pt': 'w',
+      'ckpt/old/0.pt': 'w',
+      'data/x.log': 'l',
+      'logs/run.log': 'l',
+      'logs/notes': 'n',
+    })
     fs.rmSync(join(local, 'train.py'))
     const isIgnored = (rel: string, isDir: boolean): boolean => (rel === 'ckpt' && isDir) || rel.endsWith('.log')
 
@@ -305,9 +341,12 @@ describe.each(KINDS)('syncTree over %s', (_kind, makeFs) => {
 
     const stats = await run({ isIgnored, deleteExtra: true })
     expect(stats.deleted).toBe(7) // train.py, old.txt, olddir/a, olddir/sub/b, olddir/sub, olddir, logs/notes
-    for (const gone of ['train.py', 'old.txt', 'olddir', 'logs/notes']) expect(fs.existsSync(join(remote, gone))).toBe(false)
-    for (const kept of ['ckpt/1.pt', 'ckpt/old/0.pt', 'data/x.log', 'logs/run.log']) expect(fs.existsSync(join(remote, kept))).toBe(true)
-    const ignoredPaths = (rel: string): boolean => rel === 'ckpt' || rel.startsWith('ckpt/') || rel.endsWith('.log') || rel === 'logs'
+    for (const gone of ['train.py', 'old.txt', 'olddir', 'logs/notes'])
+      expect(fs.existsSync(join(remote, gone))).toBe(false)
+    for (const kept of ['ckpt/1.pt', 'ckpt/old/0.pt', 'data/x.log', 'logs/run.log'])
+      expect(fs.existsSync(join(remote, kept))).toBe(true)
+    const ignoredPaths = (rel: string): boolean =>
+      rel === 'ckpt' || rel.startsWith('ckpt/') || rel.endsWith('.log') || rel === 'logs'
     expect(snapshot(remote, ignoredPaths)).toEqual(snapshot(local))
   })
 
@@ -381,7 +420,10 @@ describe.each(KINDS)('syncTree over %s', (_kind, makeFs) => {
 
   it('temporaries left by an interrupted sync are removed; a real file with such a name is not', async () => {
     write(local, { 'a/x': 'x', '.fanout-sync-ffffffffffffffffffffffff': 'mine' })
-    write(remote, { 'a/.fanout-sync-0123456789abcdef01234567': 'half', '.fanout-sync-ffffffffffffffffffffffff': 'mine' })
+    write(remote, {
+      'a/.fanout-sync-0123456789abcdef01234567': 'half',
+      '.fanout-sync-ffffffffffffffffffffffff': 'mine',
+    })
     await run()
     expect(listing(join(remote, 'a'))).toEqual(['x'])
     expect(snapshot(remote)).toEqual(snapshot(local))
@@ -406,7 +448,15 @@ describe.each(KINDS)('syncTree over %s', (_kind, makeFs) => {
     })
     it.each<[string, (base: string) => string, RegExp]>([
       ['a file', (base) => (fs.writeFileSync(join(base, 'f'), ''), join(base, 'f')), /is not a directory/],
-      ['a link to a file', (base) => (fs.writeFileSync(join(base, 'f'), ''), fs.symlinkSync(join(base, 'f'), join(base, 'l')), join(base, 'l')), /link to something that is not a directory/],
+      [
+        'a link to a file',
+        (base) => (
+          fs.writeFileSync(join(base, 'f'), ''),
+          fs.symlinkSync(join(base, 'f'), join(base, 'l')),
+          join(base, 'l')
+        ),
+        /link to something that is not a directory/,
+      ],
       ['relative', () => 'relative/dir', /absolute path/],
       ['/', () => '/', /refusing to sync into \//],
       ['/ spelled /./', () => '/./', /refusing to sync into \//],
@@ -453,7 +503,9 @@ describe.skipIf(!SFTP_SERVER && !process.env.CI)('the SFTP symlink argument orde
     expect(listing(dir)).toEqual([]) // the probe cleans up
 
     // The raw quirk, with both paths inside `dir`: ssh2's symlink(target, link) …
-    await new Promise<void>((resolve, reject) => session?.sftp.symlink(join(dir, 't'), join(dir, 'l'), (e) => (e ? reject(e) : resolve())))
+    await new Promise<void>((resolve, reject) =>
+      session?.sftp.symlink(join(dir, 't'), join(dir, 'l'), (e) => (e ? reject(e) : resolve())),
+    )
     if (expected === 'documented') expect(fs.readlinkSync(join(dir, 'l'))).toBe(join(dir, 't'))
     else expect(fs.readlinkSync(join(dir, 't'))).toBe(join(dir, 'l')) // … made the link at the *target's* path
 
@@ -479,8 +531,12 @@ describe.skipIf(!SFTP_SERVER && !process.env.CI)('the SFTP symlink argument orde
     const dir = tempDir('errors')
     await expect(rfs.readdir(join(dir, 'missing'))).rejects.toThrow(`readdir "${join(dir, 'missing')}"`)
     expect(await rfs.lstat(join(dir, 'missing', 'deeper'))).toBeUndefined()
-    await expect(rfs.upload(join(dir, 'no-such-local'), join(dir, 'x'), 0o600)).rejects.toThrow(`open "${join(dir, 'no-such-local')}"`)
+    await expect(rfs.upload(join(dir, 'no-such-local'), join(dir, 'x'), 0o600)).rejects.toThrow(
+      `open "${join(dir, 'no-such-local')}"`,
+    )
     fs.writeFileSync(join(dir, 'f'), 'abc')
-    await expect(rfs.upload(join(dir, 'f'), join(dir, 'nodir', 'x'), 0o600)).rejects.toThrow(`open "${join(dir, 'nodir', 'x')}"`)
+    await expect(rfs.upload(join(dir, 'f'), join(dir, 'nodir', 'x'), 0o600)).rejects.toThrow(
+      `open "${join(dir, 'nodir', 'x')}"`,
+    )
   })
 })

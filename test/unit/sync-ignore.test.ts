@@ -117,7 +117,13 @@ describe('IgnoreRules: gitignore(5), rule by rule', () => {
     ['** alone: everything', { '': '**' }, 'a/b', F, true],
     ['** inside a name is like * (does not cross /)', { '': 'x/foo**bar' }, 'x/foo/bar', F, false],
     ['** inside a name matches within it', { '': 'x/foo**bar' }, 'x/fooZbar', F, true],
-    ["git's quirk: **/ right after an anchored pattern's literal prefix acts as at the start", { '': 'a**/b' }, 'ab', F, true],
+    [
+      "git's quirk: **/ right after an anchored pattern's literal prefix acts as at the start",
+      { '': 'a**/b' },
+      'ab',
+      F,
+      true,
+    ],
     ['**foo is like *foo', { '': 'x/**foo' }, 'x/a/foo', F, false],
     ['**foo still matches within a name', { '': 'x/**foo' }, 'x/afoo', F, true],
     // one file per directory, each for its own subtree
@@ -130,7 +136,7 @@ describe('IgnoreRules: gitignore(5), rule by rule', () => {
     ['…is relative to its directory', { sub: 'x/y' }, 'x/y', F, false],
     ['a deeper file overrides a shallower one', { '': '*.txt', sub: '!*.txt' }, 'sub/a.txt', F, false],
     ['…only below it', { '': '*.txt', sub: '!*.txt' }, 'a.txt', F, true],
-    ['a deeper file cannot re-include in an excluded directory', { '': 'sub/', 'sub': '!a' }, 'sub/a', F, true],
+    ['a deeper file cannot re-include in an excluded directory', { '': 'sub/', sub: '!a' }, 'sub/a', F, true],
     ['a deeper file ignores again', { '': '!*.txt', 'a/b': '*.txt' }, 'a/b/c/d.txt', F, true],
     // .git
     ['.git is always ignored', {}, '.git', D, true],
@@ -184,7 +190,11 @@ describe('IgnoreRules.loadDir', () => {
     const rules = new IgnoreRules()
     await rules.loadDir(dir, '')
     await rules.loadDir(dir, 'sub')
-    expect([rules.ignored('sub/a.log', F), rules.ignored('sub/keep.log', F), rules.ignored('a.log', F)]).toEqual([true, false, false])
+    expect([rules.ignored('sub/a.log', F), rules.ignored('sub/keep.log', F), rules.ignored('a.log', F)]).toEqual([
+      true,
+      false,
+      false,
+    ])
   })
 
   it.each([
@@ -194,7 +204,9 @@ describe('IgnoreRules.loadDir', () => {
     await mkdir(join(dir, 'sub'))
     await make(join(dir, 'sub', '.gitignore'))
     const e = await refusal(() => new IgnoreRules().loadDir(dir, 'sub'), 'USAGE')
-    expect(e.message).toBe(`--sync: "sub/.gitignore" is ${kind}; fanout, like git, reads an ignore file only when it is a plain file: replace it with one, or remove it`)
+    expect(e.message).toBe(
+      `--sync: "sub/.gitignore" is ${kind}; fanout, like git, reads an ignore file only when it is a plain file: replace it with one, or remove it`,
+    )
   })
 })
 
@@ -202,12 +214,99 @@ describe('IgnoreRules.loadDir', () => {
 // Against git itself: random trees and random .gitignore files, every path's verdict compared with
 // `git check-ignore --no-index`. Seeded: a failure prints the seed, the files and the path.
 
-const NAMES = ['a', 'b', 'ab', 'foo', 'foo.txt', 'bar.log', 'build', 'Build', 'doc', 'data', 'x y', '#c', '!n', 'sp ', 'é', 'a[1]', 'a1', 'z*', 'q?', 'back\\slash', '.hidden', 'keep.log', 'x']
+const NAMES = [
+  'a',
+  'b',
+  'ab',
+  'foo',
+  'foo.txt',
+  'bar.log',
+  'build',
+  'Build',
+  'doc',
+  'data',
+  'x y',
+  '#c',
+  '!n',
+  'sp ',
+  'é',
+  'a[1]',
+  'a1',
+  'z*',
+  'q?',
+  'back\\slash',
+  '.hidden',
+  'keep.log',
+  'x',
+]
 const PATTERNS = [
-  'a', '/a', 'a/', '/a/', 'foo*', '*.txt', '*.log', '!*.log', '!foo.txt', 'build/', '!build/', 'doc/*.txt', 'doc/**', '**/b', 'a/**/b', '**/data/',
-  'b/**', '[ab]', '[!a]*', '[a-f]oo*', '?', '??', '\\#c', '#c', '\\!n', '!n', 'sp\\ ', 'sp ', 'sp', 'x y', 'é', '?é', 'a[1]', 'a\\[1]', '*', '!a', '/b/a',
-  'a/b', '**', '!**/', '*/', 'z\\*', 'z*', 'q?', 'Build', '[[:upper:]]*', '[[:digit:]]', 'data/**/x', '!keep.log', 'x/**', '!x/', '!*', 'b/', '/**',
-  'a**/x', '/x/*/b', 'back\\\\slash', 'back\\slash', '.*', '!.hidden', '*/*', '**/*.log', 'foo/', '[!b-z]', '[]a]', 'a/**', '**/a/**',
+  'a',
+  '/a',
+  'a/',
+  '/a/',
+  'foo*',
+  '*.txt',
+  '*.log',
+  '!*.log',
+  '!foo.txt',
+  'build/',
+  '!build/',
+  'doc/*.txt',
+  'doc/**',
+  '**/b',
+  'a/**/b',
+  '**/data/',
+  'b/**',
+  '[ab]',
+  '[!a]*',
+  '[a-f]oo*',
+  '?',
+  '??',
+  '\\#c',
+  '#c',
+  '\\!n',
+  '!n',
+  'sp\\ ',
+  'sp ',
+  'sp',
+  'x y',
+  'é',
+  '?é',
+  'a[1]',
+  'a\\[1]',
+  '*',
+  '!a',
+  '/b/a',
+  'a/b',
+  '**',
+  '!**/',
+  '*/',
+  'z\\*',
+  'z*',
+  'q?',
+  'Build',
+  '[[:upper:]]*',
+  '[[:digit:]]',
+  'data/**/x',
+  '!keep.log',
+  'x/**',
+  '!x/',
+  '!*',
+  'b/',
+  '/**',
+  'a**/x',
+  '/x/*/b',
+  'back\\\\slash',
+  'back\\slash',
+  '.*',
+  '!.hidden',
+  '*/*',
+  '**/*.log',
+  'foo/',
+  '[!b-z]',
+  '[]a]',
+  'a/**',
+  '**/a/**',
 ]
 
 const pick = <T>(rand: () => number, items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T
@@ -271,7 +370,9 @@ describe.skipIf(!hasGit && !process.env.CI)('IgnoreRules agrees with git check-i
     expect(out.status === 0 || out.status === 1, out.stderr.toString()).toBe(true)
     const byGit = new Set(out.stdout.toString('utf8').split('\0').filter(Boolean))
     expect(paths.length).toBeGreaterThan(100)
-    const disagreements = paths.filter(([p, isDir]) => rules.ignored(p, isDir) !== byGit.has(p)).map(([p, isDir]) => ({ path: p, isDir, git: byGit.has(p) }))
+    const disagreements = paths
+      .filter(([p, isDir]) => rules.ignored(p, isDir) !== byGit.has(p))
+      .map(([p, isDir]) => ({ path: p, isDir, git: byGit.has(p) }))
     expect(disagreements, `seed ${seed}, .gitignore files: ${JSON.stringify(tree.ignores)}`).toEqual([])
     // the trees must exercise both verdicts, or the comparison proves little
     expect(byGit.size).toBeGreaterThan(0)

@@ -31,7 +31,8 @@ async function link(rel: string, target: string): Promise<void> {
 const dir = (rel: string): Promise<unknown> => mkdir(join(root, rel), { recursive: true })
 const paths = (m: Manifest): string[] => m.entries.map((e) => e.path)
 const scan = (limits: ScanLimits = DEFAULT_LIMITS): Promise<Manifest> => scanTree(root, limits)
-const refused = async (limits: ScanLimits = DEFAULT_LIMITS): Promise<string> => (await refusal(() => scan(limits), 'USAGE')).message
+const refused = async (limits: ScanLimits = DEFAULT_LIMITS): Promise<string> =>
+  (await refusal(() => scan(limits), 'USAGE')).message
 
 describe('scanTree: the manifest', () => {
   it('lists files, directories and links with size, whole-second mtime, mode and link text', async () => {
@@ -43,7 +44,13 @@ describe('scanTree: the manifest', () => {
     await chmod(join(root, 'src'), 0o750)
     const m = await scan()
     const byPath = new Map(m.entries.map((e) => [e.path, e]))
-    expect(byPath.get('run.sh')).toEqual<FileEntry>({ path: 'run.sh', kind: 'file', size: 18, mtimeMs: 1_700_000_000_000, mode: 0o755 })
+    expect(byPath.get('run.sh')).toEqual<FileEntry>({
+      path: 'run.sh',
+      kind: 'file',
+      size: 18,
+      mtimeMs: 1_700_000_000_000,
+      mode: 0o755,
+    })
     expect(byPath.get('src/model.py')).toMatchObject({ kind: 'file', size: 6, mode: 0o640 })
     expect(byPath.get('src')).toMatchObject({ kind: 'dir', size: 0, mode: 0o750 })
     expect(byPath.get('src/latest')).toMatchObject({ kind: 'symlink', size: 8, target: 'model.py' })
@@ -87,7 +94,9 @@ describe('scanTree: the manifest', () => {
   ])('refuses a root that is %s, naming it', async (_what, make, says) => {
     const where = await make()
     const e = await refusal(() => scanTree(where, DEFAULT_LIMITS), 'USAGE')
-    expect(e.message).toBe(`--sync: ${where} ${says}${says === 'is not a directory' ? '; --sync copies a directory (default: the current one)' : ''}`)
+    expect(e.message).toBe(
+      `--sync: ${where} ${says}${says === 'is not a directory' ? '; --sync copies a directory (default: the current one)' : ''}`,
+    )
   })
 })
 
@@ -111,7 +120,18 @@ describe('scanTree: ignores', () => {
     await file('data/train.bin')
     const m = await scan()
     expect(paths(m)).toEqual([
-      '.fanoutignore', '.gitignore', 'a.py', 'keep.pyc', 'notes.txt', 'sub', 'sub/.gitignore', 'sub/b.pyc', 'sub/build', 'sub/build/kept.o', 'sub/deep', 'sub/deep/.gitignore',
+      '.fanoutignore',
+      '.gitignore',
+      'a.py',
+      'keep.pyc',
+      'notes.txt',
+      'sub',
+      'sub/.gitignore',
+      'sub/b.pyc',
+      'sub/build',
+      'sub/build/kept.o',
+      'sub/deep',
+      'sub/deep/.gitignore',
     ])
     // the rules travel with the manifest, for paths that exist only on a node
     expect(m.ignore.ignored('data/other.bin', false)).toBe(true)
@@ -144,7 +164,27 @@ describe('scanTree: ignores', () => {
 
 // What git itself would copy: `git ls-files --others --exclude-per-directory=.gitignore` in a fresh repo.
 const NAMES = ['a', 'b', 'foo', 'foo.txt', 'x.log', 'build', 'doc', 'data', 'x y', 'é', '#c', 'sp ']
-const PATTERNS = ['a', '/a', 'build/', '!build/', '*.log', '!x.log', 'doc/*', '**/b', 'data/**', '!data/foo', 'x y', 'é', '*', '!foo*', 'b/', '#c', '\\#c', 'sp\\ ', '!*/']
+const PATTERNS = [
+  'a',
+  '/a',
+  'build/',
+  '!build/',
+  '*.log',
+  '!x.log',
+  'doc/*',
+  '**/b',
+  'data/**',
+  '!data/foo',
+  'x y',
+  'é',
+  '*',
+  '!foo*',
+  'b/',
+  '#c',
+  '\\#c',
+  'sp\\ ',
+  '!*/',
+]
 const hasGit = spawnSync('git', ['--version']).status === 0
 
 // Outside CI without git: skipped. Under CI it runs (.ci/run installs git), and a missing git fails it.
@@ -161,12 +201,24 @@ describe.skipIf(!hasGit && !process.env.CI)('scanTree agrees with git about whic
       prefixes.forEach((p) => dirs.add(p))
       files.add(parts.join('/'))
     }
-    for (const d of dirs) if (d === '' || rand() < 0.3) await file(d === '' ? '.gitignore' : `${d}/.gitignore`, Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pick(PATTERNS)).join('\n'))
+    for (const d of dirs)
+      if (d === '' || rand() < 0.3)
+        await file(
+          d === '' ? '.gitignore' : `${d}/.gitignore`,
+          Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pick(PATTERNS)).join('\n'),
+        )
     for (const f of files) await file(f, f)
     execFileSync('git', ['init', '-q', root])
-    const out = execFileSync('git', ['-c', 'core.excludesFile=/dev/null', 'ls-files', '-z', '--others', '--exclude-per-directory=.gitignore'], { cwd: root })
+    const out = execFileSync(
+      'git',
+      ['-c', 'core.excludesFile=/dev/null', 'ls-files', '-z', '--others', '--exclude-per-directory=.gitignore'],
+      { cwd: root },
+    )
     const byGit = out.toString('utf8').split('\0').filter(Boolean).sort()
-    const ours = (await scan()).entries.filter((e) => e.kind === 'file').map((e) => e.path).sort()
+    const ours = (await scan()).entries
+      .filter((e) => e.kind === 'file')
+      .map((e) => e.path)
+      .sort()
     expect(ours).toEqual(byGit)
     expect(byGit.length).toBeGreaterThan(0)
   })
@@ -195,14 +247,20 @@ describe('scanTree: limits', () => {
     await file('few/big.bin', 'x'.repeat(500))
     await file('few/other')
     const message = await refused({ maxBytes: DEFAULT_LIMITS.maxBytes, maxFiles: 5 })
-    expect(message).toMatch(new RegExp(`^--sync: ${root} holds 8 files / 500 B, over the limit of 5 files \\(raise it with --sync-max, or ignore these in \\.fanoutignore\\): biggest: few/big\\.bin \\(500 B\\), `))
+    expect(message).toMatch(
+      new RegExp(
+        `^--sync: ${root} holds 8 files / 500 B, over the limit of 5 files \\(raise it with --sync-max, or ignore these in \\.fanoutignore\\): biggest: few/big\\.bin \\(500 B\\), `,
+      ),
+    )
     expect(message).toContain('; biggest directories: many/ (0 B, 6 files), few/ (500 B, 2 files)')
   })
 
   it('names both limits when both are over', async () => {
     await file('a', 'xx')
     await file('b', 'xx')
-    expect(await refused({ maxBytes: 3, maxFiles: 1 })).toContain('holds 2 files / 4 B, over the limit of 1 file and 3 B')
+    expect(await refused({ maxBytes: 3, maxFiles: 1 })).toContain(
+      'holds 2 files / 4 B, over the limit of 1 file and 3 B',
+    )
   })
 
   it('stops counting at twice the file limit, and says so', async () => {
@@ -299,14 +357,27 @@ describe('scanTree: links', () => {
     ['to a directory (not descended)', [['conf-link', 'conf']]],
     ['to the root itself', [['src/top', '..']]],
     ['dangling, inside', [['latest', 'ckpt/step_9']]],
-    ['through another link that stays inside', [['src/deep/up', '../..'], ['src/deep/x', 'up/conf/base.yaml']]],
-    ['a loop (broken, but inside)', [['loop1', 'loop2'], ['loop2', 'loop1']]],
+    [
+      'through another link that stays inside',
+      [
+        ['src/deep/up', '../..'],
+        ['src/deep/x', 'up/conf/base.yaml'],
+      ],
+    ],
+    [
+      'a loop (broken, but inside)',
+      [
+        ['loop1', 'loop2'],
+        ['loop2', 'loop1'],
+      ],
+    ],
   ])('keeps a link %s as a link', async (_name, links) => {
     await file('conf/base.yaml', 'a: 1\n')
     await dir('src/deep')
     for (const [at, target] of links) await link(at, target)
     const m = await scan()
-    for (const [at, target] of links) expect(m.entries.find((e) => e.path === at)).toMatchObject({ kind: 'symlink', target })
+    for (const [at, target] of links)
+      expect(m.entries.find((e) => e.path === at)).toMatchObject({ kind: 'symlink', target })
     expect(paths(m).filter((p) => p.startsWith('conf-link/'))).toEqual([])
   })
 
@@ -316,18 +387,29 @@ describe('scanTree: links', () => {
     ['absolute, even into the tree itself', [['self', '/']], 'self -> /'],
     ['.. from the root', [['up', '..']], 'up -> ..'],
     ['out and back in by name', [['a/x', '../../' + 'ROOTNAME' + '/a']], 'a/x -> '],
-    ['through a link that climbs above its own place', [['d1/d2/y', '../..'], ['d1/d2/x', 'y/..']], 'd1/d2/x -> y/..'],
+    [
+      'through a link that climbs above its own place',
+      [
+        ['d1/d2/y', '../..'],
+        ['d1/d2/x', 'y/..'],
+      ],
+      'd1/d2/x -> y/..',
+    ],
   ])('refuses a link %s', async (_name, links, says) => {
     for (const [at, target] of links) await link(at, target.replace('ROOTNAME', root.split('/').pop() as string))
     const message = await refused()
     expect(message).toContain(`--sync: link ${says}`)
-    expect(message).toContain(`points outside ${root}; sync copies the tree only: replace the link with the file, or ignore it in .fanoutignore`)
+    expect(message).toContain(
+      `points outside ${root}; sync copies the tree only: replace the link with the file, or ignore it in .fanoutignore`,
+    )
   })
 
   it('names every link that points outside', async () => {
     await link('a', '/data')
     await link('b/c', '../../x')
-    expect(await refused()).toBe(`--sync: 2 links point outside ${root}: a -> /data, b/c -> ../../x; sync copies the tree only: replace each link with the file, or ignore it in .fanoutignore`)
+    expect(await refused()).toBe(
+      `--sync: 2 links point outside ${root}: a -> /data, b/c -> ../../x; sync copies the tree only: replace each link with the file, or ignore it in .fanoutignore`,
+    )
   })
 
   it('accepts an outside link that is ignored, and one that reaches outside only through an ignored link', async () => {
@@ -366,13 +448,37 @@ describe('scanTree: special files', () => {
 })
 
 describe('scanTree: hostile names', () => {
-  const NAMES = ['with space', "it's", 'say "hi"', 'new\nline', 'tab\there', '..foo', '...', '-rf', '--help', 'données', '🙂', 'back\\slash', ' lead', 'trail ', 'esc\x1b[31m', '$(id)', '*', '#x', '!x']
+  const NAMES = [
+    'with space',
+    "it's",
+    'say "hi"',
+    'new\nline',
+    'tab\there',
+    '..foo',
+    '...',
+    '-rf',
+    '--help',
+    'données',
+    '🙂',
+    'back\\slash',
+    ' lead',
+    'trail ',
+    'esc\x1b[31m',
+    '$(id)',
+    '*',
+    '#x',
+    '!x',
+  ]
 
   it('keeps every name as it is', async () => {
     for (const name of NAMES) await file(`d/${name}`, name)
     await link(`d/link\nto`, 'new\nline')
     const m = await scan()
-    expect(paths(m).filter((p) => p !== 'd').sort()).toEqual([...NAMES, 'link\nto'].map((n) => `d/${n}`).sort())
+    expect(
+      paths(m)
+        .filter((p) => p !== 'd')
+        .sort(),
+    ).toEqual([...NAMES, 'link\nto'].map((n) => `d/${n}`).sort())
     expect(m.entries.find((e) => e.path === 'd/link\nto')).toMatchObject({ kind: 'symlink', target: 'new\nline' })
     for (const e of m.entries) {
       expect(e.path.split('/')).not.toContain('..')
@@ -391,7 +497,9 @@ describe('scanTree: hostile names', () => {
   it('refuses a name that is not UTF-8, unless it is ignored', async () => {
     const bad = Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x66, 0xff, 0x2e, 0x62, 0x69, 0x6e])]) // "f\xff.bin"
     await writeFile(bad, 'x')
-    expect(await refused()).toMatch(/--sync: the name "f\uFFFD\.bin" in .* is not UTF-8; rename it, or ignore it in \.fanoutignore/)
+    expect(await refused()).toMatch(
+      /--sync: the name "f\uFFFD\.bin" in .* is not UTF-8; rename it, or ignore it in \.fanoutignore/,
+    )
     await file('.fanoutignore', '*.bin\n')
     expect(paths(await scan())).toEqual(['.fanoutignore'])
   })
@@ -403,7 +511,10 @@ describe('scanTree: hostile names', () => {
 describe('scanTree: unreadable entries', () => {
   const asRoot = process.getuid?.() === 0
 
-  async function scanAsUser(roots: string[], skip: (why: string) => void): Promise<Array<{ message?: string; code?: string; paths?: string[] }>> {
+  async function scanAsUser(
+    roots: string[],
+    skip: (why: string) => void,
+  ): Promise<Array<{ message?: string; code?: string; paths?: string[] }>> {
     if (!asRoot) {
       return Promise.all(
         roots.map(async (r) => {
@@ -437,9 +548,15 @@ process.stdout.write(JSON.stringify(out))`,
     )
     await chmod(root, 0o755)
     await chmod(build, 0o755)
-    const child = spawnSync(process.execPath, [join(build, 'driver.mjs'), ...roots], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 60_000 })
+    const child = spawnSync(process.execPath, [join(build, 'driver.mjs'), ...roots], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
     // Only when no such process can start at all (no CAP_SETUID, or node itself unreachable by nobody).
-    if (child.error && ['EPERM', 'EACCES'].includes((child.error as NodeJS.ErrnoException).code ?? '')) skip(`cannot run a process as nobody: ${child.error.message}`)
+    if (child.error && ['EPERM', 'EACCES'].includes((child.error as NodeJS.ErrnoException).code ?? ''))
+      skip(`cannot run a process as nobody: ${child.error.message}`)
     expect(child.stderr).toBe('')
     return JSON.parse(child.stdout)
   }
@@ -459,8 +576,14 @@ process.stdout.write(JSON.stringify(out))`,
         ['t1', 't2', 't3'].map((d) => join(root, d)),
         (why) => ctx.skip(why),
       )
-      expect(t1).toEqual({ code: 'USAGE', message: `--sync: cannot read the directory secret in ${root}/t1 (EACCES: permission denied); make it readable, or ignore it in .fanoutignore` })
-      expect(t2).toEqual({ code: 'USAGE', message: `--sync: cannot read the file key.pem in ${root}/t2 (EACCES: permission denied); make it readable, or ignore it in .fanoutignore` })
+      expect(t1).toEqual({
+        code: 'USAGE',
+        message: `--sync: cannot read the directory secret in ${root}/t1 (EACCES: permission denied); make it readable, or ignore it in .fanoutignore`,
+      })
+      expect(t2).toEqual({
+        code: 'USAGE',
+        message: `--sync: cannot read the file key.pem in ${root}/t2 (EACCES: permission denied); make it readable, or ignore it in .fanoutignore`,
+      })
       expect(t3).toEqual({ paths: ['.fanoutignore', 'ok.py'] })
     } finally {
       await chmod(join(root, 't1/secret'), 0o755)

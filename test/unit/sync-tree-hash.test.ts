@@ -63,7 +63,13 @@ describe('sha256File', () => {
 })
 
 describe('treeHash', () => {
-  const tree: TreeHashEntry[] = [d('src'), f('src/a.py', H1), f('run.sh', H2, 0o755), l('src/latest', 'a.py'), d('empty')]
+  const tree: TreeHashEntry[] = [
+    d('src'),
+    f('src/a.py', H1),
+    f('run.sh', H2, 0o755),
+    l('src/latest', 'a.py'),
+    d('empty'),
+  ]
 
   it('is 64 hex digits, and stable across versions of fanout (nodes compare it)', () => {
     expect(treeHash([])).toMatch(/^[0-9a-f]{64}$/)
@@ -104,7 +110,11 @@ describe('treeHash', () => {
     ['NUL-separated: a link and a directory vs a link text with NULs', [l('a', 'x'), d('b')], [l('a', 'x\0b\0dir')]],
     ['NUL-separated: a file and a directory vs a hash with NULs', [f('a', H1), d('b')], [f('a', `${H1}\0b\0dir`)]],
     ['newline-separated: two directories vs a name with newlines', [d('a'), d('b')], [d('a\ndir\nb')]],
-    ['newline-separated: a link and a file vs a link text with newlines', [l('a', 'x'), f('b', H1, 0o755)], [l('a', `x\nb\nfile\nx\n${H1}`)]],
+    [
+      'newline-separated: a link and a file vs a link text with newlines',
+      [l('a', 'x'), f('b', H1, 0o755)],
+      [l('a', `x\nb\nfile\nx\n${H1}`)],
+    ],
   ])('tells apart: %s', (_name, a, b) => {
     expect(treeHash(a)).not.toBe(treeHash(b))
   })

@@ -13,7 +13,11 @@ describe('within: a node that may not answer', () => {
 })
 
 describe('endpoint', () => {
-  it.each([['10.0.0.1', '10.0.0.1:29500'], ['fd00::1', '[fd00::1]:29500'], ['gpu01', 'gpu01:29500']])('%s', (addr, text) => {
+  it.each([
+    ['10.0.0.1', '10.0.0.1:29500'],
+    ['fd00::1', '[fd00::1]:29500'],
+    ['gpu01', 'gpu01:29500'],
+  ])('%s', (addr, text) => {
     expect(endpoint(addr, 29500)).toBe(text)
   })
 })

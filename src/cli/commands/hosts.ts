@@ -15,11 +15,20 @@ export interface HostsOptions extends HostListOptions {
 }
 
 function buildHosts(argv: string[], width: number) {
-  return withHostOptions(yargs(argv)
-    .scriptName('fanout')
-    .usage('Usage: $0 hosts [--hostfile FILE | --hosts LIST] [selection] [--json]\n\nPrints the nodes fanout would launch on, in rank order, after host ranges and selection, without connecting to any.')
-    .parserConfiguration(PARSER))
-    .option('json', { type: 'boolean', default: false, describe: 'a JSON array of {rank, host, user, port, slots, gpus} (null where unknown)', group: 'Output:' })
+  return withHostOptions(
+    yargs(argv)
+      .scriptName('fanout')
+      .usage(
+        'Usage: $0 hosts [--hostfile FILE | --hosts LIST] [selection] [--json]\n\nPrints the nodes fanout would launch on, in rank order, after host ranges and selection, without connecting to any.',
+      )
+      .parserConfiguration(PARSER),
+  )
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'a JSON array of {rank, host, user, port, slots, gpus} (null where unknown)',
+      group: 'Output:',
+    })
     .example([
       ["$0 hosts --hosts 'gpu[01-04]'", 'gpu01 to gpu04, as a table'],
       ['$0 hosts -H hosts.txt --exclude b:0 --json', 'what --exclude leaves, as JSON'],
@@ -37,7 +46,10 @@ async function parseHosts(argv: string[], { cwd, width, env }: ParseContext): Pr
   const { a, output } = await runParser((words) => buildHosts(words, width), argv)
   if (a.help) return { kind: 'help', text: output }
   const extra = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? [])]
-  if (extra.length > 0) throw usageError(`fanout hosts takes no SCRIPT (got ${JSON.stringify(extra[0])}); to run a script named hosts: fanout [options] -- hosts`)
+  if (extra.length > 0)
+    throw usageError(
+      `fanout hosts takes no SCRIPT (got ${JSON.stringify(extra[0])}); to run a script named hosts: fanout [options] -- hosts`,
+    )
   return { kind: 'options', options: { ...readHostOptions(a, cwd, env), json: Boolean(a.json) } }
 }
 
@@ -58,7 +70,14 @@ export interface HostRow {
 }
 
 export const hostRows = (hosts: readonly HostEntry[]): HostRow[] =>
-  hosts.map((h, rank) => ({ rank, host: h.host, user: h.user ?? null, port: h.port ?? null, slots: h.slots ?? null, gpus: h.gpus ?? null }))
+  hosts.map((h, rank) => ({
+    rank,
+    host: h.host,
+    user: h.user ?? null,
+    port: h.port ?? null,
+    slots: h.slots ?? null,
+    gpus: h.gpus ?? null,
+  }))
 
 /** The JSON array, or a table with `-` where a value is unknown. */
 export function formatHosts(hosts: readonly HostEntry[], json: boolean): string {
@@ -70,7 +89,10 @@ export function formatHosts(hosts: readonly HostEntry[], json: boolean): string 
 }
 
 /** `fanout hosts`: resolves the host list and the selection, prints it, connects to nothing. */
-export async function runHostsCommand(options: HostsOptions, io: SourceIo & { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+export async function runHostsCommand(
+  options: HostsOptions,
+  io: SourceIo & { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+): Promise<number> {
   const { hosts, warnings } = await resolveHostList(options, io)
   for (const w of warnings) io.stderr.write(`fanout: warning: ${w}\n`)
   io.stdout.write(formatHosts(hosts, options.json))

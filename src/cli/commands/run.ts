@@ -7,7 +7,15 @@ import { askSecret } from '../ask-secret.js'
 import type { CliIo, Command, ParseContext, Parsed } from '../command.js'
 import { EPILOGUE, EXAMPLES } from '../help.js'
 import { readHostOptions, withHostOptions } from '../options/hosts.js'
-import { readJobOptions, readPreflightOptions, withEnvOptions, withNodeOptions, withRendezvousOptions, withSetupOptions, withWorkOptions } from '../options/job.js'
+import {
+  readJobOptions,
+  readPreflightOptions,
+  withEnvOptions,
+  withNodeOptions,
+  withRendezvousOptions,
+  withSetupOptions,
+  withWorkOptions,
+} from '../options/job.js'
 import { readLauncherOptions, withLauncherOptions } from '../options/launcher.js'
 import { readOutputOptions, withOutputOptions } from '../options/output.js'
 import { readSshOptions, withSshOptions } from '../options/ssh.js'
@@ -24,22 +32,49 @@ import { packageVersion } from '../version.js'
 export function buildRunParser(argv: string[], width: number): Argv<unknown> {
   const base = yargs(argv)
     .scriptName('fanout')
-    .usage('Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.')
+    .usage(
+      'Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.',
+    )
     .parserConfiguration(PARSER)
-  const groups = [withHostOptions, withLauncherOptions, withSetupOptions, withOutputOptions, withSyncOptions, withNodeOptions, withRendezvousOptions, withSshOptions, withWorkOptions, withTeardownOptions, withEnvOptions]
-  return groups.reduce<Argv<unknown>>((y, add) => add(y), base)
-    // Listed for --help only: main.ts picks these by the first word before any parser runs.
-    .command('hosts', 'print the nodes a launch would use, connecting to none (fanout hosts --help)', () => {}, () => {})
-    .command('check', 'connect, probe and print the pre-flight table, launching nothing', () => {}, () => {})
-    .completion('completion', 'print a bash or zsh completion script (fanout completion >> ~/.bashrc)')
-    .example(EXAMPLES)
-    .epilogue(EPILOGUE)
-    .help('help')
-    .alias('help', 'h')
-    .version(packageVersion())
-    .strict()
-    .wrap(Math.min(width, 110))
-    .exitProcess(false)
+  const groups = [
+    withHostOptions,
+    withLauncherOptions,
+    withSetupOptions,
+    withOutputOptions,
+    withSyncOptions,
+    withNodeOptions,
+    withRendezvousOptions,
+    withSshOptions,
+    withWorkOptions,
+    withTeardownOptions,
+    withEnvOptions,
+  ]
+  return (
+    groups
+      .reduce<Argv<unknown>>((y, add) => add(y), base)
+      // Listed for --help only: main.ts picks these by the first word before any parser runs.
+      .command(
+        'hosts',
+        'print the nodes a launch would use, connecting to none (fanout hosts --help)',
+        () => {},
+        () => {},
+      )
+      .command(
+        'check',
+        'connect, probe and print the pre-flight table, launching nothing',
+        () => {},
+        () => {},
+      )
+      .completion('completion', 'print a bash or zsh completion script (fanout completion >> ~/.bashrc)')
+      .example(EXAMPLES)
+      .epilogue(EPILOGUE)
+      .help('help')
+      .alias('help', 'h')
+      .version(packageVersion())
+      .strict()
+      .wrap(Math.min(width, 110))
+      .exitProcess(false)
+  )
 }
 
 /** Reads a launch's command line (without `check`) into RunOptions, every flag validated. */
@@ -57,8 +92,10 @@ async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Prom
   const words = [...a._.map(String), ...((a['--'] as string[] | undefined) ?? []).map(String)]
   const [script = check ? '' : undefined, ...scriptArgs] = words
   const hosts = readHostOptions(a, cwd, env)
-  if (script === undefined) throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
-  if (script === '' && words.length > 0) throw usageError('SCRIPT is empty (""): name the training script to run on every node')
+  if (script === undefined)
+    throw usageError('missing SCRIPT: the training script to run on every node; see fanout --help')
+  if (script === '' && words.length > 0)
+    throw usageError('SCRIPT is empty (""): name the training script to run on every node')
   const ssh = readSshOptions(a, cwd)
   const sync = readSyncOptions(a, cwd)
   const options: RunOptions = {
@@ -73,7 +110,9 @@ async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Prom
     ...(sync ? { sync } : {}),
   }
   if (options.output.onlyRanks && (options.launcher.kind === 'none' || !options.output.rankTags))
-    throw usageError('--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)')
+    throw usageError(
+      '--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)',
+    )
   return { kind: 'options', options }
 }
 
@@ -102,7 +141,9 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
   // subscribes it); before or between jobs there is nothing to show, and it must not end fanout
   // (SIGQUIT's default) while the nodes' shells wait.
   let stacks: (() => void) | undefined
-  const stopQuit = io.onQuit(() => (stacks ? stacks() : ui.info('SIGQUIT (Ctrl-\\): no job is running now, so there are no stacks to show')))
+  const stopQuit = io.onQuit(() =>
+    stacks ? stacks() : ui.info('SIGQUIT (Ctrl-\\): no job is running now, so there are no stacks to show'),
+  )
   const onStacks = (handler: () => void): (() => void) => {
     stacks = handler
     return () => void (stacks === handler && (stacks = undefined))
@@ -110,9 +151,23 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
   try {
     // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
     const terminal = { input: io.stdin, output: stderr }
-    const ask = io.stdin.isTTY && options.hosts.hostfile !== '-' ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}
+    const ask =
+      io.stdin.isTTY && options.hosts.hostfile !== '-'
+        ? { askSecret: (prompt: string) => askSecret(prompt, terminal) }
+        : {}
     const launch = await import('../../launch/run.js')
-    const runIo = { stdout, stderr, env, readStdin: io.readStdin, chalk, ui, onStop: io.onStop, onStacks, ...ask, ...(live ? { live } : {}) }
+    const runIo = {
+      stdout,
+      stderr,
+      env,
+      readStdin: io.readStdin,
+      chalk,
+      ui,
+      onStop: io.onStop,
+      onStacks,
+      ...ask,
+      ...(live ? { live } : {}),
+    }
     const mode = { run: launch.launchJob, 'dry-run': launch.dryRun, check: launch.checkCluster }[options.mode]
     return await mode(options, runIo)
   } finally {
@@ -121,7 +176,15 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
   }
 }
 
-export const runCommand: Command<RunOptions> = { name: 'run', parse: (argv, ctx) => parseRun(argv, ctx, false), run: runLaunch }
+export const runCommand: Command<RunOptions> = {
+  name: 'run',
+  parse: (argv, ctx) => parseRun(argv, ctx, false),
+  run: runLaunch,
+}
 
 /** `fanout check [launch flags] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight. */
-export const checkCommand: Command<RunOptions> = { name: 'check', parse: (argv, ctx) => parseRun(argv, ctx, true), run: runLaunch }
+export const checkCommand: Command<RunOptions> = {
+  name: 'check',
+  parse: (argv, ctx) => parseRun(argv, ctx, true),
+  run: runLaunch,
+}

@@ -10,10 +10,27 @@ import { int, text, type Env } from '../parser.js'
 /** The options both commands share: the host list and the selection. */
 export function withHostOptions<T>(y: Argv<T>) {
   return y
-    .option('hostfile', { alias: 'H', type: 'string', describe: 'file listing the nodes, one per line (node 0 first); - reads stdin', group: 'Nodes:' })
-    .option('hosts', { type: 'string', describe: 'the nodes as a list instead of a file: a,b,gpu[01-16]', group: 'Nodes:' })
-    .option('include', { type: 'string', describe: 'only these hosts or GPUs: "w0@w1:0,2" (a bare host: all of it)', group: 'Selection:' })
-    .option('exclude', { type: 'string', describe: 'all but these hosts or GPUs: "w1:0" (a bare host: all of it)', group: 'Selection:' })
+    .option('hostfile', {
+      alias: 'H',
+      type: 'string',
+      describe: 'file listing the nodes, one per line (node 0 first); - reads stdin',
+      group: 'Nodes:',
+    })
+    .option('hosts', {
+      type: 'string',
+      describe: 'the nodes as a list instead of a file: a,b,gpu[01-16]',
+      group: 'Nodes:',
+    })
+    .option('include', {
+      type: 'string',
+      describe: 'only these hosts or GPUs: "w0@w1:0,2" (a bare host: all of it)',
+      group: 'Selection:',
+    })
+    .option('exclude', {
+      type: 'string',
+      describe: 'all but these hosts or GPUs: "w1:0" (a bare host: all of it)',
+      group: 'Selection:',
+    })
     .option('num-nodes', { type: 'string', describe: 'the first N nodes', group: 'Selection:' })
     .option('num-gpus', { type: 'string', describe: 'the first N GPUs of each node', group: 'Selection:' })
 }

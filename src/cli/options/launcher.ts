@@ -7,14 +7,53 @@ import { int, parseDuration, text } from '../parser.js'
 
 export function withLauncherOptions<T>(y: Argv<T>) {
   return y
-    .option('launcher', { type: 'string', choices: ['torchrun', 'launch', 'none'], default: 'torchrun', describe: 'torchrun; launch (legacy torch.distributed.launch); none (run the command itself)', group: 'Launcher:' })
-    .option('module', { alias: 'm', type: 'boolean', default: false, describe: 'SCRIPT is a Python module (python -m SCRIPT)', group: 'Launcher:' })
-    .option('no-python', { type: 'boolean', default: false, describe: 'SCRIPT is an executable, not a Python file', group: 'Launcher:' })
-    .option('use-env', { type: 'boolean', default: false, describe: 'launch: pass LOCAL_RANK in the environment, not --local-rank', group: 'Launcher:' })
-    .option('max-restarts', { type: 'string', describe: 'torchrun --max-restarts (counted per node)', group: 'Launcher:' })
-    .option('restarts', { type: 'string', describe: 'relaunch the whole job up to N times after a failure (fresh port, backoff, FANOUT_ATTEMPT)', group: 'Launcher:' })
-    .option('rdzv-backend', { type: 'string', choices: ['c10d', 'static'], describe: 'c10d: dynamic rendezvous at the master, with a generated run id', group: 'Launcher:' })
-    .option('launcher-args', { type: 'string', describe: 'more launcher flags, passed as given: "--log-dir /tmp/logs"', group: 'Launcher:' })
+    .option('launcher', {
+      type: 'string',
+      choices: ['torchrun', 'launch', 'none'],
+      default: 'torchrun',
+      describe: 'torchrun; launch (legacy torch.distributed.launch); none (run the command itself)',
+      group: 'Launcher:',
+    })
+    .option('module', {
+      alias: 'm',
+      type: 'boolean',
+      default: false,
+      describe: 'SCRIPT is a Python module (python -m SCRIPT)',
+      group: 'Launcher:',
+    })
+    .option('no-python', {
+      type: 'boolean',
+      default: false,
+      describe: 'SCRIPT is an executable, not a Python file',
+      group: 'Launcher:',
+    })
+    .option('use-env', {
+      type: 'boolean',
+      default: false,
+      describe: 'launch: pass LOCAL_RANK in the environment, not --local-rank',
+      group: 'Launcher:',
+    })
+    .option('max-restarts', {
+      type: 'string',
+      describe: 'torchrun --max-restarts (counted per node)',
+      group: 'Launcher:',
+    })
+    .option('restarts', {
+      type: 'string',
+      describe: 'relaunch the whole job up to N times after a failure (fresh port, backoff, FANOUT_ATTEMPT)',
+      group: 'Launcher:',
+    })
+    .option('rdzv-backend', {
+      type: 'string',
+      choices: ['c10d', 'static'],
+      describe: 'c10d: dynamic rendezvous at the master, with a generated run id',
+      group: 'Launcher:',
+    })
+    .option('launcher-args', {
+      type: 'string',
+      describe: 'more launcher flags, passed as given: "--log-dir /tmp/logs"',
+      group: 'Launcher:',
+    })
 }
 
 /** Splits a flag string into words as a POSIX shell would (quotes and backslashes), nothing expanded. */
@@ -59,11 +98,23 @@ export function readLauncherOptions(a: Record<string, unknown>): LauncherOptions
   if (maxRestarts !== undefined) options.maxRestarts = maxRestarts
   const rdzv = text('rdzv-backend', a['rdzv-backend'])
   if (rdzv) options.rdzvBackend = rdzv as 'c10d' | 'static'
-  const used = Object.entries({ '-m/--module': options.module, '--no-python': options.noPython, '--use-env': options.useEnv, '--max-restarts': maxRestarts !== undefined, '--rdzv-backend': rdzv !== undefined, '--launcher-args': options.launcherArgs.length > 0 })
-    .filter(([, on]) => on).map(([flag]) => flag)
-  if (kind === 'none' && used.length > 0) throw usageError(`${used.join(', ')}: only for --launcher torchrun or launch, not none`)
-  if (options.module && options.noPython) throw usageError('-m/--module and --no-python exclude each other (a module is run by Python)')
-  if (options.useEnv && kind !== 'launch') throw usageError('--use-env is for --launcher launch (torchrun always sets LOCAL_RANK)')
-  if (kind === 'launch' && options.noPython && !options.useEnv) throw usageError('--launcher launch with --no-python needs --use-env, as torch.distributed.launch itself insists')
+  const used = Object.entries({
+    '-m/--module': options.module,
+    '--no-python': options.noPython,
+    '--use-env': options.useEnv,
+    '--max-restarts': maxRestarts !== undefined,
+    '--rdzv-backend': rdzv !== undefined,
+    '--launcher-args': options.launcherArgs.length > 0,
+  })
+    .filter(([, on]) => on)
+    .map(([flag]) => flag)
+  if (kind === 'none' && used.length > 0)
+    throw usageError(`${used.join(', ')}: only for --launcher torchrun or launch, not none`)
+  if (options.module && options.noPython)
+    throw usageError('-m/--module and --no-python exclude each other (a module is run by Python)')
+  if (options.useEnv && kind !== 'launch')
+    throw usageError('--use-env is for --launcher launch (torchrun always sets LOCAL_RANK)')
+  if (kind === 'launch' && options.noPython && !options.useEnv)
+    throw usageError('--launcher launch with --no-python needs --use-env, as torch.distributed.launch itself insists')
   return options
 }

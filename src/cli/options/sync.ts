@@ -9,10 +9,29 @@ import { text } from '../parser.js'
 
 export function withSyncOptions<T>(y: Argv<T>) {
   return y
-    .option('sync', { type: 'boolean', default: false, describe: "copy the current directory (--sync=DIR: that one) to every node's working directory first, over SFTP; only what changed", group: 'Sync:' })
-    .option('sync-dir', { type: 'string', describe: 'the local tree --sync copies (same as --sync=DIR)', group: 'Sync:' })
-    .option('sync-delete', { type: 'boolean', default: false, describe: 'also delete files on the nodes that are gone here (ignored files are never touched)', group: 'Sync:' })
-    .option('sync-max', { type: 'string', describe: 'raise the size limit of a sync (default 1GiB,20000 files): e.g. 5GiB,50000 or unlimited', group: 'Sync:' })
+    .option('sync', {
+      type: 'boolean',
+      default: false,
+      describe:
+        "copy the current directory (--sync=DIR: that one) to every node's working directory first, over SFTP; only what changed",
+      group: 'Sync:',
+    })
+    .option('sync-dir', {
+      type: 'string',
+      describe: 'the local tree --sync copies (same as --sync=DIR)',
+      group: 'Sync:',
+    })
+    .option('sync-delete', {
+      type: 'boolean',
+      default: false,
+      describe: 'also delete files on the nodes that are gone here (ignored files are never touched)',
+      group: 'Sync:',
+    })
+    .option('sync-max', {
+      type: 'string',
+      describe: 'raise the size limit of a sync (default 1GiB,20000 files): e.g. 5GiB,50000 or unlimited',
+      group: 'Sync:',
+    })
 }
 
 /**
@@ -23,7 +42,9 @@ export function withSyncOptions<T>(y: Argv<T>) {
 export function expandSyncFlag(argv: readonly string[], scriptWords: number): string[] | undefined {
   const own = argv.length - scriptWords
   if (!argv.slice(0, own).some((w) => w.startsWith('--sync='))) return undefined
-  return argv.flatMap((w, i) => (i < own && w.startsWith('--sync=') ? ['--sync', `--sync-dir=${w.slice('--sync='.length)}`] : [w]))
+  return argv.flatMap((w, i) =>
+    i < own && w.startsWith('--sync=') ? ['--sync', `--sync-dir=${w.slice('--sync='.length)}`] : [w],
+  )
 }
 
 /** The sync flags, validated; undefined without --sync. The tree is read later, before any connection. */

@@ -35,7 +35,10 @@ function readIdentity(file: string, options: SshOptions): Identity {
 }
 
 /** Credentials in OpenSSH's order: the agent's keys, then each identity file that can be used, then a password if asked for. */
-export function authMethods(target: SshTarget, options: SshOptions): { methods: object[]; tried: string[]; skipped: string[] } {
+export function authMethods(
+  target: SshTarget,
+  options: SshOptions,
+): { methods: object[]; tried: string[]; skipped: string[] } {
   const methods: object[] = []
   const tried: string[] = []
   const skipped: string[] = []
@@ -56,7 +59,12 @@ export function authMethods(target: SshTarget, options: SshOptions): { methods: 
     const password = options.password
     methods.push({ type: 'password', username: target.user, password })
     // PAM servers often take passwords only through keyboard-interactive: every prompt gets the password.
-    methods.push({ type: 'keyboard-interactive', username: target.user, prompt: (_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) => finish(prompts.map(() => password)) })
+    methods.push({
+      type: 'keyboard-interactive',
+      username: target.user,
+      prompt: (_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) =>
+        finish(prompts.map(() => password)),
+    })
     tried.push('password', 'keyboard-interactive')
   }
   return { methods, tried, skipped }

@@ -11,10 +11,17 @@ import type { SshOptions } from './options.js'
 import { checkHostKey, knownHostsLine, knownKeyTypes, type HostKeyVerdict, type KnownHostsFile } from './known-hosts.js'
 import type { SshTarget } from './config.js'
 
-
 // ssh2 names host key algorithms, not key types: a known ssh-rsa key is verified through rsa-sha2-*.
 const ALGORITHMS_FOR_TYPE: Record<string, string[]> = { 'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] }
-const ALL_HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+const ALL_HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+]
 
 function readKnownHosts(paths: string[]): KnownHostsFile[] {
   return paths.flatMap((path) => {
@@ -28,7 +35,9 @@ function readKnownHosts(paths: string[]): KnownHostsFile[] {
 
 /** Asks the server first for the key types known_hosts has for it, so that a known key can be checked. */
 function hostKeyAlgorithms(known: string[]): string[] {
-  const preferred = known.flatMap((t) => ALGORITHMS_FOR_TYPE[t] ?? [t]).filter((a) => ALL_HOST_KEY_ALGORITHMS.includes(a))
+  const preferred = known
+    .flatMap((t) => ALGORITHMS_FOR_TYPE[t] ?? [t])
+    .filter((a) => ALL_HOST_KEY_ALGORITHMS.includes(a))
   return [...new Set([...preferred, ...ALL_HOST_KEY_ALGORITHMS])]
 }
 
@@ -40,7 +49,9 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
     case 'unknown':
       return new FanoutError(
         `${at}: host key is not known (${verdict.keyType} ${verdict.fingerprint}); refusing to connect.\n` +
-          (verdict.certAuthority ? `  ${verdict.certAuthority} trusts a certificate authority for this host, but fanout does not verify host certificates: record the host's own key.\n` : '') +
+          (verdict.certAuthority
+            ? `  ${verdict.certAuthority} trusts a certificate authority for this host, but fanout does not verify host certificates: record the host's own key.\n`
+            : '') +
           `  Check the fingerprint with the node's administrator, then record it, e.g.\n` +
           `  ssh-keyscan -p ${target.port} ${target.hostname} >> ${target.knownHostsFiles[0] ?? '~/.ssh/known_hosts'}   (or connect once with: ssh -p ${target.port} ${target.user}@${target.hostname})\n` +
           `  Looked in: ${files}. Or let fanout record keys of hosts never seen before: --accept-new.`,
@@ -54,11 +65,18 @@ function hostKeyError(target: SshTarget, verdict: Exclude<HostKeyVerdict, { kind
         'HOSTKEY',
       )
     case 'revoked':
-      return new FanoutError(`${at}: host key ${verdict.fingerprint} is marked @revoked in ${verdict.where}; refusing to connect.`, 'HOSTKEY')
+      return new FanoutError(
+        `${at}: host key ${verdict.fingerprint} is marked @revoked in ${verdict.where}; refusing to connect.`,
+        'HOSTKEY',
+      )
   }
 }
 
-function describeConnectError(target: SshTarget, err: Error & { code?: string; level?: string }, timeoutS: number): FanoutError {
+function describeConnectError(
+  target: SshTarget,
+  err: Error & { code?: string; level?: string },
+  timeoutS: number,
+): FanoutError {
   const at = `${target.alias} (${target.user}@${target.hostname}:${target.port})`
   const causes: Record<string, string> = {
     ENOTFOUND: `cannot resolve host name ${target.hostname} (DNS)`,
@@ -68,7 +86,9 @@ function describeConnectError(target: SshTarget, err: Error & { code?: string; l
     ENETUNREACH: 'network unreachable',
     ETIMEDOUT: `connection timed out after ${timeoutS} s`,
   }
-  const cause = (err.code && causes[err.code]) ?? (err.level === 'client-timeout' ? `no SSH handshake within ${timeoutS} s (timeout)` : err.message)
+  const cause =
+    (err.code && causes[err.code]) ??
+    (err.level === 'client-timeout' ? `no SSH handshake within ${timeoutS} s (timeout)` : err.message)
   return new FanoutError(`${at}: ${cause}`, 'CONNECT')
 }
 
@@ -85,14 +105,21 @@ function recordHostKey(target: SshTarget, key: Buffer): string | FanoutError {
     appendFileSync(file, knownHostsLine(target.hostKeyName, target.port, key), { mode: 0o600 })
     return file
   } catch (e) {
-    return new FanoutError(`${target.alias}: cannot record its new host key in ${file}: ${(e as Error).message}`, 'HOSTKEY')
+    return new FanoutError(
+      `${target.alias}: cannot record its new host key in ${file}: ${(e as Error).message}`,
+      'HOSTKEY',
+    )
   }
 }
 
 /** True for failures worth another try: sshd dropping a handshake above its MaxStartups limit. */
 export function isDroppedHandshake(err: unknown): boolean {
   const e = err as { code?: string; message?: string; dropped?: boolean }
-  return e.dropped === true || e.code === 'ECONNRESET' || /lost before handshake|ECONNRESET|Connection reset/i.test(e.message ?? '')
+  return (
+    e.dropped === true ||
+    e.code === 'ECONNRESET' ||
+    /lost before handshake|ECONNRESET|Connection reset/i.test(e.message ?? '')
+  )
 }
 
 /**
@@ -148,7 +175,9 @@ export function openClient(target: SshTarget, options: SshOptions, sock?: Duplex
             refusedKey = recorded
             return false
           }
-          options.notice?.(`${target.alias}: recorded the new host key ${verdict.keyType} ${verdict.fingerprint} in ${recorded}`)
+          options.notice?.(
+            `${target.alias}: recorded the new host key ${verdict.keyType} ${verdict.fingerprint} in ${recorded}`,
+          )
           return true
         }
         refusedKey = hostKeyError(target, verdict)
@@ -167,7 +196,12 @@ export function openClient(target: SshTarget, options: SshOptions, sock?: Duplex
       if (refusedKey) return reject(refusedKey)
       if (err.level === 'client-authentication') {
         const skippedNote = skipped.length > 0 ? `; not usable: ${skipped.join(', ')}` : ''
-        return reject(new FanoutError(`${target.alias}: authentication failed for user ${target.user} (tried: ${tried.join(', ') || 'nothing — no agent and no identity file'}${skippedNote})`, 'AUTH'))
+        return reject(
+          new FanoutError(
+            `${target.alias}: authentication failed for user ${target.user} (tried: ${tried.join(', ') || 'nothing — no agent and no identity file'}${skippedNote})`,
+            'AUTH',
+          ),
+        )
       }
       const described = describeConnectError(target, err, timeoutS)
       if (isDroppedHandshake(err)) Object.assign(described, { dropped: true })
@@ -175,9 +209,15 @@ export function openClient(target: SshTarget, options: SshOptions, sock?: Duplex
     })
     client.on('close', () => {
       // A server that hangs up before the handshake without a protocol error must not leave us waiting.
-      if (!ready) reject(refusedKey ?? Object.assign(describeConnectError(target, new Error('connection closed before the SSH handshake finished'), timeoutS), { dropped: true }))
+      if (!ready)
+        reject(
+          refusedKey ??
+            Object.assign(
+              describeConnectError(target, new Error('connection closed before the SSH handshake finished'), timeoutS),
+              { dropped: true },
+            ),
+        )
     })
     client.connect(config)
   })
 }
-

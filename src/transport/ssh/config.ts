@@ -59,28 +59,42 @@ function readWithIncludes(file: string, depth = 0): string {
     throw usageError(`cannot read ssh config ${file}: ${(e as Error).message}`)
   }
   return text.replace(/^[ \t]*Include[ \t=]+(.+)$/gim, (_, patterns: string) =>
-    patterns.trim().split(/\s+/).flatMap((pattern) => {
-      const path = expandTilde(pattern.replace(/^"|"$/g, ''))
-      const full = isAbsolute(path) ? path : join(homedir(), '.ssh', path)
-      return globOneLevel(full).map((f) => readWithIncludes(f, depth + 1))
-    }).join('\n'),
+    patterns
+      .trim()
+      .split(/\s+/)
+      .flatMap((pattern) => {
+        const path = expandTilde(pattern.replace(/^"|"$/g, ''))
+        const full = isAbsolute(path) ? path : join(homedir(), '.ssh', path)
+        return globOneLevel(full).map((f) => readWithIncludes(f, depth + 1))
+      })
+      .join('\n'),
   )
 }
 
 function globOneLevel(path: string): string[] {
   const name = basename(path)
   if (!/[*?]/.test(name)) return existsSync(path) ? [path] : []
-  const re = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
+  const re = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  )
   const dir = dirname(path)
   if (!existsSync(dir)) return []
-  return readdirSync(dir).filter((f) => re.test(f)).sort().map((f) => join(dir, f))
+  return readdirSync(dir)
+    .filter((f) => re.test(f))
+    .sort()
+    .map((f) => join(dir, f))
 }
 
 const expandTilde = (p: string): string => (p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p)
 
 /** Loads the ssh configuration fanout honours: `--ssh-config`, else ~/.ssh/config then /etc/ssh/ssh_config. */
 export function loadSshConfig(configFile: string | undefined): SSHConfig {
-  const files = configFile ? [configFile] : [join(homedir(), '.ssh', 'config'), '/etc/ssh/ssh_config'].filter((f) => existsSync(f))
+  const files = configFile
+    ? [configFile]
+    : [join(homedir(), '.ssh', 'config'), '/etc/ssh/ssh_config'].filter((f) => existsSync(f))
   if (configFile && !existsSync(configFile)) throw usageError(`--ssh-config: ${configFile} does not exist`)
   return SSHConfig.parse(files.map((f) => readWithIncludes(f)).join('\n'))
 }
@@ -95,7 +109,8 @@ const all = (c: Computed, key: string): string[] => {
 }
 
 /** The ssh config's settings for a host name, first match wins (Match exec is not run). */
-const settingsFor = (config: SSHConfig, host: string): Computed => config.compute(host, { ignoreCase: true, matchExec: false }) as Computed
+const settingsFor = (config: SSHConfig, host: string): Computed =>
+  config.compute(host, { ignoreCase: true, matchExec: false }) as Computed
 
 /**
  * Resolves one hostfile entry against ssh_config and the flags. Precedence, most specific first:
@@ -111,10 +126,19 @@ function resolveWithJumps(entry: HostAddress, config: SSHConfig, flags: SshFlags
   // As in ssh, -J (here --jump) wins over the config, and the first of ProxyJump/ProxyCommand set wins.
   const jump = flags.jump ?? first(c, 'ProxyJump')
   const proxyCommand = first(c, 'ProxyCommand')
-  if (flags.jump === undefined && proxyCommand && proxyCommand.toLowerCase() !== 'none' && (!jump || Object.keys(c).indexOf('proxycommand') < Object.keys(c).indexOf('proxyjump')))
-    throw new FanoutError(`${entry.host}: ssh config sets ProxyCommand ${proxyCommand}, which fanout does not support (ProxyJump is supported); refusing to connect directly instead`, 'CONNECT')
+  if (
+    flags.jump === undefined &&
+    proxyCommand &&
+    proxyCommand.toLowerCase() !== 'none' &&
+    (!jump || Object.keys(c).indexOf('proxycommand') < Object.keys(c).indexOf('proxyjump'))
+  )
+    throw new FanoutError(
+      `${entry.host}: ssh config sets ProxyCommand ${proxyCommand}, which fanout does not support (ProxyJump is supported); refusing to connect directly instead`,
+      'CONNECT',
+    )
   const target = resolveOne(entry, c, flags)
-  if (jump && jump.toLowerCase() !== 'none') target.via = resolveJumpChain(jump, entry.host, config, flags, [...seen, entry.host.toLowerCase()])
+  if (jump && jump.toLowerCase() !== 'none')
+    target.via = resolveJumpChain(jump, entry.host, config, flags, [...seen, entry.host.toLowerCase()])
   return target
 }
 
@@ -123,15 +147,25 @@ function resolveWithJumps(entry: HostAddress, config: SSHConfig, flags: SshFlags
  * `ssh -J`, the first hop follows its own config (ProxyJump included); later hops go through the one
  * before them; only the config and the spec's user@ and :port apply to a jump host, not --user/--port.
  */
-function resolveJumpChain(spec: string, forHost: string, config: SSHConfig, flags: SshFlags, seen: string[]): SshTarget {
+function resolveJumpChain(
+  spec: string,
+  forHost: string,
+  config: SSHConfig,
+  flags: SshFlags,
+  seen: string[],
+): SshTarget {
   let via: SshTarget | undefined
   for (const hop of spec.split(',')) {
     const parsed = parseJumpHost(hop.trim(), forHost)
     const name = parsed.host.toLowerCase()
     if (seen.includes(name) || seen.length >= MAX_HOPS)
-      throw usageError(`${seen[0] ?? forHost}: the jump hosts loop (${[...seen, name].join(' → ')}); give the jump host \`ProxyJump none\` in the ssh config`)
+      throw usageError(
+        `${seen[0] ?? forHost}: the jump hosts loop (${[...seen, name].join(' → ')}); give the jump host \`ProxyJump none\` in the ssh config`,
+      )
     const hopFlags: SshFlags = { ...(flags.identity ? { identity: flags.identity } : {}) }
-    const target = via ? resolveOne(parsed, settingsFor(config, parsed.host), hopFlags) : resolveWithJumps(parsed, config, hopFlags, seen)
+    const target = via
+      ? resolveOne(parsed, settingsFor(config, parsed.host), hopFlags)
+      : resolveWithJumps(parsed, config, hopFlags, seen)
     if (via) target.via = via
     seen = [...seen, name]
     via = target
@@ -144,11 +178,16 @@ function resolveOne(entry: HostAddress, c: Computed, flags: SshFlags): SshTarget
   const user = entry.user ?? flags.user ?? first(c, 'User') ?? userInfo().username
   const portText = first(c, 'Port')
   const configPort = portText === undefined ? undefined : (parsePort(portText) ?? NaN)
-  if (Number.isNaN(configPort)) throw usageError(`${entry.host}: the ssh config sets Port ${portText}, which is not a port from 1 to 65535`)
+  if (Number.isNaN(configPort))
+    throw usageError(`${entry.host}: the ssh config sets Port ${portText}, which is not a port from 1 to 65535`)
   const port = entry.port ?? flags.port ?? configPort ?? 22
   const tokens = (p: string): string =>
-    expandTilde(p).replace(/%(.)/g, (m, t: string) =>
-      ({ '%': '%', d: homedir(), u: userInfo().username, r: user, h: hostname, n: entry.host, p: String(port) })[t] ?? m)
+    expandTilde(p).replace(
+      /%(.)/g,
+      (m, t: string) =>
+        ({ '%': '%', d: homedir(), u: userInfo().username, r: user, h: hostname, n: entry.host, p: String(port) })[t] ??
+        m,
+    )
   const configured = all(c, 'IdentityFile').map(tokens)
   const fromFlags = (flags.identity ?? []).map(expandTilde)
   const defaults = DEFAULT_IDENTITIES.map((n) => join(homedir(), '.ssh', n))
@@ -156,7 +195,9 @@ function resolveOne(entry: HostAddress, c: Computed, flags: SshFlags): SshTarget
   const userKnown = all(c, 'UserKnownHostsFile')
   const knownHostsFiles = [
     ...(userKnown.length > 0 ? userKnown : ['~/.ssh/known_hosts', '~/.ssh/known_hosts2']),
-    ...(all(c, 'GlobalKnownHostsFile').length > 0 ? all(c, 'GlobalKnownHostsFile') : ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+    ...(all(c, 'GlobalKnownHostsFile').length > 0
+      ? all(c, 'GlobalKnownHostsFile')
+      : ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
   ].map(tokens)
   const timeout = first(c, 'ConnectTimeout')
   const target: SshTarget = {
@@ -171,7 +212,10 @@ function resolveOne(entry: HostAddress, c: Computed, flags: SshFlags): SshTarget
     acceptNewHostKeys: ['accept-new', 'no', 'off'].includes(first(c, 'StrictHostKeyChecking')?.toLowerCase() ?? ''),
   }
   if (timeout !== undefined) {
-    if (!/^\d+$/.test(timeout) || Number(timeout) === 0) throw usageError(`${entry.host}: the ssh config sets ConnectTimeout ${timeout}, which is not a whole number of seconds`)
+    if (!/^\d+$/.test(timeout) || Number(timeout) === 0)
+      throw usageError(
+        `${entry.host}: the ssh config sets ConnectTimeout ${timeout}, which is not a whole number of seconds`,
+      )
     target.connectTimeoutS = Number(timeout)
   }
   return target

@@ -16,7 +16,10 @@ export const isEncrypted = (e: Error): boolean => /encrypted|passphrase/i.test(e
  * stay locked; a locked key is skipped as ssh skips it in batch mode, and the authentication error
  * says so.
  */
-export async function unlockIdentities(files: readonly string[], ask: AskSecret | undefined): Promise<{ unlocked: Map<string, ssh2.ParsedKey>; locked: Map<string, string> }> {
+export async function unlockIdentities(
+  files: readonly string[],
+  ask: AskSecret | undefined,
+): Promise<{ unlocked: Map<string, ssh2.ParsedKey>; locked: Map<string, string> }> {
   const unlocked = new Map<string, ssh2.ParsedKey>()
   const locked = new Map<string, string>()
   for (const file of new Set(files)) {
@@ -33,7 +36,9 @@ export async function unlockIdentities(files: readonly string[], ask: AskSecret 
       continue
     }
     for (let i = 0; i < TRIES && !unlocked.has(file); i++) {
-      const passphrase = await ask(i === 0 ? `Enter passphrase for key ${file}: ` : `Wrong passphrase; try again for ${file}: `)
+      const passphrase = await ask(
+        i === 0 ? `Enter passphrase for key ${file}: ` : `Wrong passphrase; try again for ${file}: `,
+      )
       const opened = ssh2.utils.parseKey(key, passphrase)
       if (opened instanceof Error) continue
       unlocked.set(file, opened)

@@ -171,7 +171,9 @@ export function checkHostKey(files: KnownHostsFile[], host: string, port: number
   if (clash) {
     return { kind: 'changed', fingerprint: fp, keyType, knownFingerprint: fingerprint(clash.blob), where: clash.where }
   }
-  return authority ? { kind: 'unknown', fingerprint: fp, keyType, certAuthority: authority.where } : { kind: 'unknown', fingerprint: fp, keyType }
+  return authority
+    ? { kind: 'unknown', fingerprint: fp, keyType, certAuthority: authority.where }
+    : { kind: 'unknown', fingerprint: fp, keyType }
 }
 
 /** The known_hosts line that records `key` for host (and port), as `ssh` writes it with StrictHostKeyChecking=accept-new. */
