@@ -34,6 +34,8 @@ export interface CliIo {
   readStdin: (maxBytes: number) => Promise<Buffer>
   /** Subscribes to the signals that mean "stop the job": Ctrl-C, SIGTERM, SIGHUP; returns the unsubscribe. */
   onStop: (handler: (reason: StopReason) => void) => () => void
+  /** How fanout itself was started (the interpreter, `--`, fanout's path): to run it again elsewhere (--via sbatch). */
+  self: readonly string[]
   /** Subscribes to SIGQUIT (Ctrl-\); returns the unsubscribe. While subscribed, SIGQUIT does not end fanout. */
   onQuit: (handler: () => void) => () => void
 }

@@ -16,11 +16,13 @@ export const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt --json train.py | jq .', 'newline-delimited JSON events for other programs'],
   ['$0 -H hosts.txt --sync train.py', 'copy this directory to every node first (only what changed)'],
   ['$0 -H hosts.txt --jump me@login.example.org train.py', 'nodes behind a bastion: one shared connection to it'],
+  ['salloc -N4 $0 train.py', 'inside a SLURM allocation: its nodes, through srun'],
+  ['$0 --via sbatch --nodes 4 train.py', 'submit a SLURM batch job that runs this'],
   ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
 
 export const EPILOGUE = [
-  "Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation's nodes are used.",
+  "Hostfile: one node per line, in rank order (node 0 is the master): host, user@host, host:port, [v6addr]:port or a host range (gpu[01-16], rack[1-2]-n[1-4]), optionally followed by slots=N (processes on that node); # starts a comment. localhost and 127.0.0.1 run on this machine without SSH. Inside a SLURM allocation, without --hostfile or --hosts, the allocation's nodes are used, through srun (--via srun; --via ssh: SSH to them).",
   'Selection (DeepSpeed syntax): --include/--exclude "host[:gpu,gpu]@host…"; a bare host means all of it. GPU indices become the node\'s CUDA_VISIBLE_DEVICES and its process count.',
   '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
   'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once). Nodes behind a jump host (ProxyJump, or --jump) are reached through one shared connection to it.',

@@ -47,7 +47,8 @@ export async function main(argv: string[]): Promise<number> {
       stdout.write(parsed.text + '\n')
       return 0
     }
-    const io: CliIo = { stdout, stderr, env, stdin: process.stdin, readStdin, onStop, onQuit }
+    const self = [process.execPath, '--', process.argv[1] ?? 'fanout']
+    const io: CliIo = { stdout, stderr, env, stdin: process.stdin, readStdin, onStop, onQuit, self }
     return await cmd.run(parsed.options, io)
   } catch (e) {
     if (e instanceof FanoutError) {

@@ -159,3 +159,28 @@ export function joinValues(argv: readonly string[], parser: Argv<unknown>): stri
   )
   return joinDashValues(argv, new Set(string), (name) => longOf.get(name) ?? name)
 }
+
+/**
+ * fanout's own words without the options named in `drop` (and their values), for a command line run
+ * again elsewhere (`--via sbatch`: fanout in the batch job). As in joinDashValues, only fanout's words
+ * are looked at: from the script (the first word that is not an option) or `--` on, nothing changes.
+ * Run it on joinValues' output, where an option's value that starts with `-` is joined to it.
+ */
+export function withoutOptions(argv: readonly string[], parser: Argv<unknown>, drop: ReadonlySet<string>): string[] {
+  const { string } = (parser as unknown as { getOptions(): { string: string[] } }).getOptions()
+  const takesValue = new Set(string)
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i] as string
+    if (word === '--' || !word.startsWith('-') || word === '-') {
+      out.push(...argv.slice(i))
+      break
+    }
+    const name = word.replace(/^--?/, '').replace(/=.*$/s, '')
+    const valueNext = !word.includes('=') && takesValue.has(name) && i + 1 < argv.length
+    const dropped = drop.has(name) || (name.startsWith('no-') && drop.has(name.slice(3)))
+    if (!dropped) out.push(word, ...(valueNext ? [argv[i + 1] as string] : []))
+    if (valueNext) i++
+  }
+  return out
+}

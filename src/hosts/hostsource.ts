@@ -12,6 +12,8 @@ export interface HostSource {
   hostfile?: string
   /** `--hosts a,b,gpu[1-4]`. */
   hosts?: string
+  /** `--via srun`: the SLURM allocation whose nodes are reached through srun (its list is SLURM_JOB_NODELIST). */
+  slurmJobId?: string
 }
 
 /** What cli.ts hands in: only it reads the environment and stdin. */

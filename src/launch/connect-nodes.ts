@@ -29,13 +29,26 @@ export async function connectNodes(
   return specs.map((spec, i) => ({ spec, transport: (results[i] as PromiseFulfilledResult<Transport>).value }))
 }
 
-/** SSH for the nodes that have a target, the local transport for the others, handshakes capped per sshd. */
+/**
+ * srun for the nodes of a SLURM allocation (--via srun), SSH for the nodes that have a target, the
+ * local transport for the others, handshakes capped per sshd.
+ */
 async function realTransports(
   specs: readonly NodeSpec[],
   options: SshConnectOptions,
   io: RunIo,
 ): Promise<(n: NodeSpec) => Promise<Transport>> {
   const { localTransport } = await import('../transport/local.js')
+  const srun = specs.flatMap((n) => (n.srun ? [n.srun] : []))
+  if (srun.length > 0) {
+    const { nodeAddresses, srunHasOverlap, srunTransport } = await import('../transport/srun.js')
+    const [addresses, overlap] = await Promise.all([nodeAddresses(srun.map((t) => t.node)), srunHasOverlap()])
+    return async (n) => {
+      if (!n.srun) return localTransport()
+      const address = addresses.get(n.srun.node)
+      return srunTransport(n.srun, { env: io.env, overlap, ...(address ? { address } : {}) })
+    }
+  }
   const hasSsh = specs.some((n) => n.ssh)
   const ssh = hasSsh ? await import('../transport/ssh.js') : undefined
   // Secrets are asked for once, before any connection: one prompt per key file, not one per node.

@@ -5,6 +5,7 @@ import type { JobOptions, PreflightOptions } from '../plan/options.js'
 import type { TeardownOptions } from '../supervise/options.js'
 import type { SyncOptions } from '../sync/options.js'
 import type { SshConnectOptions } from '../transport/ssh/options.js'
+import type { SubmitOptions } from './submit.js'
 
 export type { JobOptions, PreflightOptions, SshConnectOptions, TeardownOptions }
 
@@ -24,4 +25,6 @@ export interface RunOptions {
   output: OutputOptions
   /** `--sync`: the local tree to copy to every node's working directory first. */
   sync?: SyncOptions
+  /** `--via sbatch`: submit a batch job that runs this launch, instead of running it here. */
+  submit?: SubmitOptions
 }

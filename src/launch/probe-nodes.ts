@@ -10,7 +10,7 @@ import type { JobEnv } from '../plan/env.js'
 import { busyGpus, usedGpus } from '../plan/gpus.js'
 import { scriptIsFile, type LauncherOptions } from '../plan/launcher.js'
 import type { JobOptions, PreflightOptions } from '../plan/options.js'
-import { masterAddress, nprocOf, parseProbe, type PlanNode } from '../plan/plan.js'
+import { masterAddress, nprocOf, parseProbe, type NodeFacts, type PlanNode } from '../plan/plan.js'
 import { capture, type RemoteProcess, type Transport } from '../transport/types.js'
 import type { ConnectedNode, ProbedNode } from './cluster.js'
 import { holdProbe } from './held.js'
@@ -81,6 +81,13 @@ function busyOn(node: PlanNode, job: JobOptions, jobEnv: JobEnv): Busy {
   return busyGpus(used, gpuProcesses)
 }
 
+/** A node's addresses over srun: its SLURM NodeAddr, not an SSH_CONNECTION it may have inherited from the login. */
+function reachedBySlurm(facts: NodeFacts, address: string | undefined): void {
+  delete facts.clientAddr
+  if (address) facts.serverAddr = address
+  else delete facts.serverAddr
+}
+
 /**
  * Probes every node, checks what the probes found (the pre-flight: set-up, directory, script, python,
  * torch and its version across nodes, busy GPUs; --wait-for-gpus waits here), finds each node's route
@@ -105,8 +112,10 @@ export async function probeNodes(input: ProbeNodesInput): Promise<ProbedNode[]> 
         const plan: PlanNode = {
           rank: spec.rank,
           host: spec.entry.host,
-          facts: parseProbe(stdout, transport.kind === 'ssh'),
+          facts: parseProbe(stdout, transport.kind !== 'local'),
         }
+        // Over srun, a node is reached at the address SLURM knows it by: node 0's is the master's.
+        if (transport.kind === 'srun') reachedBySlurm(plan.facts, transport.peerAddress)
         if (spec.entry.slots !== undefined) plan.slots = spec.entry.slots
         if (spec.entry.gpus !== undefined) plan.gpus = spec.entry.gpus
         return { spec, transport, plan, probeStderr: stderr, ...(proc ? { held: proc } : {}) }
@@ -142,7 +151,7 @@ async function checkPreflight(probed: readonly ProbedNode[], input: ProbeNodesIn
       const facts = parseProbe(
         (await probe(node.transport, { ...probeSpec(i, job, launcher, undefined), wantPort: false, torch: false }))
           .stdout,
-        node.plan.facts.viaSsh,
+        node.plan.facts.remote,
       )
       node.plan.facts = {
         ...node.plan.facts,

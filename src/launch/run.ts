@@ -62,7 +62,7 @@ async function withCluster<T>(options: RunOptions, io: RunIo, use: (cluster: Clu
       output.onlyNodes,
       hosts.map((h) => h.host),
     )
-  const specs = await resolveNodes(hosts, options.ssh)
+  const specs = await resolveNodes(hosts, options.ssh, options.hosts.slurmJobId)
   // The tree to sync is read and hashed first: one over the limit, or with a link out of it, is bad input.
   const tree: LocalTree | undefined =
     options.sync && (await (await import('../sync/run-sync.js')).readLocalTree(options.sync))

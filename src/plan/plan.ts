@@ -8,11 +8,11 @@ import { isSecretName, type JobEnv } from './env.js'
 
 /** What the probe learned about one node. */
 export interface NodeFacts {
-  /** False for the local transport (no SSH_CONNECTION to learn addresses from). */
-  viaSsh: boolean
+  /** Reached over the network (SSH, srun); false for the local transport, which has no address to learn. */
+  remote: boolean
   /** GPUs visible to the job (nvidia-smi, narrowed by CUDA_VISIBLE_DEVICES); 0 without a GPU. */
   gpus: number
-  /** The server address of the SSH connection (`SSH_CONNECTION` field 3): how the node was reached. */
+  /** How the node was reached: the server address of the SSH connection (`SSH_CONNECTION` field 3), or over srun its SLURM NodeAddr. */
   serverAddr?: string
   /** The client address of the SSH connection (field 1): this machine, as the node sees it. */
   clientAddr?: string
@@ -56,14 +56,14 @@ function visibleDevices(cvd: string): number {
 }
 
 /** Interprets a probe's output (see remote.ts) as facts. */
-export function parseProbe(stdout: string, viaSsh: boolean): NodeFacts {
+export function parseProbe(stdout: string, remote: boolean): NodeFacts {
   const raw = readProbeLines(stdout)
   const smiGpus = Number(raw.get('gpus') ?? 0) || 0
   const cvd = raw.get('cuda_visible_devices')
   let gpus = smiGpus
   // CUDA_VISIBLE_DEVICES narrows what CUDA will show; CUDA stops at the first invalid entry (-1).
   if (cvd !== undefined && cvd !== '<unset>') gpus = Math.min(smiGpus, visibleDevices(cvd))
-  const facts: NodeFacts = { viaSsh, gpus, presetIfnames: {} }
+  const facts: NodeFacts = { remote, gpus, presetIfnames: {} }
   if (cvd !== undefined && cvd !== '<unset>') facts.cudaVisibleDevices = cvd
   const [clientAddr, , serverAddr] = raw.get('ssh_connection')?.split(' ') ?? []
   if (serverAddr) facts.serverAddr = serverAddr
@@ -169,8 +169,11 @@ export function masterAddress(facts: readonly NodeFacts[], flag: string | undefi
   if (flag) return flag
   const node0 = facts[0]
   if (node0?.serverAddr) return node0.serverAddr
-  if (node0 && !node0.viaSsh) return facts.find((f) => f.clientAddr)?.clientAddr ?? '127.0.0.1'
-  throw new FanoutError('cannot tell the address of node 0 (its SSH_CONNECTION was empty); pass --master-addr', 'PROBE')
+  if (node0 && !node0.remote) return facts.find((f) => f.clientAddr)?.clientAddr ?? '127.0.0.1'
+  throw new FanoutError(
+    'cannot tell the address of node 0 (its SSH_CONNECTION was empty, or SLURM has no address for it); pass --master-addr',
+    'PROBE',
+  )
 }
 
 /**

@@ -30,13 +30,23 @@ export function exitCodeOf(status: ExitStatus): number {
   return status.code ?? 255
 }
 
-/** `exit 137 (killed (SIGKILL; often out of memory))`, `signal TERM (terminated …)`, `connection lost: …` */
+/**
+ * What SLURM said about a step's end that its exit code does not: `srun: error: h2: task 0: Exited
+ * with exit code 3` repeats it; a node failure, a cancellation or a time limit does not.
+ */
+export const slurmNotes = (status: ExitStatus): string[] => [
+  ...new Set((status.said ?? []).filter((l) => !/: task \d+: Exited with exit code \d+$/.test(l))),
+]
+
+/** `exit 137 (killed (SIGKILL; often out of memory))`, `signal TERM (terminated …)`, `connection lost: …`, then SLURM's notes. */
 export function describeStatus(status: ExitStatus): string {
   if (status.lost !== undefined) return `connection lost: ${status.lost}`
   const code = exitCodeOf(status)
   const meaning = CODE_MEANINGS[code]
   const head = status.signal !== null ? `signal ${status.signal}` : `exit ${code}`
-  return meaning && code !== 0 ? `${head} (${meaning})` : head
+  const notes = slurmNotes(status)
+  const said = notes.length > 0 ? `; ${notes.slice(0, 2).join('; ')}` : ''
+  return (meaning && code !== 0 ? `${head} (${meaning})` : head) + said
 }
 
 export const STOP_CODES: Record<StopReason, number> = { INT: 130, TERM: 143, HUP: 129, TIMEOUT: 124 }

@@ -7,6 +7,8 @@ export interface ExitStatus {
   signal: string | null
   /** Set when the connection went away before the process reported its end. */
   lost?: string
+  /** What the transport itself said about the process's end (srun's and slurmstepd's own lines), kept out of its output. */
+  said?: string[]
 }
 
 /** A process started on a node: its output streams, its stdin, and its end. */
@@ -21,11 +23,11 @@ export interface RemoteProcess {
 }
 
 /**
- * A way to run commands on one node: an SSH connection, or the local machine for `localhost`.
+ * A way to run commands on one node: an SSH connection, a SLURM job step (srun), or the local machine for `localhost`.
  * Commands are POSIX shell command lines, exactly as sshd passes them to the login shell.
  */
 export interface Transport {
-  readonly kind: 'ssh' | 'local'
+  readonly kind: 'ssh' | 'local' | 'srun'
   /**
    * The address this connection reached, when it is a TCP connection of its own (not a jump host's
    * channel): what the node's sshd reports as its end of SSH_CONNECTION, unless NAT sits between.

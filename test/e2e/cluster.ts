@@ -20,6 +20,8 @@ export interface ClusterInfo {
   sshConfig: string
   knownHosts: string
   key: string
+  /** SLURM's configuration (slurm.sh): SLURM_CONF for srun, salloc and sbatch. Nodes h1-h3. */
+  slurmConf: string
   /** A directory every test host can read and write: the jobs' working directory. */
   work: string
   /** A directory that is each host's own (a tmpfs per host): for tests of machines that share no files. */
@@ -73,20 +75,29 @@ export function runFanout(
     env?: NodeJS.ProcessEnv
     timeoutMs?: number
     onSpawn?: (pid: number, output: () => string) => void
+    /** A command fanout runs under (`salloc -N3`): it is that command's child. */
+    under?: string[]
+    /** In a process group of its own (as a terminal's foreground job is), led by the first process. */
+    group?: boolean
   } = {},
 ): Promise<FanoutRun> {
   const started = Date.now()
-  const child = spawn(process.execPath, ['--', BIN, ...args], {
+  const [command = '', ...argv] = [...(options.under ?? []), process.execPath, '--', BIN, ...args]
+  const child = spawn(command, argv, {
     cwd: options.cwd ?? cluster?.work,
     env: fanoutEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.group ?? false,
   })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
   options.onSpawn?.(child.pid ?? 0, () => stdout + stderr)
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 110_000)
+  const timer = setTimeout(
+    () => (options.group && child.pid ? process.kill(-child.pid, 'SIGKILL') : child.kill('SIGKILL')),
+    options.timeoutMs ?? 110_000,
+  )
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer)
@@ -121,13 +132,15 @@ function namespaceProcesses(h: ClusterHost): Array<{ pid: number; cmd: string }>
 }
 
 // OpenSSH 10 (the Debian 13 hosts) runs each connection as sshd-session (and sshd-auth while it authenticates).
+// h1-h3 also run SLURM's node daemon (slurm.sh); a step's slurmstepd is not a daemon: it counts.
+const isDaemon = (cmd: string): boolean => /^\/usr\/sbin\/slurmd -N /.test(cmd) || isSshd(cmd)
 const isSshd = (cmd: string): boolean =>
   /^(sshd(-session|-auth)?:|\/usr\/sbin\/sshd|\/usr\/lib\/openssh\/sshd-(session|auth))/.test(cmd)
 
-/** The processes in a host's namespace other than sshd (listener and sessions): what a job left behind. */
+/** The processes in a host's namespace other than its daemons (sshd, its sessions, slurmd): what a job left behind. */
 export const survivors = (h: ClusterHost): string[] =>
   namespaceProcesses(h)
-    .filter((p) => !isSshd(p.cmd))
+    .filter((p) => !isDaemon(p.cmd))
     .map((p) => `${p.pid} ${p.cmd}`)
 
 /** The pids of a host's sshd session processes (not the listener): killing them drops the node's connections. */
@@ -149,7 +162,7 @@ export interface RunningFanout {
 
 export function startFanout(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; under?: string[]; group?: boolean } = {},
 ): RunningFanout {
   let pid = 0
   let output = (): string => ''
@@ -187,3 +200,15 @@ export const connectionCount = (h: ClusterHost): number => sshdLogCount(h, /Conn
 
 /** How many handshakes a host's sshd dropped for MaxStartups so far. */
 export const dropCount = (h: ClusterHost): number => sshdLogCount(h, /drop connection #/g)
+
+// Every rank contributes rank+1; the sum over 6 ranks is 21. Each rank also reports the socket
+// interface fanout chose for it, and writes its line in one write so that ranks cannot interleave.
+export const ALLREDUCE = `
+import os, sys, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+t = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(t)
+sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()} node {os.environ['GROUP_RANK']} sum {t.item():.0f} iface {os.environ.get('GLOO_SOCKET_IFNAME')}\\n")
+sys.stdout.flush()
+dist.destroy_process_group()
+`

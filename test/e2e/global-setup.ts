@@ -5,6 +5,7 @@ import type { TestProject } from 'vitest/node'
 import type { ClusterInfo } from './cluster.js'
 
 const CLUSTER_SH = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url))
+const SLURM_SH = fileURLToPath(new URL('../cluster/slurm.sh', import.meta.url))
 const DIR = process.env.FANOUT_CLUSTER_DIR ?? '/tmp/fanout-cluster'
 /** Plain nodes n1..n8 (cluster.sh's default): the scale tests use them. */
 const NODES = 8
@@ -27,6 +28,11 @@ const NEEDS: Array<[string, () => boolean]> = [
   ['debootstrap', () => existsSync('/usr/sbin/debootstrap')],
   // A host behind a firewall that lets SSH through (the reachability check's test).
   ['nftables', () => existsSync('/usr/sbin/nft')],
+  // SLURM on h1-h3 (slurm.sh): --via srun, salloc, sbatch.
+  ['munge', () => existsSync('/usr/sbin/munged')],
+  ['slurmctld', () => existsSync('/usr/sbin/slurmctld')],
+  ['slurmd', () => existsSync('/usr/sbin/slurmd')],
+  ['slurm-client', () => existsSync('/usr/bin/srun') && existsSync('/usr/bin/salloc') && existsSync('/usr/bin/sbatch')],
 ]
 
 function installMissing(): void {
@@ -53,11 +59,13 @@ export default function setup(project: TestProject): (() => void) | undefined {
     stdio: 'inherit',
     env: { ...process.env, FANOUT_CLUSTER_DIR: DIR, FANOUT_CLUSTER_NODES: String(NODES) },
   })
+  execFileSync('bash', [SLURM_SH, 'up'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
   const info: ClusterInfo = {
     dir: DIR,
     sshConfig: `${DIR}/ssh_config`,
     knownHosts: `${DIR}/known_hosts`,
     key: `${DIR}/id_ed25519`,
+    slurmConf: `${DIR}/slurm/slurm.conf`,
     work: `${DIR}/work`,
     private: `${DIR}/private`,
     hosts: [
@@ -70,6 +78,8 @@ export default function setup(project: TestProject): (() => void) | undefined {
     ],
   }
   project.provide('cluster', info)
-  return () =>
+  return () => {
+    execFileSync('bash', [SLURM_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
     execFileSync('bash', [CLUSTER_SH, 'down'], { stdio: 'inherit', env: { ...process.env, FANOUT_CLUSTER_DIR: DIR } })
+  }
 }

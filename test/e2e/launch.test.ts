@@ -15,24 +15,13 @@ import {
   sshdLogCount,
   waitNoSurvivors,
   writeWork,
+  ALLREDUCE,
 } from './cluster.js'
 
 const NODES = ['h1', 'h2', 'h3'].map(host)
 // The examples, readable by the test user on every host (the checkout may be private: CI clones under /root).
 const EXAMPLES = join(cluster?.work ?? '', 'examples')
 const hostfile = (name: string, lines: string[]): string => writeWork(name, lines.join('\n') + '\n')
-
-// Every rank contributes rank+1; the sum over 6 ranks is 21. Each rank also reports the socket
-// interface fanout chose for it, and writes its line in one write so that ranks cannot interleave.
-const ALLREDUCE = `
-import os, sys, torch, torch.distributed as dist
-dist.init_process_group("gloo")
-t = torch.tensor([float(dist.get_rank() + 1)])
-dist.all_reduce(t)
-sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()} node {os.environ['GROUP_RANK']} sum {t.item():.0f} iface {os.environ.get('GLOO_SOCKET_IFNAME')}\\n")
-sys.stdout.flush()
-dist.destroy_process_group()
-`
 
 beforeAll(() => {
   mkdirSync(EXAMPLES, { recursive: true, mode: 0o755 })

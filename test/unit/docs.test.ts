@@ -103,6 +103,7 @@ describe('the docs and --help name the same flags', () => {
       '--json',
       '--num-gpus',
       '--num-nodes',
+      '--via',
     ])
   })
 

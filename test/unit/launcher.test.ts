@@ -218,7 +218,7 @@ describe('splitWords', () => {
 })
 
 describe('commandFloor / checkCommandFits: the size check before connecting', () => {
-  const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 0, presetIfnames: {}, ...over })
+  const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ remote: true, gpus: 0, presetIfnames: {}, ...over })
   /** torchrun with its --monitor_interval, as a launch gives it by default. */
   const MONITORED: LauncherOptions = { ...TORCHRUN, monitorIntervalS: 0.25 }
   type FitOver = Partial<Pick<CommandFitInput, 'launcher' | 'rankTags'>> & {
@@ -275,7 +275,7 @@ describe('commandFloor / checkCommandFits: the size check before connecting', ()
     })
 
   // The shortest nodes a plan can have: one local node, loopback, a one-digit port, no interface.
-  const SMALLEST: PlanNode[] = [{ rank: 0, host: 'x', facts: facts({ viaSsh: false, freePort: 1 }) }]
+  const SMALLEST: PlanNode[] = [{ rank: 0, host: 'x', facts: facts({ remote: false, freePort: 1 }) }]
   const CLUSTER: PlanNode[] = [0, 1, 2].map((r) => ({
     rank: r,
     host: `h${r}`,

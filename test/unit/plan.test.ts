@@ -67,7 +67,7 @@ describe('parseProbe: other facts', () => {
 
   it('a full probe', () => {
     expect(parseProbe(FULL, true)).toEqual({
-      viaSsh: true,
+      remote: true,
       gpus: 8,
       clientAddr: '10.0.0.5',
       serverAddr: '10.0.0.11',
@@ -85,7 +85,7 @@ describe('parseProbe: other facts', () => {
       'fanout.gloo_socket_ifname=',
       'fanout.nccl_socket_ifname=',
     )
-    expect(parseProbe(stdout, false)).toEqual({ viaSsh: false, gpus: 0, presetIfnames: {} } satisfies NodeFacts)
+    expect(parseProbe(stdout, false)).toEqual({ remote: false, gpus: 0, presetIfnames: {} } satisfies NodeFacts)
   })
 
   it.each<[string, string, Partial<NodeFacts>]>([
@@ -110,16 +110,16 @@ describe('parseProbe: other facts', () => {
     ['the route to the expected master', 'fanout.iface=ens3', { routeIface: 'ens3' }],
     ['no route to it: asked, and none found', 'fanout.iface=', { routeIface: '' }],
   ])('%s', (_name, stdout, partial) => {
-    expect(parseProbe(stdout, true)).toEqual({ viaSsh: true, gpus: 0, presetIfnames: {}, ...partial })
+    expect(parseProbe(stdout, true)).toEqual({ remote: true, gpus: 0, presetIfnames: {}, ...partial })
   })
 })
 
-const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ viaSsh: true, gpus: 0, presetIfnames: {}, ...over })
+const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ remote: true, gpus: 0, presetIfnames: {}, ...over })
 
 describe('masterAddress', () => {
   it.each<[string, NodeFacts[], string | undefined, string]>([
     ['the flag wins', [facts({ serverAddr: '10.0.0.11' })], '192.168.1.1', '192.168.1.1'],
-    ['the flag wins even over a local node 0', [facts({ viaSsh: false })], 'head', 'head'],
+    ['the flag wins even over a local node 0', [facts({ remote: false })], 'head', 'head'],
     [
       'node 0 serverAddr',
       [facts({ serverAddr: '10.0.0.11', clientAddr: '10.0.0.5' }), facts({ serverAddr: '10.0.0.12' })],
@@ -128,18 +128,18 @@ describe('masterAddress', () => {
     ],
     [
       'local node 0 → first other node clientAddr',
-      [facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.5' }), facts({ clientAddr: '10.0.0.6' })],
+      [facts({ remote: false }), facts({ clientAddr: '10.0.0.5' }), facts({ clientAddr: '10.0.0.6' })],
       undefined,
       '10.0.0.5',
     ],
     [
       'local node 0, skips nodes without clientAddr',
-      [facts({ viaSsh: false }), facts({ viaSsh: false }), facts({ clientAddr: '10.0.0.7' })],
+      [facts({ remote: false }), facts({ remote: false }), facts({ clientAddr: '10.0.0.7' })],
       undefined,
       '10.0.0.7',
     ],
-    ['all local → loopback', [facts({ viaSsh: false }), facts({ viaSsh: false })], undefined, '127.0.0.1'],
-    ['a single local node → loopback', [facts({ viaSsh: false })], undefined, '127.0.0.1'],
+    ['all local → loopback', [facts({ remote: false }), facts({ remote: false })], undefined, '127.0.0.1'],
+    ['a single local node → loopback', [facts({ remote: false })], undefined, '127.0.0.1'],
     ['empty flag falls through', [facts({ serverAddr: '10.0.0.11' })], '', '10.0.0.11'],
   ])('%s', (_name, list, flag, addr) => {
     expect(masterAddress(list, flag)).toBe(addr)
@@ -425,7 +425,7 @@ describe('planLaunch', () => {
   })
 
   it('a local single node plan uses loopback', () => {
-    const plan = planLaunch([{ rank: 0, host: 'localhost', facts: facts({ viaSsh: false, freePort: 40000 }) }], OPTIONS)
+    const plan = planLaunch([{ rank: 0, host: 'localhost', facts: facts({ remote: false, freePort: 40000 }) }], OPTIONS)
     expect(plan.masterAddr).toBe('127.0.0.1')
     expect(plan.nodes[0]?.argv.slice(3, 8)).toEqual([
       '--nnodes=1',

@@ -5,7 +5,7 @@ import { setupSteps } from '../../src/cli/options/job.js'
 import type { NodeFacts } from '../../src/plan/plan.js'
 
 const facts = (f: Partial<NodeFacts> = {}): NodeFacts => ({
-  viaSsh: true,
+  remote: true,
   gpus: 2,
   presetIfnames: {},
   python: '/usr/bin/python3',

@@ -746,7 +746,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
     const python = join(bin, "py'thon")
     const stdout = await probe(python, true, env)
     expect(parseProbe(stdout, true)).toEqual({
-      viaSsh: true,
+      remote: true,
       gpus: 2,
       cudaVisibleDevices: '0,1',
       gpuList: [0, 1, 2, 3].map((index) => ({ index, uuid: `GPU-${index}`, memoryUsed: 0, memoryTotal: 81559 })),
@@ -774,7 +774,7 @@ describe('probeCommand: real execution through /bin/sh', () => {
       cwd: 'ok',
     })
     expect(parseProbe(stdout, false)).toEqual({
-      viaSsh: false,
+      remote: false,
       gpus: 3,
       cwd: true,
       presetIfnames: {},

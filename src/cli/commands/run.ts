@@ -21,7 +21,9 @@ import { readOutputOptions, withOutputOptions } from '../options/output.js'
 import { readSshOptions, withSshOptions } from '../options/ssh.js'
 import { expandSyncFlag, readSyncOptions, withSyncOptions } from '../options/sync.js'
 import { readTeardownOptions, withTeardownOptions } from '../options/teardown.js'
-import { joinValues, PARSER, runParser } from '../parser.js'
+import { readSbatchOptions, SBATCH_FLAGS, withSbatchOptions } from '../options/sbatch.js'
+import { joinValues, PARSER, runParser, withoutOptions } from '../parser.js'
+import { scriptIsFile } from '../../plan/launcher.js'
 import { packageVersion } from '../version.js'
 
 /**
@@ -33,7 +35,7 @@ export function buildRunParser(argv: string[], width: number): Argv<unknown> {
   const base = yargs(argv)
     .scriptName('fanout')
     .usage(
-      'Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH.',
+      'Usage: $0 --hostfile FILE [options] SCRIPT [ARGS...]\n\nRuns a PyTorch training script on every node of a hostfile through torchrun, over SSH (or srun, in a SLURM allocation).',
     )
     .parserConfiguration(PARSER)
   const groups = [
@@ -48,6 +50,7 @@ export function buildRunParser(argv: string[], width: number): Argv<unknown> {
     withWorkOptions,
     withTeardownOptions,
     withEnvOptions,
+    withSbatchOptions,
   ]
   return (
     groups
@@ -109,10 +112,31 @@ async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Prom
     output: readOutputOptions(a),
     ...(sync ? { sync } : {}),
   }
+  const submit = a.via === 'sbatch'
+  const sbatch = readSbatchOptions(a, submit)
+  if (submit && check)
+    throw usageError('fanout check --via sbatch: check runs here, and submits nothing; run it inside salloc')
+  if (submit && a['dry-run'] === true)
+    throw usageError('--dry-run with --via sbatch: the nodes are not known before SLURM allocates them')
+  if (sync && (hosts.slurmJobId !== undefined || submit))
+    throw usageError(
+      `--sync copies files over SSH (SFTP), and --via ${submit ? 'sbatch' : 'srun'} makes no SSH connection: put the code on the cluster's shared file system, or use --via ssh`,
+    )
   if (options.output.onlyRanks && (options.launcher.kind === 'none' || !options.output.rankTags))
     throw usageError(
       '--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)',
     )
+  if (sbatch) {
+    const { wait, ...request } = sbatch
+    options.submit = {
+      request,
+      wait,
+      dir: cwd,
+      words: withoutOptions(argv, buildRunParser([], width), SBATCH_FLAGS),
+      script,
+      scriptIsFile: scriptIsFile(options.launcher, script),
+    }
+  }
   return { kind: 'options', options }
 }
 
@@ -179,7 +203,10 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
 export const runCommand: Command<RunOptions> = {
   name: 'run',
   parse: (argv, ctx) => parseRun(argv, ctx, false),
-  run: runLaunch,
+  run: (options, io) =>
+    options.submit
+      ? import('../../launch/submit.js').then((m) => m.submitBatch(options.submit!, { ...io, self: io.self }))
+      : runLaunch(options, io),
 }
 
 /** `fanout check [launch flags] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight. */
