@@ -83,12 +83,16 @@ function slurmSlots(env: SourceIo['env'], warn: (m: string) => void): number | u
   return jobGpus.length > 0 ? jobGpus.length : undefined
 }
 
-/** The host list of the SLURM allocation this runs in, if any. */
-export function slurmHosts(env: SourceIo['env']): ParsedHostfile | undefined {
+/**
+ * The host list of the SLURM allocation this runs in, if any. `withSlots`: each node's slots from the
+ * GPUs SLURM reports here (over SSH, which cannot see the allocation's GPUs); through srun each node's
+ * probe counts the GPUs its own step was given instead, which may differ from node to node.
+ */
+export function slurmHosts(env: SourceIo['env'], withSlots = true): ParsedHostfile | undefined {
   const list = env.SLURM_JOB_NODELIST
   if (!list?.trim()) return undefined
   const { hosts, warnings } = parseHostList(list.trim(), 'SLURM_JOB_NODELIST')
-  const slots = slurmSlots(env, (m) => warnings.push(m))
+  const slots = withSlots ? slurmSlots(env, (m) => warnings.push(m)) : undefined
   return { hosts: slots === undefined ? hosts : hosts.map((h): HostEntry => ({ ...h, slots })), warnings }
 }
 
@@ -100,7 +104,7 @@ export async function loadHosts(source: HostSource, io: SourceIo): Promise<Parse
   if (source.hosts !== undefined) return parseHostList(source.hosts, '--hosts')
   if (source.hostfile === '-') return parseHostfile(decode(await io.readStdin(MAX_BYTES), '<stdin>'), '<stdin>')
   if (source.hostfile !== undefined) return readHostfile(source.hostfile)
-  const slurm = slurmHosts(io.env)
+  const slurm = slurmHosts(io.env, source.slurmJobId === undefined)
   if (slurm) return slurm
   throw usageError(NO_HOSTS)
 }

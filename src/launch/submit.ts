@@ -55,7 +55,8 @@ export async function submitBatch(o: SubmitOptions, io: SubmitIo): Promise<numbe
   const name = jobName(o.script)
   const text = batchScript({ ...o.request, jobName: name, dir: o.dir, fanout: [...io.self, ...o.words] })
   const file = join(o.dir, `${name}-${stamp(io.now?.() ?? new Date())}.sbatch`)
-  writeFileSync(file, text, { mode: 0o644 })
+  // 0600: the command line may carry --env values (tokens); sbatch reads it as this user.
+  writeFileSync(file, text, { mode: 0o600 })
   const child = spawn('sbatch', ['--parsable', ...(o.wait ? ['--wait'] : []), file], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: io.env,

@@ -44,7 +44,8 @@ export function describeStatus(status: ExitStatus): string {
   const code = exitCodeOf(status)
   const meaning = CODE_MEANINGS[code]
   const head = status.signal !== null ? `signal ${status.signal}` : `exit ${code}`
-  const notes = slurmNotes(status)
+  // A step that ended well needs no remark (srun's notices about the cluster's configuration).
+  const notes = failed(status) ? slurmNotes(status) : []
   const said = notes.length > 0 ? `; ${notes.slice(0, 2).join('; ')}` : ''
   return (meaning && code !== 0 ? `${head} (${meaning})` : head) + said
 }

@@ -79,7 +79,7 @@ export function nodeRecord(r: NodeResult, ranks: string, rootCause?: Failure): N
     duration_s: Math.round(r.endedAt - r.startedAt) / 1000,
     lines: r.output.lines,
     stopped_by_fanout: r.stoppedByFanout,
-    ...(slurmNotes(r.status).length > 0 ? { slurm: slurmNotes(r.status) } : {}),
+    ...(failed(r.status) && slurmNotes(r.status).length > 0 ? { slurm: slurmNotes(r.status) } : {}),
   }
 }
 

@@ -28,6 +28,7 @@ export function srunArgs(target: SrunTarget, command: string, overlap = true): s
     `--jobid=${target.jobId}`,
     '--nodes=1',
     '--ntasks=1',
+    '--ntasks-per-node=1',
     `--nodelist=${target.node}`,
     '--kill-on-bad-exit=1',
     ...(overlap ? ['--overlap'] : []),
@@ -107,7 +108,32 @@ const couldBeSlurm = (head: string): boolean =>
 
 const signalName = (signal: NodeJS.Signals | null): string | null => (signal ? signal.replace(/^SIG/, '') : null)
 
-const SSH_SESSION = new Set(['SSH_CONNECTION', 'SSH_CLIENT', 'SSH_TTY'])
+/**
+ * Variables kept from srun: the login's SSH session (the probe would take SSH_CONNECTION for how the
+ * node was reached), and the allocation's task shape, which salloc and sbatch export and srun reads
+ * as its own options: inside `salloc --ntasks-per-node=8 --gpus-per-task=1`, a step of one task would
+ * otherwise ask for 8 tasks per node, or get one GPU instead of the node's eight. fanout's step is one
+ * task with the node's whole share; torchrun makes the processes.
+ */
+const NOT_FOR_SRUN = new Set([
+  'SSH_CONNECTION',
+  'SSH_CLIENT',
+  'SSH_TTY',
+  'SLURM_NTASKS',
+  'SLURM_NPROCS',
+  'SLURM_NTASKS_PER_NODE',
+  'SLURM_NTASKS_PER_CORE',
+  'SLURM_NTASKS_PER_SOCKET',
+  'SLURM_NTASKS_PER_GPU',
+  'SLURM_CPUS_PER_TASK',
+  'SLURM_GPUS_PER_TASK',
+  'SLURM_TRES_PER_TASK',
+  'SLURM_GPUS',
+  'SLURM_CPU_BIND',
+  'SLURM_GPU_BIND',
+  'SLURM_DISTRIBUTION',
+  'SLURM_EXACT',
+])
 
 type Spawn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess
 
@@ -134,9 +160,8 @@ export function srunTransport(
   } = {},
 ): Transport {
   const { spawn = spawnProcess, srun = 'srun' } = options
-  // srun hands its whole environment to the step (--export=ALL), as SLURM users expect, but for the
-  // login's SSH session: the probe would take SSH_CONNECTION for how the node was reached.
-  const env = options.env && Object.fromEntries(Object.entries(options.env).filter(([k]) => !SSH_SESSION.has(k)))
+  // srun hands its whole environment to the step (--export=ALL), as SLURM users expect, but NOT_FOR_SRUN.
+  const env = options.env && Object.fromEntries(Object.entries(options.env).filter(([k]) => !NOT_FOR_SRUN.has(k)))
   const running = new Set<ChildProcess>()
   return {
     kind: 'srun',

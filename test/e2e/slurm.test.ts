@@ -85,6 +85,62 @@ describeCluster('inside a SLURM allocation (srun, no SSH)', () => {
     expect(steps()).toBe('')
   })
 
+  it('fanout check in an allocation: the pre-flight table over srun, launching nothing; GPU counts per node from each step', async () => {
+    writeWork('slurm_hello.py', 'print("hello")\n')
+    // h3's step sees one GPU (as SLURM's CUDA_VISIBLE_DEVICES narrows a step's GPUs): one process there.
+    const setup = ['--setup', '[ "$(hostname)" != fo-h3 ] || export CUDA_VISIBLE_DEVICES=0']
+    const check = await runFanout(['check', ...PYTHON, ...setup, 'slurm_hello.py'], {
+      under: salloc(3),
+      env: SLURM_ENV,
+    })
+    expect(check.code, check.stderr).toBe(0)
+    expect(check.stderr).toMatch(
+      /\nn0\s+h1\s+3\.\S+\s+1\.13\S*\s+2\s+ok\nn1\s+h2\s+3\.\S+\s+1\.13\S*\s+2\s+ok\nn2\s+h3\s+3\.\S+\s+1\.13\S*\s+1\s+ok\n/,
+    )
+    expect(check.stdout).not.toContain('hello')
+    const run = await inAllocation([...setup, 'slurm_hello.py'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toContain('3 node(s), 5 process(es): 2 × 2 + 1')
+    expect(run.stdout.match(/\]\s+hello$/gm)).toHaveLength(5)
+  })
+
+  it('an allocation shaped for one task per GPU (salloc --ntasks-per-node=2) still gets one step per node, each with its GPUs', async () => {
+    writeWork('slurm_hello.py', 'print("hello")\n')
+    const run = await runFanout([...PYTHON, 'slurm_hello.py'], {
+      under: ['salloc', '--nodes=3', '--ntasks-per-node=2', '--cpus-per-task=1', '--quiet'],
+      env: SLURM_ENV,
+    })
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toContain('3 node(s), 6 process(es): 3 × 2')
+    expect(run.stdout.match(/\]\s+hello$/gm)).toHaveLength(6)
+  })
+
+  it('--restarts 1 over srun: a failed attempt relaunches every node as new steps; --log-dir keeps every node', async () => {
+    writeWork(
+      'slurm_flaky.py',
+      `
+import os, sys, torch, torch.distributed as dist
+attempt, node = os.environ["FANOUT_ATTEMPT"], os.environ["GROUP_RANK"]
+if attempt == "1" and node == "1":
+    sys.exit(5)
+dist.init_process_group("gloo")
+t = torch.ones(1)
+dist.all_reduce(t)
+sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f}\\n")
+`,
+    )
+    const logs = join(cluster?.work ?? '', 'slurm-logs')
+    rmSync(logs, { recursive: true, force: true })
+    const run = await inAllocation(['--restarts', '1', '--log-dir', logs, 'slurm_flaky.py'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toMatch(/attempt 1: failed, exit 5 \(first failure: node 1 \(h2\)[^\n]*\n  attempt 2: succeeded/)
+    expect(run.stdout.match(/attempt 2 node \d sum 6/g)).toHaveLength(6)
+    const [file = ''] = execFileSync('find', [logs, '-name', 'summary.json'], { encoding: 'utf8' }).trim().split('\n')
+    const summary = JSON.parse(readFileSync(file, 'utf8')) as { attempts: number; nodes: Array<{ host: string }> }
+    expect(summary.attempts).toBe(2)
+    expect([...new Set(summary.nodes.map((n) => n.host))]).toEqual(['h1', 'h2', 'h3'])
+  })
+
   it('a failing node stops the others through SLURM: root cause named, its exit code, nothing left on any node', async () => {
     writeWork(
       'slurm_fail.py',

@@ -90,6 +90,14 @@ describe('slurmHosts', () => {
     expect(parsed && names(parsed.hosts)).toEqual(expected)
   })
 
+  it("through srun (a job id to reach the nodes by), each node's probe counts its GPUs: no slots from here", async () => {
+    const env = { SLURM_JOB_NODELIST: 'n[1-2]', SLURM_GPUS_ON_NODE: '4', SLURM_JOB_ID: '7' }
+    expect(names(slurmHosts(env, false)?.hosts ?? [])).toEqual(['n1', 'n2'])
+    const io = { env, readStdin: async () => Buffer.alloc(0) }
+    expect(names((await loadHosts({ slurmJobId: '7' }, io)).hosts)).toEqual(['n1', 'n2'])
+    expect(names((await loadHosts({}, io)).hosts)).toEqual(['n1=4', 'n2=4'])
+  })
+
   it('entries name SLURM_JOB_NODELIST; a GPU count that is not one is a warning', () => {
     const parsed = slurmHosts({ SLURM_JOB_NODELIST: 'n[1-2]', SLURM_GPUS_ON_NODE: 'gpu:2', SLURM_JOB_GPUS: '0' })
     expect(parsed?.hosts[1]).toEqual({ host: 'n2', slots: 1, where: 'SLURM_JOB_NODELIST:1' })

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
@@ -168,6 +168,7 @@ describe('submitBatch (a stand-in sbatch)', () => {
       'exec /usr/bin/node -- /opt/fanout/bin/fanout.js train.py',
     )
     expect(readdirSync(dir)).toContain('fanout-train-20261206-102030.sbatch')
+    expect(statSync(join(dir, 'fanout-train-20261206-102030.sbatch')).mode & 0o777).toBe(0o600)
   })
 
   it('--wait follows the output file until the job ends, and exits with its code', async () => {

@@ -113,12 +113,21 @@ describe('srunTransport (a stand-in srun)', () => {
     const { path, argsFile } = fakeSrun()
     const t = srunTransport(
       { jobId: '7', node: 'h9' },
-      { srun: path, address: '10.1.2.3', env: { PATH: process.env.PATH, SSH_CONNECTION: '1 2 3 4' } },
+      {
+        srun: path,
+        address: '10.1.2.3',
+        env: { PATH: process.env.PATH, SSH_CONNECTION: '1 2 3 4', SLURM_GPUS_PER_TASK: '1', SLURM_JOB_ID: '7' },
+      },
     )
     expect(t.kind).toBe('srun')
     expect(t.peerAddress).toBe('10.1.2.3')
-    const r = await capture(t, 'read x; echo "got $x ${SSH_CONNECTION:-none}"; echo oops >&2; exit 4', 'hello\n')
-    expect(r.stdout).toBe('got hello none\n')
+    const r = await capture(
+      t,
+      'read x; echo "got $x ${SSH_CONNECTION:-none} ${SLURM_GPUS_PER_TASK:-none} $SLURM_JOB_ID"; echo oops >&2; exit 4',
+      'hello\n',
+    )
+    // The login's SSH session and the allocation's task shape stay here; the rest goes with the step.
+    expect(r.stdout).toBe('got hello none none 7\n')
     expect(r.stderr).toBe('oops\n')
     expect(r.status).toEqual({ code: 4, signal: null, said: ['srun: error: h9: task 0: Exited with exit code 4'] })
     expect(readFileSync(argsFile, 'utf8')).toContain('--nodelist=h9\n')

@@ -291,6 +291,29 @@ describe('nodeRecord', () => {
   })
 })
 
+describe('nodeRecord over srun', () => {
+  it('what SLURM said beyond the exit code is in the result and in its own field', () => {
+    const said = [
+      'srun: error: h2: task 0: Exited with exit code 1',
+      'slurmstepd: error: *** STEP 9.1 ON h2 CANCELLED AT 2026-12-06T23:00:00 ***',
+    ]
+    const r = {
+      rank: 1,
+      host: 'h2',
+      status: { code: 1, signal: null, said },
+      startedAt: 0,
+      endedAt: 1000,
+      stoppedByFanout: false,
+      output: { lines: 0, ranks: new Set<number>(), tail: () => [] },
+    }
+    expect(nodeRecord(r as NodeResult, '-')).toMatchObject({
+      result: 'exit 1 (error); slurmstepd: error: *** STEP 9.1 ON h2 CANCELLED AT 2026-12-06T23:00:00 ***',
+      slurm: [said[1]],
+    })
+    expect(nodeRecord({ ...r, status: { code: 0, signal: null } } as NodeResult, '-')).not.toHaveProperty('slurm')
+  })
+})
+
 describe('formatAttempts', () => {
   it('one line per attempt, with the root cause of each failure', async () => {
     const { formatAttempts } = await import('../../src/supervise/summary.js')
