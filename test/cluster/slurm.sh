@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # A real SLURM on the test cluster (cluster.sh must be up): Debian's slurmctld on this machine, bound to
-# the bridge address, and one slurmd per host namespace of h1, h2, h3 (SLURM node names h1..h3, each
-# with the host's UTS hostname fo-hN and the stand-in GPUs), all trusting one munged. Jobs run as the
-# user who submits them; the hosts' sshd logs show that no SSH login was made.
+# the bridge address, and one slurmd per host namespace of h1, h2, h3 (partition `test`, the default)
+# and d1, d2, d3 (partition `debian13`), SLURM node names as the hosts', each with the host's UTS
+# hostname fo-NAME, all trusting one munged. Jobs run as the user who submits them; the hosts' sshd
+# logs show that no SSH login was made.
+# The Debian 13 hosts' slurmd is Debian 12's (a node's slurmd may not be newer than slurmctld), so their
+# steps run on this machine's root; $STATE/bin/python3-debian13 runs Debian 13's python3 (torch 2.6) in
+# the Debian 13 root, which the slurmd's own mount namespace binds /proc, /sys, /dev and /tmp into, as
+# for the host's sshd: `--python $STATE/bin/python3-debian13` makes a step's launcher torch 2.6's.
 #
 #   slurm.sh up     start munged, slurmctld and the slurmds (stopping leftovers first); waits until idle
 #   slurm.sh down   stop them
@@ -16,7 +21,8 @@ set -euo pipefail
 STATE=${FANOUT_CLUSTER_DIR:-/tmp/fanout-cluster}
 DIR=$STATE/slurm
 NET=10.99.0
-NODES=(h1 h2 h3)
+NODES=(h1 h2 h3 d1 d2 d3)
+DEBIAN13_ROOT=${FANOUT_DEBIAN13_ROOT:-/var/cache/fanout-test/debian13}
 
 stop() {
   local f
@@ -75,16 +81,31 @@ MinJobAge=10
 InactiveLimit=0
 MpiDefault=none
 NodeName=h[1-3] NodeAddr=$NET.[11-13] CPUs=2 State=UNKNOWN
+NodeName=d[1-3] NodeAddr=$NET.[31-33] CPUs=2 State=UNKNOWN
 PartitionName=test Nodes=h[1-3] Default=YES MaxTime=INFINITE State=UP
+PartitionName=debian13 Nodes=d[1-3] MaxTime=INFINITE State=UP
 CONF
   echo 'CgroupPlugin=cgroup/v1' >"$DIR/cgroup.conf"
   chmod 755 "$DIR"
   chmod 644 "$DIR/slurm.conf" "$DIR/cgroup.conf"
 
   SLURM_CONF=$DIR/slurm.conf /usr/sbin/slurmctld -f "$DIR/slurm.conf" -i
+  cat >"$STATE/bin/python3-debian13" <<PY
+#!/bin/sh
+# Debian 13's python3 (torch 2.6) in the Debian 13 root, in this directory (slurm.sh). Once inside the
+# root (torchrun starts its workers with this same path), it is that python3 itself.
+[ -d '$DEBIAN13_ROOT' ] || exec /usr/bin/python3 "\$@"
+exec chroot '$DEBIAN13_ROOT' /bin/sh -c 'cd "\$1" 2>/dev/null || cd /; shift; exec /usr/bin/python3 "\$@"' sh "\$PWD" "\$@"
+PY
+  chmod 755 "$STATE/bin/python3-debian13"
   for n in "${NODES[@]}"; do
-    # The host's own UTS hostname (fo-hN, as its sshd has), so that its tasks see the host they run on.
-    ip netns exec "fo-$n" unshare --uts /bin/sh -c "hostname fo-$n && exec /usr/sbin/slurmd -N $n -f '$DIR/slurm.conf'"
+    # The host's own UTS hostname (fo-NAME, as its sshd has), so that its tasks see the host they run on.
+    case $n in
+      d*)
+        ip netns exec "fo-$n" unshare --uts --mount --propagation private /bin/sh -c "hostname fo-$n && for d in proc sys dev tmp; do mount --rbind /\$d '$DEBIAN13_ROOT'/\$d || exit 1; done && exec /usr/sbin/slurmd -N $n -f '$DIR/slurm.conf'"
+        ;;
+      *) ip netns exec "fo-$n" unshare --uts /bin/sh -c "hostname fo-$n && exec /usr/sbin/slurmd -N $n -f '$DIR/slurm.conf'" ;;
+    esac
   done
   local i
   for i in $(seq 1 100); do

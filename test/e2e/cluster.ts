@@ -212,3 +212,15 @@ sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()} node {os.en
 sys.stdout.flush()
 dist.destroy_process_group()
 `
+
+// Node 1 fails in the first attempt; every later attempt all-reduces and says which attempt it is.
+export const FLAKY = `
+import os, sys, torch, torch.distributed as dist
+attempt, node = os.environ["FANOUT_ATTEMPT"], os.environ["GROUP_RANK"]
+if attempt == "1" and node == "1":
+    sys.exit(5)
+dist.init_process_group("gloo")
+t = torch.ones(1)
+dist.all_reduce(t)
+sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f} port {os.environ['MASTER_PORT']}\\n")
+`

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { cluster, clusterArgs, describeCluster, runFanout, startFanout, writeWork } from './cluster.js'
+import { cluster, clusterArgs, describeCluster, runFanout, startFanout, writeWork, FLAKY } from './cluster.js'
 
 const hostfile = (name: string, lines: string[]): string => writeWork(name, lines.join('\n') + '\n')
 
@@ -14,17 +14,6 @@ t = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(t)
 env = {k: os.environ.get(k) for k in ["RANK", "LOCAL_RANK", "WORLD_SIZE", "GROUP_RANK"]}
 sys.stdout.write("REPORT " + json.dumps({"argv": sys.argv[1:], "env": env, "sum": t.item()}) + "\\n")
-`
-// Node 1 fails in the first attempt; every later attempt all-reduces and says which attempt it is.
-const FLAKY = `
-import os, sys, torch, torch.distributed as dist
-attempt, node = os.environ["FANOUT_ATTEMPT"], os.environ["GROUP_RANK"]
-if attempt == "1" and node == "1":
-    sys.exit(5)
-dist.init_process_group("gloo")
-t = torch.ones(1)
-dist.all_reduce(t)
-sys.stdout.write(f"attempt {attempt} node {node} sum {t.item():.0f} port {os.environ['MASTER_PORT']}\\n")
 `
 const reports = (stdout: string): Array<{ argv: string[]; env: Record<string, string>; sum: number }> =>
   stdout
