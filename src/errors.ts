@@ -38,6 +38,15 @@ export class FanoutError extends Error {
 
 export const usageError = (message: string): FanoutError => new FanoutError(message, 'USAGE')
 
+/** Why a file could not be read, in a message's words: `no such file`, `permission denied`, … */
+export function unreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') return 'no such file'
+  if (code === 'EACCES') return 'permission denied'
+  if (code === 'EISDIR') return 'is a directory'
+  return (e as Error).message
+}
+
 /** Longest quoted input a message shows: a garbage line or a pasted file must not flood the terminal. */
 const MAX_QUOTED = 80
 

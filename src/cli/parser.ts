@@ -148,12 +148,14 @@ export function repeated(a: Record<string, unknown>, flag: string): string[] {
   })
 }
 
+/** The parser's declared options: those that take a value (`string`), and their short aliases. */
+const declared = (parser: Argv<unknown>): { string: string[]; alias: Record<string, string[]> } =>
+  // yargs has it; @types/yargs does not say so.
+  (parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }).getOptions()
+
 /** joinDashValues for this parser's options that take a value (its string options and their aliases). */
 export function joinValues(argv: readonly string[], parser: Argv<unknown>): string[] {
-  // yargs has it; @types/yargs does not say so.
-  const { string, alias } = (
-    parser as unknown as { getOptions(): { string: string[]; alias: Record<string, string[]> } }
-  ).getOptions()
+  const { string, alias } = declared(parser)
   const longOf = new Map(
     Object.entries(alias).flatMap(([long, shorts]) => shorts.map((short) => [short, long] as const)),
   )
@@ -167,8 +169,7 @@ export function joinValues(argv: readonly string[], parser: Argv<unknown>): stri
  * Run it on joinValues' output, where an option's value that starts with `-` is joined to it.
  */
 export function withoutOptions(argv: readonly string[], parser: Argv<unknown>, drop: ReadonlySet<string>): string[] {
-  const { string } = (parser as unknown as { getOptions(): { string: string[] } }).getOptions()
-  const takesValue = new Set(string)
+  const takesValue = new Set(declared(parser).string)
   const out: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i] as string

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { FanoutError, usageError } from '../errors.js'
+import { FanoutError, unreadable, usageError } from '../errors.js'
 import { MAX_BYTES, parseHostfile, parseHostList, type HostEntry, type ParsedHostfile } from './hostfile.js'
 import { selectHosts, type Selection } from './select.js'
 
@@ -57,16 +57,7 @@ export function readHostfile(path: string): ParsedHostfile {
     }
   } catch (e) {
     if (e instanceof FanoutError) throw e
-    const code = (e as NodeJS.ErrnoException).code
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (e as Error).message
-    throw new FanoutError(`${path}: cannot read hostfile: ${why}`, 'HOSTFILE')
+    throw new FanoutError(`${path}: cannot read hostfile: ${unreadable(e)}`, 'HOSTFILE')
   }
   return parseHostfile(decode(bytes, path), path)
 }

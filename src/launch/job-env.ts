@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { usageError } from '../errors.js'
+import { unreadable, usageError } from '../errors.js'
 import { parseEnvFile, resolveJobEnv, type Env, type EnvOptions, type JobEnv } from '../plan/env.js'
 
 // The job's environment as the launch reads it: the --env-files from disk (the one impure step, before
@@ -10,16 +10,7 @@ function readEnvFile(path: string): Record<string, string> {
   try {
     bytes = readFileSync(path)
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (e as Error).message
-    throw usageError(`--env-file ${path}: cannot read it: ${why}`)
+    throw usageError(`--env-file ${path}: cannot read it: ${unreadable(e)}`)
   }
   let text: string
   try {

@@ -34,9 +34,12 @@ export function exitCodeOf(status: ExitStatus): number {
  * What SLURM said about a step's end that its exit code does not: `srun: error: h2: task 0: Exited
  * with exit code 3` repeats it; a node failure, a cancellation or a time limit does not.
  */
-export const slurmNotes = (status: ExitStatus): string[] => [
+const slurmNotes = (status: ExitStatus): string[] => [
   ...new Set((status.said ?? []).filter((l) => !/: task \d+: Exited with exit code \d+$/.test(l))),
 ]
+
+/** What SLURM said of a failed step beyond its exit code; a step that ended well needs no remark (srun's notices about the cluster's configuration). */
+export const failureNotes = (status: ExitStatus): string[] => (failed(status) ? slurmNotes(status) : [])
 
 /** `exit 137 (killed (SIGKILL; often out of memory))`, `signal TERM (terminated …)`, `connection lost: …`, then SLURM's notes. */
 export function describeStatus(status: ExitStatus): string {
@@ -44,8 +47,7 @@ export function describeStatus(status: ExitStatus): string {
   const code = exitCodeOf(status)
   const meaning = CODE_MEANINGS[code]
   const head = status.signal !== null ? `signal ${status.signal}` : `exit ${code}`
-  // A step that ended well needs no remark (srun's notices about the cluster's configuration).
-  const notes = failed(status) ? slurmNotes(status) : []
+  const notes = failureNotes(status)
   const said = notes.length > 0 ? `; ${notes.slice(0, 2).join('; ')}` : ''
   return (meaning && code !== 0 ? `${head} (${meaning})` : head) + said
 }

@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk'
 import { alignColumns, collapseRuns } from '../output/table.js'
-import { describeStatus, exitCodeOf, failed, slurmNotes, STOP_CODES } from './exit-status.js'
+import { describeStatus, exitCodeOf, failed, failureNotes, STOP_CODES } from './exit-status.js'
 import type { Failure, NodeResult, StopReason } from './types.js'
 
 export { describeStatus, exitCodeOf, stopCode } from './exit-status.js'
@@ -79,7 +79,7 @@ export function nodeRecord(r: NodeResult, ranks: string, rootCause?: Failure): N
     duration_s: Math.round(r.endedAt - r.startedAt) / 1000,
     lines: r.output.lines,
     stopped_by_fanout: r.stoppedByFanout,
-    ...(failed(r.status) && slurmNotes(r.status).length > 0 ? { slurm: slurmNotes(r.status) } : {}),
+    ...(failureNotes(r.status).length > 0 ? { slurm: failureNotes(r.status) } : {}),
   }
 }
 

@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process'
-import type { ExitStatus, RemoteProcess, Transport } from './types.js'
-
-const signalName = (signal: NodeJS.Signals | null): string | null => (signal ? signal.replace(/^SIG/, '') : null)
+import { signalName, type ExitStatus, type RemoteProcess, type Transport } from './types.js'
 
 /**
  * Runs commands on this machine the way sshd would without a pty: `/bin/sh -c COMMAND` as the leader

@@ -2,7 +2,7 @@ import { execFile, spawn as spawnProcess, type ChildProcess, type SpawnOptions }
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
-import type { ExitStatus, RemoteProcess, Transport } from './types.js'
+import { signalName, type ExitStatus, type RemoteProcess, type Transport } from './types.js'
 
 /** A node of a SLURM allocation, reached through srun instead of SSH. */
 export interface SrunTarget {
@@ -105,8 +105,6 @@ export class SrunMessages extends Transform {
 const couldBeSlurm = (head: string): boolean =>
   !head.includes(' ') &&
   ('srun: '.startsWith(head) || 'slurmstepd'.startsWith(head) || /^slurmstepd(-[\w.-]*)?:?$/.test(head))
-
-const signalName = (signal: NodeJS.Signals | null): string | null => (signal ? signal.replace(/^SIG/, '') : null)
 
 /**
  * Variables kept from srun: the login's SSH session (the probe would take SSH_CONNECTION for how the

@@ -58,5 +58,8 @@ export async function capture(
   return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status }
 }
 
+/** A child process's signal as SSH reports one: the name without SIG (`TERM`), or null. */
+export const signalName = (signal: NodeJS.Signals | null): string | null => (signal ? signal.replace(/^SIG/, '') : null)
+
 /** Host names that mean "this machine": they run through a child process, no sshd needed. */
 export const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1'])

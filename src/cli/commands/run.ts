@@ -203,10 +203,10 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
 export const runCommand: Command<RunOptions> = {
   name: 'run',
   parse: (argv, ctx) => parseRun(argv, ctx, false),
-  run: (options, io) =>
-    options.submit
-      ? import('../../launch/submit.js').then((m) => m.submitBatch(options.submit!, { ...io, self: io.self }))
-      : runLaunch(options, io),
+  run: async (options, io) => {
+    if (!options.submit) return runLaunch(options, io)
+    return (await import('../../launch/submit.js')).submitBatch(options.submit, io)
+  },
 }
 
 /** `fanout check [launch flags] [SCRIPT]`: the launch's own flags, then only connect, probe and pre-flight. */
