@@ -18,6 +18,8 @@ export const EXAMPLES: Array<[string, string]> = [
   ['$0 -H hosts.txt --jump me@login.example.org train.py', 'nodes behind a bastion: one shared connection to it'],
   ['salloc -N4 $0 train.py', 'inside a SLURM allocation: its nodes, through srun'],
   ['$0 --via sbatch --nodes 4 train.py', 'submit a SLURM batch job that runs this'],
+  ['$0 -H hosts.txt --detach train.py', 'start it and return: it goes on without this terminal'],
+  ['$0 attach RUN / logs RUN / stop RUN / ps', 'come back to a detached run, fetch its logs, stop it, list them'],
   ['$0 -H hostfile.example examples/train.py', 'the built-in default: localhost, no sshd'],
 ]
 
@@ -27,5 +29,6 @@ export const EPILOGUE = [
   '`fanout hosts [--hostfile FILE | --hosts LIST] [selection] [--json]` prints the resolved nodes without connecting (see fanout hosts --help). A script named hosts must come after --.',
   'SSH settings come from ~/.ssh/config (or --ssh-config); host keys must be in known_hosts (--accept-new records new ones, never changed ones); keys come from ssh-agent and IdentityFile (an encrypted one asks for its passphrase once). Nodes behind a jump host (ProxyJump, or --jump) are reached through one shared connection to it.',
   'Everything from SCRIPT on is passed to the script unchanged; put -- before a script name that starts with -.',
+  'Detached runs (--detach): every node supervises its part of the job and node 0 the whole (the first failure, --timeout, --restarts, a lost node) without this machine; each node keeps its output in ~/.fanout/runs/RUN (at most --detach-log-max). fanout attach RUN, logs RUN [--node K] [--follow] [--summary], stop RUN and ps come back to it (see fanout attach --help).',
   'While a job runs, Ctrl-\\ (SIGQUIT) prints the Python stack of every thread of every rank, and the job goes on; --timeout prints them before it stops the job.',
 ].join('\n\n')

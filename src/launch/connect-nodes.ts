@@ -17,16 +17,25 @@ export async function connectNodes(
   options: SshConnectOptions,
   io: RunIo,
 ): Promise<ConnectedNode[]> {
-  const open = io.openTransport ?? (await realTransports(specs, options, io))
-  const results = await io.ui.phase(
-    'connect',
-    specs.map((n) => ({ label: label(n), node: { rank: n.rank, host: n.entry.host }, run: () => open(n) })),
-    'connected',
-  )
+  const results = await connectEach(specs, options, io)
   const failed = results.some((r) => r.status === 'rejected')
   if (failed) for (const r of results) if (r.status === 'fulfilled') r.value.close()
   failPhase(results, specs)
   return specs.map((spec, i) => ({ spec, transport: (results[i] as PromiseFulfilledResult<Transport>).value }))
+}
+
+/** Connects to every node at once, each node's connection or why it failed (by node, in `specs`' order). */
+export async function connectEach(
+  specs: readonly NodeSpec[],
+  options: SshConnectOptions,
+  io: RunIo,
+): Promise<PromiseSettledResult<Transport>[]> {
+  const open = io.openTransport ?? (await realTransports(specs, options, io))
+  return io.ui.phase(
+    'connect',
+    specs.map((n) => ({ label: label(n), node: { rank: n.rank, host: n.entry.host }, run: () => open(n) })),
+    'connected',
+  )
 }
 
 /**

@@ -9,6 +9,11 @@ import type { SubmitOptions } from './submit.js'
 
 export type { JobOptions, PreflightOptions, SshConnectOptions, TeardownOptions }
 
+/** `--detach`: how much output each node keeps (`--detach-log-max`). */
+export interface DetachOptions {
+  logMaxBytes: number
+}
+
 /**
  * What a launch is asked, validated (cli/ builds it from argv; nothing here reads argv), grouped by
  * the stage that uses it: each stage takes its group, not the whole.
@@ -27,4 +32,6 @@ export interface RunOptions {
   sync?: SyncOptions
   /** `--via sbatch`: submit a batch job that runs this launch, instead of running it here. */
   submit?: SubmitOptions
+  /** `--detach`: the job goes on without this fanout, supervised on the nodes. */
+  detach?: DetachOptions
 }

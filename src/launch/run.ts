@@ -29,7 +29,7 @@ import { syncNodes } from './sync-nodes.js'
  */
 
 /** An open cluster: every node connected, synced and probed, with what the run reports to. */
-interface Cluster {
+export interface Cluster {
   nodes: ProbedNode[]
   runId: string
   startedAt: number
@@ -46,7 +46,11 @@ interface Cluster {
  * no attempt took get EOF (on which they run nothing), every connection is closed, the log flushed.
  * Everything that can be refused without a node is refused before the first connection.
  */
-async function withCluster<T>(options: RunOptions, io: RunIo, use: (cluster: Cluster) => Promise<T>): Promise<T> {
+export async function withCluster<T>(
+  options: RunOptions,
+  io: RunIo,
+  use: (cluster: Cluster) => Promise<T>,
+): Promise<T> {
   const { job, launcher, output } = options
   const startedAt = Date.now()
   const jobEnv = loadJobEnv(job.env, io.env)
@@ -138,7 +142,7 @@ export const dryRun = (options: RunOptions, io: RunIo): Promise<number> =>
   })
 
 /** How the plan is asked of plan/: the job's options, this run's id and environment, and a master port. */
-function planOptions(options: RunOptions, cluster: Cluster, masterPort: number | undefined): PlanOptions {
+export function planOptions(options: RunOptions, cluster: Cluster, masterPort: number | undefined): PlanOptions {
   const { job, launcher } = options
   return {
     python: job.python,
@@ -156,7 +160,7 @@ function planOptions(options: RunOptions, cluster: Cluster, masterPort: number |
 }
 
 /** The plan of the first attempt, said in one line; --only's ranks checked against it. */
-function planFor(options: RunOptions, cluster: Cluster): LaunchPlan {
+export function planFor(options: RunOptions, cluster: Cluster): LaunchPlan {
   const { nodes, io } = cluster
   // Without Python on node 0 (--launcher none) no free port can be probed: torch's default then.
   const port =

@@ -25,6 +25,18 @@ const SYNC_MAX_HELP =
   'expected a size (5GiB, 2G, 500MB), a file count (50000 or "50000 files"), both (5GiB,50000), or unlimited'
 
 /**
+ * A size with its unit (B, K/KiB, M/MiB, G/GiB, T/TiB are powers of 1024, KB/MB/GB/TB of 1000), in
+ * bytes; undefined for anything else (a bare number has no unit).
+ */
+export function parseSize(text: string): number | undefined {
+  const size = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgt]?)(i?)(b?)\s*$/i.exec(text)
+  if (!size || !(size[2] || size[4]) || (size[3] && !size[2])) return undefined
+  // KiB and K are binary, KB decimal; a bare B is bytes.
+  const unit = (size[2] ?? '').toLowerCase() + (size[2] && size[4] && !size[3] ? 'b' : '')
+  return Math.floor(Number(size[1]) * (UNITS[unit] as number))
+}
+
+/**
  * `--sync-max`: a size (with a unit: B, K/KiB, M/MiB, G/GiB, T/TiB are powers of 1024, KB/MB/GB/TB of
  * 1000), a file count (a plain whole number, optionally followed by "files"), both separated by a comma,
  * or "unlimited" (no limit at all: Infinity). What is not given keeps its default.
@@ -39,15 +51,12 @@ export function parseSyncMax(value: string): ScanLimits {
   const limits: Partial<ScanLimits> = {}
   for (const part of parts) {
     const count = /^\s*(\d+)\s*(?:files?)?\s*$/i.exec(part)
-    const size = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgt]?)(i?)(b?)\s*$/i.exec(part)
+    const size = parseSize(part)
     let key: keyof ScanLimits
     let n: number
     if (count) [key, n] = ['maxFiles', Number(count[1])]
-    else if (size && (size[2] || size[4]) && !(size[3] && !size[2])) {
-      // KiB and K are binary, KB decimal; a bare B is bytes.
-      const unit = (size[2] ?? '').toLowerCase() + (size[2] && size[4] && !size[3] ? 'b' : '')
-      ;[key, n] = ['maxBytes', Math.floor(Number(size[1]) * (UNITS[unit] as number))]
-    } else return bad(part.trim() === '' ? 'has an empty part' : `does not understand ${quote(part.trim())}`)
+    else if (size !== undefined) [key, n] = ['maxBytes', size]
+    else return bad(part.trim() === '' ? 'has an empty part' : `does not understand ${quote(part.trim())}`)
     if (limits[key] !== undefined) bad(`gives the ${key === 'maxFiles' ? 'file count' : 'size'} twice`)
     if (!(n > 0) || !Number.isSafeInteger(n)) bad(`must be more than 0 and less than ${Number.MAX_SAFE_INTEGER}`)
     limits[key] = n

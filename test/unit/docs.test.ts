@@ -72,12 +72,14 @@ const missing = (wanted: Iterable<string>, have: Set<string>): string[] =>
 describe('the docs and --help name the same flags', () => {
   let main = ''
   let hosts = ''
+  let runs = ''
   let helped = new Set<string>()
   const documented = tableFlags(read('docs/options.md'))
   beforeAll(async () => {
     main = await helpText(['--help'])
     hosts = await helpText(['hosts', '--help'])
-    helped = new Set([...helpFlags(main), ...helpFlags(hosts)])
+    runs = (await Promise.all(['attach', 'logs', 'stop', 'ps'].map((c) => helpText([c, '--help'])))).join('\n')
+    helped = new Set([...helpFlags(main), ...helpFlags(hosts), ...helpFlags(runs)])
   })
 
   it('the help texts are read (the option column is found)', () => {
@@ -115,6 +117,14 @@ describe('the docs and --help name the same flags', () => {
   it('every flag of fanout hosts --help has a row in docs/options.md', () => {
     const gone = missing(helpFlags(hosts), documented)
     expect(gone, `flags in fanout hosts --help but not in docs/options.md's tables: ${gone.join(', ')}`).toEqual([])
+  })
+
+  it('every flag of fanout attach, logs, stop and ps --help has a row in docs/options.md', () => {
+    const gone = missing(helpFlags(runs), documented)
+    expect([...helpFlags(runs)]).toContain('--follow')
+    expect(gone, `flags in the runs commands' --help but not in docs/options.md's tables: ${gone.join(', ')}`).toEqual(
+      [],
+    )
   })
 
   it("every flag in docs/options.md's tables exists in --help", () => {

@@ -1,9 +1,8 @@
-import { Chalk, type ChalkInstance } from 'chalk'
 import yargs, { type Argv } from 'yargs'
 import { usageError } from '../../errors.js'
 import type { RunOptions } from '../../launch/options.js'
-import type { OutputOptions } from '../../output/options.js'
 import { askSecret } from '../ask-secret.js'
+import { colourFor } from '../colour.js'
 import type { CliIo, Command, ParseContext, Parsed } from '../command.js'
 import { EPILOGUE, EXAMPLES } from '../help.js'
 import { readHostOptions, withHostOptions } from '../options/hosts.js'
@@ -22,6 +21,7 @@ import { readSshOptions, withSshOptions } from '../options/ssh.js'
 import { expandSyncFlag, readSyncOptions, withSyncOptions } from '../options/sync.js'
 import { readTeardownOptions, withTeardownOptions } from '../options/teardown.js'
 import { readSbatchOptions, SBATCH_FLAGS, withSbatchOptions } from '../options/sbatch.js'
+import { checkDetach, readDetachOptions, withDetachOptions } from '../options/detach.js'
 import { joinValues, PARSER, runParser, withoutOptions } from '../parser.js'
 import { scriptIsFile } from '../../plan/launcher.js'
 import { packageVersion } from '../version.js'
@@ -50,6 +50,7 @@ export function buildRunParser(argv: string[], width: number): Argv<unknown> {
     withWorkOptions,
     withTeardownOptions,
     withEnvOptions,
+    withDetachOptions,
     withSbatchOptions,
   ]
   return (
@@ -65,6 +66,30 @@ export function buildRunParser(argv: string[], width: number): Argv<unknown> {
       .command(
         'check',
         'connect, probe and print the pre-flight table, launching nothing',
+        () => {},
+        () => {},
+      )
+      .command(
+        'attach',
+        "follow a detached run's output until it ends (Ctrl-C detaches)",
+        () => {},
+        () => {},
+      )
+      .command(
+        'logs',
+        "fetch a detached run's output here, and print it",
+        () => {},
+        () => {},
+      )
+      .command(
+        'stop',
+        'stop a detached run, as Ctrl-C would',
+        () => {},
+        () => {},
+      )
+      .command(
+        'ps',
+        'the detached runs launched from here, with their state',
         () => {},
         () => {},
       )
@@ -126,6 +151,11 @@ async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Prom
     throw usageError(
       '--only needs the ranks of the lines: not with --launcher none or --no-rank-tags (use --only-node)',
     )
+  const detach = readDetachOptions(a)
+  if (detach) {
+    checkDetach(a, { check, srun: hosts.slurmJobId !== undefined, submit })
+    options.detach = detach
+  }
   if (sbatch) {
     const { wait, ...request } = sbatch
     options.submit = {
@@ -138,15 +168,6 @@ async function parseRun(argv: string[], ctx: ParseContext, check: boolean): Prom
     }
   }
   return { kind: 'options', options }
-}
-
-/** NO_COLOR / FORCE_COLOR / --color, deciding per stream (a pipe gets no escape codes). */
-function colourFor(stream: NodeJS.WriteStream, choice: OutputOptions['color'], env: NodeJS.ProcessEnv): ChalkInstance {
-  if (choice === 'never') return new Chalk({ level: 0 })
-  if (choice === 'always') return new Chalk({ level: 1 })
-  if (env.NO_COLOR) return new Chalk({ level: 0 })
-  if (env.FORCE_COLOR !== undefined) return new Chalk({ level: env.FORCE_COLOR === '0' ? 0 : 1 })
-  return new Chalk({ level: stream.isTTY ? 1 : 0 })
 }
 
 /** Runs a launch (or its check, or its dry run) with fanout's status on stderr: animated on a terminal, plain lines elsewhere. */
@@ -192,6 +213,8 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
       ...ask,
       ...(live ? { live } : {}),
     }
+    const { detach } = options
+    if (detach) return await (await import('../../launch/detach.js')).detachJob(options, detach, runIo)
     const mode = { run: launch.launchJob, 'dry-run': launch.dryRun, check: launch.checkCluster }[options.mode]
     return await mode(options, runIo)
   } finally {

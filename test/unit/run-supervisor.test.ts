@@ -1,0 +1,273 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { JOB } from '../../src/node/job.js'
+import { readerCommand, stopperCommand, type ReaderMode } from '../../src/node/run-files.js'
+import {
+  readDetached,
+  supervisorCommand,
+  supervisorInput,
+  type RunSupervisorConfig,
+} from '../../src/node/run-supervisor.js'
+import { ReaderParser, type NodeStatus, type ReaderMessage } from '../../src/runs/messages.js'
+import { localTransport } from '../../src/transport/local.js'
+import { capture } from '../../src/transport/types.js'
+
+// The detached run's node programs (node/run-supervisor.ts, node/run-files.ts), in real Python, with two
+// "nodes" on this machine (the local transport, the hub on 127.0.0.1): records, the gang rules, the
+// hub's door, rotation, the reader's protocol and the stopper. The e2e suite runs them over SSH with
+// torchrun (test/e2e/detach.test.ts).
+
+const python = (() => {
+  try {
+    execFileSync('python3', ['-c', 'pass'])
+    return 'python3'
+  } catch {
+    return undefined
+  }
+})()
+if (!python && process.env.CI) throw new Error('python3 is needed for the run supervisor tests')
+const describePython = python ? describe : describe.skip
+
+const ROOT = mkdtempSync('/tmp/fanout-run-supervisor-')
+let runs = 0
+const started: number[] = []
+
+afterAll(() => {
+  for (const pid of started)
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+})
+
+interface Node {
+  argv: string[]
+  tagged?: boolean
+}
+
+/** Starts a run of `nodes` (each a sh -c command) with its hub on 127.0.0.1; the run's directory and its supervisors. */
+async function startRun(
+  nodes: Node[],
+  over: Partial<RunSupervisorConfig> = {},
+): Promise<{ id: string; dir: string; pids: number[]; port: number; secret: string }> {
+  const id = `20261207-000000-${String(++runs).padStart(6, '0')}`
+  const dir = join(ROOT, id)
+  const secret = `secret-${runs}`
+  const config = (rank: number, hub: Partial<RunSupervisorConfig>): RunSupervisorConfig => ({
+    run: id,
+    node: rank,
+    host: `host${rank}`,
+    nodes: nodes.map((_n, k) => ({ rank: k, host: `host${k}` })),
+    dir: join(dir, `n${rank}`),
+    secret,
+    hb: 3,
+    grace: 2,
+    timeout: null,
+    kill_on_failure: true,
+    restarts: 0,
+    worker_restarts: 0,
+    fresh_port: true,
+    log_max: 1 << 20,
+    ...over,
+    ...hub,
+    job: {
+      program: JOB,
+      cwd: '/',
+      env: { FANOUT_TEST: 'a b' },
+      setup: [],
+      argv: (nodes[rank] as Node).argv,
+      agent: false,
+      tagged: (nodes[rank] as Node).tagged ?? false,
+      port: 29500,
+      port_argv: [],
+      port_env: [],
+    },
+  })
+  const start = async (rank: number, hub: Partial<RunSupervisorConfig>) => {
+    const { stdout, stderr } = await capture(
+      localTransport(),
+      supervisorCommand(python as string, id, rank),
+      supervisorInput(config(rank, hub)),
+    )
+    const s = readDetached(stdout)
+    if (!s) throw new Error(stderr)
+    started.push(s.pid)
+    return s
+  }
+  const hub = await start(0, { hub_bind: '127.0.0.1' })
+  const others = await Promise.all(
+    nodes.slice(1).map((_n, k) => start(k + 1, { hub_addr: '127.0.0.1', hub_port: hub.port })),
+  )
+  return { id, dir, pids: [hub.pid, ...others.map((o) => o.pid)], port: hub.port, secret }
+}
+
+const sh = (text: string): string[] => ['/bin/sh', '-c', text]
+const alive = (pid: number): boolean => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fanout-run')
+  } catch {
+    return false
+  }
+}
+const json = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T
+
+async function until(ok: () => boolean, withinMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + withinMs
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const ended = (run: { pids: number[] }): Promise<void> =>
+  until(() => run.pids.every((p) => !alive(p)), 30_000, 'the supervisors to end')
+
+const output = (dir: string): string =>
+  readdirSync(dir)
+    .filter((f) => /^output\.\d+\.log$/.test(f))
+    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('')
+
+async function read(dir: string, mode: ReaderMode, from = { seq: 0, offset: 0 }, lines = 0): Promise<ReaderMessage[]> {
+  const { stdout } = await capture(localTransport(), readerCommand(python as string, dir, mode, from, lines))
+  return new ReaderParser().push(Buffer.from(stdout, 'latin1'))
+}
+
+interface Summary {
+  exit_code: number
+  state: string
+  root_cause: { node: number; exit_code: number; result: string; last_lines: string[] } | null
+  nodes: Array<{ node: number; exit_code: number; stopped_by_fanout: boolean; result: string }>
+}
+
+describePython('a detached run on its nodes', () => {
+  it("runs each node's job, writes its lines as records, and node 0 writes the summary", async () => {
+    const run = await startRun([
+      { argv: sh('echo "zero $FANOUT_TEST"; echo oops >&2') },
+      { argv: sh('sleep 0.3; echo one') },
+    ])
+    await ended(run)
+    const zero = output(join(run.dir, 'n0'))
+    expect(zero).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z n0 - out zero a b$/m)
+    expect(zero).toMatch(/Z n0 - err oops$/m)
+    expect(zero).toMatch(/Z n0 - fanout node 1 \(host1\) joined$/m)
+    expect(output(join(run.dir, 'n1'))).toMatch(/Z n1 - out one$/m)
+    const summary = json<Summary>(join(run.dir, 'n0', 'summary.json'))
+    expect(summary).toMatchObject({ exit_code: 0, state: 'succeeded', root_cause: null })
+    expect(summary.nodes.map((n) => n.exit_code)).toEqual([0, 0])
+    expect(json<{ state: string }>(join(run.dir, 'n1', 'state.json')).state).toBe('succeeded')
+    // The run directory is the user's alone.
+    expect(
+      execFileSync('stat', ['-c', '%a', join(run.dir, 'n0'), join(run.dir, 'n0', 'output.0.log')], {
+        encoding: 'utf8',
+      }),
+    ).toBe('700\n600\n')
+  })
+
+  it('a failing node stops the others at once; it is the root cause, with its last lines', async () => {
+    const run = await startRun([
+      { argv: sh('echo working; sleep 60') },
+      { argv: sh('sleep 0.5; echo "bad input" >&2; exit 3') },
+    ])
+    const t0 = Date.now()
+    await ended(run)
+    // Node 0's job was stopped (SIGTERM), not waited for: well within its 60 s.
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    const summary = json<Summary>(join(run.dir, 'n0', 'summary.json'))
+    expect(summary.exit_code).toBe(3)
+    expect(summary.state).toBe('failed')
+    expect(summary.root_cause).toMatchObject({ node: 1, exit_code: 3, result: 'exited with code 3' })
+    expect(summary.root_cause?.last_lines).toEqual(['bad input'])
+    expect(summary.nodes.find((n) => n.node === 0)).toMatchObject({ stopped_by_fanout: true, exit_code: 143 })
+  })
+
+  it("demultiplexes the rank tagger's frames, and keeps a rewritten line's last state", async () => {
+    const frame = (rank: number, text: string): string =>
+      `\\036F${rank},0:${Buffer.byteLength(text.replace(/\\n/g, '\n'))}\\037${text}`
+    const run = await startRun([
+      {
+        argv: sh(
+          `printf '\\036S4,0:0\\037${frame(4, 'from four\\n')}${frame(5, 'half ')}untagged\\n${frame(5, 'and rest\\n')}'; printf '10%%\\r50%%\\r100%%\\n'`,
+        ),
+        tagged: true,
+      },
+    ])
+    await ended(run)
+    const text = output(join(run.dir, 'n0'))
+    expect(text).toMatch(/Z n0 r4\/0 out from four$/m)
+    expect(text).toMatch(/Z n0 r5\/0 out half and rest$/m)
+    expect(text).toMatch(/Z n0 - out untagged$/m)
+    expect(text).toMatch(/Z n0 - out 100%$/m)
+  })
+
+  it('the hub answers only peers that know the run secret', async () => {
+    const run = await startRun([{ argv: sh('sleep 3') }])
+    const said = await new Promise<string>((resolve) => {
+      let got = ''
+      const s = connect(run.port, '127.0.0.1', () =>
+        s.write(JSON.stringify({ t: 'hello', node: 0, nonce: 'x', mac: 'bad' }) + '\n'),
+      )
+      s.on('data', (b) => (got += b.toString()))
+      s.on('close', () => resolve(got))
+      s.on('error', () => resolve(got))
+    })
+    // A challenge, then the door closes: no welcome, no run data.
+    expect(said).toMatch(/^\{"t": "hello", "nonce": "[0-9a-f]{32}"\}\n$/)
+    expect(alive(run.pids[0] as number)).toBe(true)
+    await ended(run)
+    expect(json<Summary>(join(run.dir, 'n0', 'summary.json')).exit_code).toBe(0)
+  })
+
+  it('the reader sends the output from an offset, the last lines, and the state; past the cap, rotation', async () => {
+    const run = await startRun(
+      [{ argv: sh('i=0; while [ $i -lt 10000 ]; do echo "line $i of the flood"; i=$((i+1)); done') }],
+      {
+        log_max: 128 * 1024,
+      },
+    )
+    await ended(run)
+    const dir = join(run.dir, 'n0')
+    const segments = readdirSync(dir).filter((f) => f.startsWith('output.'))
+    // 10000 records of ~55 bytes: several halves of 64 KiB, so the first segments are gone.
+    expect(segments.length).toBe(2)
+    expect(segments).not.toContain('output.0.log')
+    const all = await read(dir, 'read')
+    const state = all.find((m) => m.kind === 'state') as { status: NodeStatus }
+    expect(state.status.skipped).toBeGreaterThan(0)
+    expect(state.status.alive).toBe(false)
+    const text = Buffer.concat(all.flatMap((m) => (m.kind === 'chunk' ? [m.data] : []))).toString()
+    expect(text).toContain('line 9999 of the flood')
+    expect(all[all.length - 1]?.kind).toBe('end')
+    const tail = await read(dir, 'tail', undefined, 3)
+    const lines = Buffer.concat(tail.flatMap((m) => (m.kind === 'chunk' ? [m.data] : [])))
+      .toString()
+      .trimEnd()
+      .split('\n')
+    expect(lines).toHaveLength(3)
+    expect(lines[2]).toMatch(/fanout run .* succeeded, exit 0$/)
+    const chunks = tail.filter((m) => m.kind === 'chunk')
+    const last = chunks[chunks.length - 1] as { seq: number; offset: number; data: Buffer }
+    // From where the tail began, nothing more than those lines.
+    const rest = await read(dir, 'read', { seq: last.seq, offset: last.offset + last.data.length })
+    expect(rest.some((m) => m.kind === 'chunk')).toBe(false)
+    expect((await read(join(run.dir, 'nope'), 'state'))[0]?.kind).toBe('missing')
+  })
+
+  it('the stopper stops the run as Ctrl-C does, and leaves nothing', async () => {
+    const run = await startRun([{ argv: sh('echo up; exec sleep 60') }, { argv: sh('exec sleep 60') }])
+    await until(() => output(join(run.dir, 'n0')).includes('out up'), 10_000, 'node 0 to start')
+    const stops = await Promise.all(
+      [0, 1].map((k) => capture(localTransport(), stopperCommand(python as string, join(run.dir, `n${k}`), 10))),
+    )
+    for (const s of stops) expect(JSON.parse(s.stdout)).toMatchObject({ running: true, left: 0, killed: [] })
+    expect(run.pids.some(alive)).toBe(false)
+    const summary = json<Summary>(join(run.dir, 'n0', 'summary.json'))
+    expect(summary).toMatchObject({ exit_code: 130, state: 'stopped', root_cause: null })
+    expect(existsSync(join(run.dir, 'n1', 'state.json'))).toBe(true)
+  })
+})
