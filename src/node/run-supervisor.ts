@@ -165,8 +165,14 @@ class Output:
 
     def __init__(self, log):
         self.log = log
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # scan_line reads the recent lines while a line is added
         self.reset()
+
+    def last(self, n, skip=0):
+        """The last n non-empty lines (before the last skip), as text."""
+        with self.lock:
+            lines = self.recent[-(n + skip):len(self.recent) - skip]
+        return [b.decode('utf-8', 'replace') for b in lines]
 
     def reset(self):
         self.lines = 0
@@ -229,8 +235,10 @@ class Output:
             if rank is not None:
                 self.ranks.add(rank)
             if text.strip():
-                self.recent.append(text.decode('utf-8', 'replace'))
-                del self.recent[:-20]
+                # Kept as bytes: decoded only when a failure reports them (a flood decodes nothing).
+                self.recent.append(text)
+                if len(self.recent) > 40:
+                    del self.recent[:-20]
             if name == 'err':
                 scan_line(self, text.decode('utf-8', 'replace'), rank)
         return head + text + b'\n'
@@ -246,7 +254,7 @@ def scan_line(output, line, rank):
         events.put(('worker-failed', output.attempt, {
             'exit_code': 128 - code if code < 0 else code,
             'what': 'local rank %d %s%s' % (local, how, ' after ' + raised if raised else ''),
-            'last_lines': list(output.recent[-11:-1]),
+            'last_lines': output.last(10, 1),
             'consequence': output.peer_loss and output.own_error is None}))
         return
     trimmed = RANK_PREFIX.sub('', line.strip())
@@ -494,7 +502,7 @@ class Run:
         job = self.job
         rec = {'node': NODE, 'host': HOST, 'attempt': self.attempt, 'ranks': sorted(self.output.ranks), 'lines': self.output.lines,
                'started_at': iso(job.started) if job else iso(self.started_at), 'ended_at': iso(time.time()),
-               'stopped_by_fanout': bool(job and job.stopping), 'last_lines': list(self.output.recent[-10:]), 'root_cause': False}
+               'stopped_by_fanout': bool(job and job.stopping), 'last_lines': self.output.last(10), 'root_cause': False}
         if lost:
             rec.update(code=None, signal=None, exit_code=255, lost=lost, result=lost)
         else:
@@ -602,8 +610,9 @@ class Run:
         self.stop_at = None
         self.root = None
         if cfg['fresh_port']:
-            s = socket.socket(socket.AF_INET6 if ':' in cfg['hub_bind'] else socket.AF_INET)
-            s.bind((cfg['hub_bind'], 0))
+            v6 = ':' in cfg['hub_bind']
+            s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+            s.bind(('::' if v6 else '', 0))  # free on every address, the master's among them
             self.port = s.getsockname()[1]
             s.close()
         self.log.event('restart', 'attempt %d of %d: master port %d' % (self.attempt, cfg['restarts'] + 1, self.port))
@@ -635,7 +644,7 @@ class Run:
             if rec['exit_code'] != 0 and not self.reported:
                 out = self.output
                 raised = ' after ' + out.own_error if out.own_error else ''
-                self.report({'exit_code': rec['exit_code'], 'what': rec['result'] + raised, 'last_lines': list(out.recent[-10:]),
+                self.report({'exit_code': rec['exit_code'], 'what': rec['result'] + raised, 'last_lines': out.last(10),
                              'consequence': out.peer_loss and out.own_error is None})
             if HUB:
                 self.node_ended(0, rec)
@@ -810,6 +819,8 @@ def main(ready):
         family = socket.AF_INET6 if ':' in cfg['hub_bind'] else socket.AF_INET
         server = socket.socket(family, socket.SOCK_STREAM)
         try:
+            # The master address, when it is one of this node's (a name may resolve to loopback here).
+            socket.inet_pton(family, cfg['hub_bind'])
             server.bind((cfg['hub_bind'], 0))
         except OSError:
             server.bind(('::' if family == socket.AF_INET6 else '0.0.0.0', 0))

@@ -391,7 +391,13 @@ describe('jobCommand: the watchdog', () => {
     const p = startJob(
       job({
         env: { PIDFILE: pidFile },
-        argv: ['/bin/sh', '-c', 'python3 -c "$0" >/dev/null 2>&1 & sleep 0.5', holder],
+        // Ends once the holder wrote its pid (it has left the group by then): a fixed sleep lost that race on a busy machine.
+        argv: [
+          '/bin/sh',
+          '-c',
+          'python3 -c "$0" >/dev/null 2>&1 & until [ -s "$PIDFILE" ]; do sleep 0.05; done',
+          holder,
+        ],
         heartbeatTimeoutS: 10,
         graceS: 5,
       }),

@@ -1,8 +1,8 @@
 import yargs, { type Argv } from 'yargs'
 import { usageError } from '../../errors.js'
 import type { RunOptions } from '../../launch/options.js'
-import { askSecret } from '../ask-secret.js'
 import { colourFor } from '../colour.js'
+import { runIoOf } from '../run-io.js'
 import type { CliIo, Command, ParseContext, Parsed } from '../command.js'
 import { EPILOGUE, EXAMPLES } from '../help.js'
 import { readHostOptions, withHostOptions } from '../options/hosts.js'
@@ -194,25 +194,10 @@ async function runLaunch(options: RunOptions, io: CliIo): Promise<number> {
     return () => void (stacks === handler && (stacks = undefined))
   }
   try {
-    // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
-    const terminal = { input: io.stdin, output: stderr }
-    const ask =
-      io.stdin.isTTY && options.hosts.hostfile !== '-'
-        ? { askSecret: (prompt: string) => askSecret(prompt, terminal) }
-        : {}
     const launch = await import('../../launch/run.js')
-    const runIo = {
-      stdout,
-      stderr,
-      env,
-      readStdin: io.readStdin,
-      chalk,
-      ui,
-      onStop: io.onStop,
-      onStacks,
-      ...ask,
-      ...(live ? { live } : {}),
-    }
+    // A prompt needs a terminal on stdin (not one that `--hostfile -` reads).
+    const canAsk = Boolean(io.stdin.isTTY) && options.hosts.hostfile !== '-'
+    const runIo = runIoOf(io, { chalk, ui, canAsk, onStacks, ...(live ? { live } : {}) })
     const { detach } = options
     if (detach) return await (await import('../../launch/detach.js')).detachJob(options, detach, runIo)
     const mode = { run: launch.launchJob, 'dry-run': launch.dryRun, check: launch.checkCluster }[options.mode]

@@ -3,8 +3,8 @@ import { usageError } from '../../errors.js'
 import type { RunIo } from '../../launch/io.js'
 import type { OutputOptions } from '../../output/options.js'
 import type { Ui } from '../../output/ui.js'
-import { askSecret } from '../ask-secret.js'
 import { colourFor } from '../colour.js'
+import { runIoOf } from '../run-io.js'
 import type { CliIo, Command, ParseContext, Parsed } from '../command.js'
 import { int, PARSER, runParser } from '../parser.js'
 
@@ -148,18 +148,7 @@ async function runsIo(options: RunsOptions, io: CliIo, quiet: boolean): Promise<
   const ui: Ui = quiet
     ? { phase: (_t, items) => plainUi(() => {}, errChalk).phase(_t, items), info: () => {}, warn: () => {} }
     : plainUi(print, errChalk)
-  const terminal = { input: io.stdin, output: stderr }
-  const runIo: RunIo = {
-    stdout,
-    stderr,
-    env,
-    readStdin: io.readStdin,
-    chalk,
-    ui,
-    onStop: io.onStop,
-    ...(io.stdin.isTTY ? { askSecret: (prompt: string) => askSecret(prompt, terminal) } : {}),
-    ...(live ? { live } : {}),
-  }
+  const runIo = runIoOf(io, { chalk, ui, canAsk: Boolean(io.stdin.isTTY), ...(live ? { live } : {}) })
   return { runIo, done: () => live?.stop() }
 }
 
@@ -184,7 +173,11 @@ async function listRuns(registry: import('../../runs/registry.js').Registry, opt
   const { runIo, done } = await runsIo(options, io, true)
   try {
     const { formatRuns, runState } = await import('../../runs/ps.js')
-    const rows = await Promise.all(registry.list().map((r) => runState(r, registry, runIo)))
+    // A few runs at a time: each that has not ended connects to every node of it.
+    const runs = registry.list()
+    const rows: Awaited<ReturnType<typeof runState>>[] = []
+    for (let i = 0; i < runs.length; i += 4)
+      rows.push(...(await Promise.all(runs.slice(i, i + 4).map((r) => runState(r, registry, runIo)))))
     io.stdout.write(options.json ? JSON.stringify(rows, null, 2) + '\n' : formatRuns(rows))
     return 0
   } finally {
