@@ -218,10 +218,10 @@ describeCluster('detached runs', () => {
     })
   })
 
-  it('the client cut off from the cluster for 40 s changes nothing; a run that ends on its own succeeds', async () => {
+  it('the client cut off from the cluster for 40 s changes nothing; attach and logs --follow see the run end', async () => {
     const names = ['h1', 'h2', 'h3']
-    // 120 steps of 0.5 s: it outlasts the cut, the heartbeat timeout (15 s) more than twice over.
-    const { id } = await detach(names, ['detach_steps.py', '120'])
+    // 160 steps of 0.5 s: it outlasts the cut, the heartbeat timeout (15 s) more than twice over.
+    const { id } = await detach(names, ['detach_steps.py', '160'])
     await waitStep(id, 3, 1)
     // This machine's address on the bridge is the client's: without it, no packet reaches a node.
     execFileSync('ip', ['addr', 'del', '10.99.0.1/24', 'dev', 'fo-br0'])
@@ -233,7 +233,18 @@ describeCluster('detached runs', () => {
     } finally {
       execFileSync('ip', ['addr', 'add', '10.99.0.1/24', 'dev', 'fo-br0'])
     }
-    const row = await waitState(id, ['succeeded', 'failed'], 90_000)
+    // Back on the network: two clients follow it to its end, which each reports with the run's code.
+    const [attached, followed] = await Promise.all([
+      fanout(['attach', id], 110_000),
+      fanout(['logs', id, '--follow'], 110_000),
+    ])
+    expect(attached.code, attached.stderr).toBe(0)
+    expect(attached.stdout).toMatch(/\[n2 h3 r2\]\s+rank 2 finished/)
+    expect(attached.stderr).toMatch(new RegExp(`run ${id}: succeeded\n$`))
+    expect(followed.code, followed.stderr).toBe(0)
+    for (const r of [0, 1, 2]) expect(followed.stdout).toMatch(new RegExp(`r${r}\\]\\s+rank ${r} finished`))
+    expect(followed.stderr).toMatch(new RegExp(`run ${id}: succeeded\n$`))
+    const row = await ps(id)
     expect(row.state).toBe('succeeded')
     for (let k = 0; k < 3; k++) expect(nodeOutput(id, k)).toContain(`rank ${k} finished`)
     expect(await waitNoSurvivors(names.map(host), 10_000)).toEqual([])
