@@ -138,7 +138,8 @@ export async function runLogs(record: RunRecord, registry: Registry, options: Lo
     closeRun(nodes)
   }
   if (summary) registry.markEnded(record.id, summary)
-  if (options.follow && !stopped && summary) printSummary(summary, io)
+  if (stopped) io.ui.info(`stopped following run ${record.id}; it goes on (fanout stop ${record.id} stops it)`)
+  else if (options.follow && summary) printSummary(summary, io)
   return 0
 }
 

@@ -162,6 +162,14 @@ describeCluster('detached runs', () => {
       expect(attached.code, attached.stderr).toBe(0)
       expect(attached.stderr).toMatch(new RegExp(`detached from run ${id}; it goes on`))
       for (const name of names) expect(supervisors(name, id)).toHaveLength(1)
+      // Ctrl-C in logs --follow only stops following, too.
+      const follow = startFanout(['logs', id, '--follow'], { env })
+      await follow.waitFor(/r2\]\s+rank 2 step \d+/)
+      process.kill(follow.pid, 'SIGINT')
+      const followed = await follow.done
+      expect(followed.code, followed.stderr).toBe(0)
+      expect(followed.stderr).toMatch(new RegExp(`stopped following run ${id}; it goes on`))
+      for (const name of names) expect(supervisors(name, id)).toHaveLength(1)
 
       // logs: every node's lines fetched here; a second call fetches only what is new.
       const logs = await fanout(['logs', id])
