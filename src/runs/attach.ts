@@ -3,7 +3,7 @@ import type { RunIo } from '../launch/io.js'
 import { JobOutput } from '../output/job-output.js'
 import type { NodeStatus, ReaderMessage } from './messages.js'
 import { closeRun, reachRun, streamNode, type RunNode } from './nodes.js'
-import type { Registry, RunRecord, RunSummary } from './registry.js'
+import { nodeRunDir, type Registry, type RunRecord, type RunSummary } from './registry.js'
 import { Replay } from './replay.js'
 import { describeEnd, formatRunSummary } from './summary.js'
 
@@ -65,12 +65,12 @@ export async function attachRun(
 ): Promise<number> {
   const nodes = await reachRun(record, io)
   const unreachable = nodes.filter((n) => !n.transport)
+  const reachable = nodes.flatMap((n) => (n.transport ? [{ ...n, transport: n.transport }] : []))
   for (const n of unreachable) io.ui.warn(`node ${n.rank} (${n.host}) cannot be reached: ${n.error}`)
   const { replay, output } = showRun(record, options, io)
   const statuses = new Map<number, NodeStatus>()
   const firstStatus = new Map<number, NodeStatus>()
   let detached = false
-  const readers: Array<Promise<string>> = []
   const onMessage =
     (node: RunNode) =>
     (m: ReaderMessage): void => {
@@ -78,7 +78,8 @@ export async function attachRun(
       else if (m.kind === 'state') {
         statuses.set(node.rank, m.status)
         if (!firstStatus.has(node.rank)) firstStatus.set(node.rank, m.status)
-      } else if (m.kind === 'missing') io.ui.warn(`node ${node.rank} (${node.host}) has no directory ${record.dir}`)
+      } else if (m.kind === 'missing')
+        io.ui.warn(`node ${node.rank} (${node.host}) has no directory ${nodeRunDir(record.dir, node.rank)}`)
     }
   const started = Date.parse(record.started_at)
   const { live } = io
@@ -96,20 +97,13 @@ export async function attachRun(
     closeRun(nodes)
   })
   try {
-    for (const node of nodes) {
-      if (!node.transport) continue
-      const reader = await streamNode(
-        node.transport,
-        record,
-        node.rank,
-        'tail',
-        { seq: 0, offset: 0 },
-        options.lines,
-        onMessage(node),
-      )
-      readers.push(reader.done)
-    }
-    await Promise.all(readers.map((r) => r.catch(() => '')))
+    // Every node's reader at once: one SSH channel each, opened side by side.
+    const readers = await Promise.all(
+      reachable.map((node) =>
+        streamNode(node.transport, record, node.rank, 'tail', { seq: 0, offset: 0 }, options.lines, onMessage(node)),
+      ),
+    )
+    await Promise.all(readers.map((r) => r.done.catch(() => '')))
   } finally {
     stopWatching()
     clearInterval(status)
@@ -130,7 +124,7 @@ export async function attachRun(
   } else if (unreachable.some((n) => n.rank === 0))
     io.ui.warn(`node 0 (${record.nodes[0]?.host}) cannot be reached: the run's result is not known here`)
   const endedBefore = nodes.every((n) => !n.transport || firstStatus.get(n.rank)?.alive === false)
-  if (endedBefore && readers.length > 0)
+  if (endedBefore && reachable.length > 0)
     throw usageError(
       `run ${record.id} had ended${summary ? ` (${describeEnd(summary)})` : ''}: there is nothing to attach to; its last lines and summary are above (fanout logs ${record.id} for all of them)`,
     )

@@ -2,7 +2,7 @@ import { resolveNodes } from '../hosts/nodes.js'
 import { connectEach } from '../launch/connect-nodes.js'
 import type { RunIo } from '../launch/io.js'
 import { readerCommand, type ReaderMode } from '../node/run-files.js'
-import { capture, type RemoteProcess, type Transport } from '../transport/types.js'
+import type { Transport } from '../transport/types.js'
 import { ReaderParser, type NodeStatus, type ReaderMessage } from './messages.js'
 import { nodeRunDir, type RunRecord } from './registry.js'
 
@@ -30,23 +30,7 @@ export async function reachRun(record: RunRecord, io: RunIo, only?: ReadonlySet<
 
 export const closeRun = (nodes: readonly RunNode[]): void => nodes.forEach((n) => n.transport?.close())
 
-/** A node's state (the reader's `state` mode); undefined when the node has no such run directory. */
-export async function nodeStatus(
-  transport: Transport,
-  record: RunRecord,
-  rank: number,
-): Promise<NodeStatus | undefined> {
-  const { stdout, stderr, status } = await capture(
-    transport,
-    readerCommand(record.python, nodeRunDir(record.dir, rank), 'state'),
-  )
-  const messages = new ReaderParser().push(Buffer.from(stdout, 'latin1'))
-  for (const m of messages) if (m.kind === 'state') return m.status
-  if (messages.some((m) => m.kind === 'missing')) return undefined
-  throw new Error(stderr.trim() || `the run reader ended with ${status.code ?? status.signal}`)
-}
-
-/** Runs the reader on a node and hands over its messages as they come; settles when it ends. */
+/** Runs the reader on a node and hands over its messages as they come; settles, with its stderr, when it ends. */
 export async function streamNode(
   transport: Transport,
   record: RunRecord,
@@ -55,12 +39,29 @@ export async function streamNode(
   from: { seq: number; offset: number },
   lines: number,
   onMessage: (m: ReaderMessage) => void,
-): Promise<{ proc: RemoteProcess; done: Promise<string> }> {
+): Promise<{ done: Promise<string> }> {
   const proc = await transport.exec(readerCommand(record.python, nodeRunDir(record.dir, rank), mode, from, lines))
   proc.end()
   const parser = new ReaderParser()
   let stderr = ''
   proc.stdout.on('data', (b: Buffer) => parser.push(b).forEach(onMessage))
   proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-  return { proc, done: proc.done.then(() => stderr.trim()) }
+  return { done: proc.done.then(() => stderr.trim()) }
+}
+
+/** A node's state (the reader's `state` mode); undefined when the node has no such run directory. */
+export async function nodeStatus(
+  transport: Transport,
+  record: RunRecord,
+  rank: number,
+): Promise<NodeStatus | undefined> {
+  let status: NodeStatus | undefined
+  let missing = false
+  const reader = await streamNode(transport, record, rank, 'state', { seq: 0, offset: 0 }, 0, (m) => {
+    if (m.kind === 'state') status = m.status
+    else if (m.kind === 'missing') missing = true
+  })
+  const said = await reader.done
+  if (status || missing) return status
+  throw new Error(said || 'the run reader said nothing')
 }

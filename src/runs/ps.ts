@@ -2,7 +2,7 @@ import type { RunIo } from '../launch/io.js'
 import { alignColumns } from '../output/table.js'
 import type { NodeStatus } from './messages.js'
 import { closeRun, nodeStatus, reachRun } from './nodes.js'
-import type { Registry, RunRecord, RunSummary } from './registry.js'
+import { nodeRunDir, type Registry, type RunRecord, type RunSummary } from './registry.js'
 import { describeEnd } from './summary.js'
 
 /** One run as `ps` shows it. */
@@ -96,7 +96,7 @@ export async function runState(record: RunRecord, registry: Registry, io: RunIo)
         record,
         'vanished',
         !zero.status
-          ? `node 0 has no ${record.dir}`
+          ? `node 0 has no ${nodeRunDir(record.dir, 0)}`
           : "node 0's supervisor is gone without a summary (the node restarted, or it was killed)",
       )
     return { ...result, node_states: nodeStates }

@@ -63,7 +63,7 @@ export async function stopRun(record: RunRecord, registry: Registry, io: RunIo):
         },
         result: (s: Stopped) =>
           s.missing
-            ? `no ${record.dir} there`
+            ? `no ${nodeRunDir(record.dir, n.rank)} there`
             : `${s.running ? 'stopped' : `had ended (${s.was})`}${s.killed && s.killed.length > 0 ? `; killed ${s.killed.join(', ')}` : ''}; ${s.left ?? 0} process(es) left`,
       })),
       'stopped',
