@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   cluster,
   clusterArgs,
@@ -14,6 +14,7 @@ import {
   waitNoSurvivors,
   writeWork,
   type FanoutRun,
+  type RunningFanout,
 } from './cluster.js'
 
 // Detached runs (fanout --detach, attach, logs, ps, stop): the job goes on without its client, supervised
@@ -50,6 +51,15 @@ const launchArgs = (names: string[], ...more: string[]): string[] => [
 ]
 const fanout = (args: string[], timeoutMs?: number): Promise<FanoutRun> =>
   runFanout(args, { env, ...(timeoutMs ? { timeoutMs } : {}) })
+
+/** The clients a test started and did not wait for (attach, logs --follow): killed after it, whatever happened. */
+const started = new Set<RunningFanout>()
+function start(args: string[]): RunningFanout {
+  const client = startFanout(args, { env })
+  started.add(client)
+  void client.done.then(() => started.delete(client))
+  return client
+}
 
 /** Launches detached; returns the run id (fanout's only stdout line) and how long the launch took. */
 async function detach(names: string[], args: string[]): Promise<{ id: string; ms: number; run: FanoutRun }> {
@@ -92,6 +102,15 @@ async function waitState(id: string, states: string[], withinMs: number): Promis
 const supervisors = (name: string, id: string): string[] =>
   survivors(host(name)).filter((p) => p.includes(`fanout-run ${id}`))
 
+/** Polls `done` every 100 ms; after `withinMs`, fails naming what it waited for and the output so far. */
+async function waitUntil(done: () => boolean, what: string, output: () => string, withinMs = 60_000): Promise<void> {
+  const deadline = Date.now() + withinMs
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output so far:\n${output()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 /** Waits until the run's nodes have printed step `n` or later (from the nodes' own files). */
 async function waitStep(id: string, nodes: number, n: number, withinMs = 60_000): Promise<void> {
   const deadline = Date.now() + withinMs
@@ -130,8 +149,17 @@ const TORCHES = [
 
 describeCluster('detached runs', () => {
   beforeAll(() => void script())
-  afterAll(async () => {
-    // Whatever a failed test left running is stopped, so that the next file starts clean.
+  // Whatever a failed test left running (its clients, its run) is stopped, so that the next test,
+  // which checks that nothing is left on its hosts, starts clean and fails only for itself.
+  afterEach(async () => {
+    for (const client of started) {
+      try {
+        process.kill(client.pid, 'SIGKILL')
+      } catch {
+        // It ended meanwhile.
+      }
+    }
+    await Promise.all([...started].map((c) => c.done))
     const all = JSON.parse((await fanout(['ps', '--json'])).stdout || '[]') as PsRow[]
     for (const r of all.filter((r) => !['succeeded', 'failed', 'stopped', 'timed-out'].includes(r.state)))
       await fanout(['stop', r.run])
@@ -151,19 +179,23 @@ describeCluster('detached runs', () => {
       expect(listed.node_states?.map((n) => n.state)).toEqual(['running', 'running', 'running'])
 
       // attach: the last lines of every node first, then live ones; Ctrl-C detaches, the run goes on.
-      const attach = startFanout(['attach', id.slice(0, 17), '--lines', '2'], { env })
+      const attach = start(['attach', id.slice(0, 17), '--lines', '2'])
       await attach.waitFor(/\[n0 \S+ r0\]\s+rank 0 step \d+/)
+      // Every node's reader is opened at once: node 1's tail may come after node 0's, so the live lines
+      // are counted from node 1's own first line (waiting for "step <first+2>" with no line of node 1
+      // yet would wait for step 1, long gone).
+      await attach.waitFor(/\[n1 \S+ r1\]\s+rank 1 step \d+/)
       const seen = (): number =>
         Math.max(...[...attach.output().matchAll(/rank 1 step (\d+)/g)].map((m) => Number(m[1])), -1)
       const first = seen()
-      await attach.waitFor(new RegExp(`rank 1 step ${first + 2}\\b`))
+      await waitUntil(() => seen() >= first + 2, `attach to show rank 1 past step ${first + 1}`, attach.output)
       process.kill(attach.pid, 'SIGINT')
       const attached = await attach.done
       expect(attached.code, attached.stderr).toBe(0)
       expect(attached.stderr).toMatch(new RegExp(`detached from run ${id}; it goes on`))
       for (const name of names) expect(supervisors(name, id)).toHaveLength(1)
       // Ctrl-C in logs --follow only stops following, too.
-      const follow = startFanout(['logs', id, '--follow'], { env })
+      const follow = start(['logs', id, '--follow'])
       await follow.waitFor(/r2\]\s+rank 2 step \d+/)
       process.kill(follow.pid, 'SIGINT')
       const followed = await follow.done
