@@ -3,7 +3,14 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          // Builds the Debian 11 root (its Python 3.9) the run supervisor tests use, once.
+          globalSetup: ['test/unit/global-setup.ts'],
+        },
+      },
       {
         test: {
           name: 'e2e',

@@ -1,5 +1,30 @@
 import { sh } from './job.js'
 
+// What the reader and the stopper share: the run directory (their first argument), its JSON files, and
+// whether its supervisor is still there.
+const RUN_DIR = String.raw`
+import json, os, re, signal, sys, time
+
+d = os.path.expanduser(sys.argv[1])
+
+
+def load(name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def supervising(pid):
+    """Whether pid is still a run supervisor: a pid reused since by another process is not."""
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return b'fanout-run' in f.read()
+    except (OSError, TypeError, ValueError):
+        return False
+`
+
 /**
  * What fanout runs on a node to read a detached run's directory (run-supervisor.ts) and to stop it:
  * Python, as the supervisor is, given as `-c` (a few KB).
@@ -13,10 +38,9 @@ import { sh } from './job.js'
  * While following, the state comes again when it changes and every two seconds, so that a reader
  * whose fanout is gone meets the closed channel and ends.
  */
-const RUN_READER = String.raw`
-import json, os, re, signal, sys, time
-
-d = os.path.expanduser(sys.argv[1])
+const RUN_READER =
+  RUN_DIR +
+  String.raw`
 mode, seq, off, lines = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 out = sys.stdout.buffer
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -27,20 +51,8 @@ def emit(kind, payload=b'', *fields):
     out.flush()
 
 
-def load(name):
-    try:
-        with open(os.path.join(d, name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def alive(state):
-    try:
-        with open('/proc/%d/cmdline' % int(state['pid']), 'rb') as f:
-            return b'fanout-run' in f.read()
-    except (OSError, KeyError, TypeError, ValueError):
-        return False
+    return isinstance(state, dict) and supervising(state.get('pid'))
 
 
 def segments():
@@ -168,27 +180,10 @@ while True:
  * still there, and to exactly the job's process group (state.json), if anything of it is left. Prints
  * one JSON line: the state before, what had to be killed, how many processes are left.
  */
-const RUN_STOPPER = String.raw`
-import json, os, signal, sys, time
-
-d = os.path.expanduser(sys.argv[1])
+const RUN_STOPPER =
+  RUN_DIR +
+  String.raw`
 wait = float(sys.argv[2])
-
-
-def load():
-    try:
-        with open(os.path.join(d, 'state.json')) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return b'fanout-run' in f.read()
-    except OSError:
-        return False
 
 
 def group(pgid):
@@ -206,20 +201,20 @@ def group(pgid):
     return found
 
 
-state = load()
+state = load('state.json')
 if state is None:
     print(json.dumps({'missing': True}))
     sys.exit(0)
 pid, pgid = int(state.get('pid', 0)), int(state.get('pgid', 0))
 was = state.get('state')
-running = alive(pid)
+running = supervising(pid)
 if running:
     os.kill(pid, signal.SIGTERM)
 deadline = time.time() + wait
-while alive(pid) and time.time() < deadline:
+while supervising(pid) and time.time() < deadline:
     time.sleep(0.1)
 killed = []
-if alive(pid):
+if supervising(pid):
     os.kill(pid, signal.SIGKILL)
     killed.append('supervisor')
     time.sleep(0.2)
@@ -233,7 +228,7 @@ if left:
     t = time.time() + 5
     while group(pgid) and time.time() < t:
         time.sleep(0.1)
-print(json.dumps({'was': was, 'running': running, 'killed': killed, 'left': len(group(pgid)) if pgid else 0, 'state': load()}))
+print(json.dumps({'was': was, 'running': running, 'killed': killed, 'left': len(group(pgid)) if pgid else 0, 'state': load('state.json')}))
 `
 
 export type ReaderMode = 'state' | 'read' | 'tail' | 'follow'

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { JOB } from '../../src/node/job.js'
 import { readerCommand, stopperCommand, type ReaderMode } from '../../src/node/run-files.js'
 import {
@@ -20,18 +20,40 @@ import { capture } from '../../src/transport/types.js'
 // hub's door, rotation, the reader's protocol and the stopper. The e2e suite runs them over SSH with
 // torchrun (test/e2e/detach.test.ts).
 
-const python = (() => {
-  try {
-    execFileSync('python3', ['-c', 'pass'])
-    return 'python3'
-  } catch {
-    return undefined
-  }
-})()
-if (!python && process.env.CI) throw new Error('python3 is needed for the run supervisor tests')
-const describePython = python ? describe : describe.skip
-
 const ROOT = mkdtempSync('/tmp/fanout-run-supervisor-')
+
+const works = (python: string): boolean => {
+  try {
+    execFileSync(python, ['-S', '-c', 'pass'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+// The interpreters they run on: this machine's python3 (or FANOUT_TEST_PYTHON), and Debian 11's
+// Python 3.9 (its interpreter and standard library, from the root test/cluster/debian11-root.sh builds,
+// which the unit tests' global setup runs as root): the oldest Debian still serves, and torch 2.6's
+// oldest. Debian 13's 3.13 runs them in the e2e suite.
+const DEBIAN11 = process.env.FANOUT_DEBIAN11_ROOT ?? '/var/cache/fanout-test/debian11'
+const PYTHONS: Array<{ name: string; path: string }> = []
+const here = process.env.FANOUT_TEST_PYTHON || 'python3'
+const version = (python: string): string =>
+  execFileSync(python, ['-S', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim()
+if (works(here)) PYTHONS.push({ name: `${here} here, ${version(here)}`, path: here })
+else if (process.env.CI || process.env.FANOUT_TEST_PYTHON)
+  throw new Error(`${here} is needed for the run supervisor tests`)
+if (existsSync(join(DEBIAN11, 'usr/bin/python3'))) {
+  const wrapper = join(ROOT, 'python3-debian11')
+  writeFileSync(wrapper, `#!/bin/sh\nPYTHONHOME=${DEBIAN11}/usr exec ${DEBIAN11}/usr/bin/python3 "$@"\n`, {
+    mode: 0o755,
+  })
+  PYTHONS.push({ name: `Debian 11's python3, ${version(wrapper)}`, path: wrapper })
+} else if (process.env.CI) throw new Error(`no Debian 11 root in ${DEBIAN11} (test/cluster/debian11-root.sh builds it)`)
+
+/** The interpreter the tests of the current describe block use. */
+let python = ''
+
 let runs = 0
 const started: number[] = []
 
@@ -90,7 +112,7 @@ async function startRun(
   const start = async (rank: number, hub: Partial<RunSupervisorConfig>) => {
     const { stdout, stderr } = await capture(
       localTransport(),
-      supervisorCommand(python as string, id, rank),
+      supervisorCommand(python, id, rank),
       supervisorInput(config(rank, hub)),
     )
     const s = readDetached(stdout)
@@ -134,7 +156,7 @@ const output = (dir: string): string =>
     .join('')
 
 async function read(dir: string, mode: ReaderMode, from = { seq: 0, offset: 0 }, lines = 0): Promise<ReaderMessage[]> {
-  const { stdout } = await capture(localTransport(), readerCommand(python as string, dir, mode, from, lines))
+  const { stdout } = await capture(localTransport(), readerCommand(python, dir, mode, from, lines))
   return new ReaderParser().push(Buffer.from(stdout, 'latin1'))
 }
 
@@ -145,7 +167,11 @@ interface Summary {
   nodes: Array<{ node: number; exit_code: number; stopped_by_fanout: boolean; result: string }>
 }
 
-describePython('a detached run on its nodes', () => {
+describe.each(PYTHONS)('a detached run on its nodes ($name)', ({ path }) => {
+  beforeAll(() => {
+    python = path
+  })
+
   it("runs each node's job, writes its lines as records, and node 0 writes the summary", async () => {
     const run = await startRun([
       { argv: sh('echo "zero $FANOUT_TEST"; echo oops >&2') },
@@ -262,12 +288,49 @@ describePython('a detached run on its nodes', () => {
     const run = await startRun([{ argv: sh('echo up; exec sleep 60') }, { argv: sh('exec sleep 60') }])
     await until(() => output(join(run.dir, 'n0')).includes('out up'), 10_000, 'node 0 to start')
     const stops = await Promise.all(
-      [0, 1].map((k) => capture(localTransport(), stopperCommand(python as string, join(run.dir, `n${k}`), 10))),
+      [0, 1].map((k) => capture(localTransport(), stopperCommand(python, join(run.dir, `n${k}`), 10))),
     )
     for (const s of stops) expect(JSON.parse(s.stdout)).toMatchObject({ running: true, left: 0, killed: [] })
     expect(run.pids.some(alive)).toBe(false)
     const summary = json<Summary>(join(run.dir, 'n0', 'summary.json'))
     expect(summary).toMatchObject({ exit_code: 130, state: 'stopped', root_cause: null })
     expect(existsSync(join(run.dir, 'n1', 'state.json'))).toBe(true)
+  })
+})
+
+describe.runIf(works('python3'))('the node programs on older Pythons', () => {
+  // A node may start them with a system python3 older than its torch's: RHEL 8's is 3.6, which no
+  // Debian serves any more. This machine's Python parses them with 3.6's grammar (no walrus, no
+  // positional-only parameters, no match); a library call newer than 3.6 is not caught here, only
+  // one newer than 3.9 is (above).
+  const PRINT_PROGRAM = join(ROOT, 'print-program')
+  writeFileSync(
+    PRINT_PROGRAM,
+    '#!/bin/sh\n# Called as PYTHON -S -c PROGRAM ARGS...: prints PROGRAM.\nprintf %s "$3"\n',
+    {
+      mode: 0o755,
+    },
+  )
+  const program = async (command: string): Promise<string> => (await capture(localTransport(), command)).stdout
+  const parsesAs36 = (code: string): string =>
+    // This machine's python3, whatever FANOUT_TEST_PYTHON is: 3.9's ast does not refuse the walrus.
+    execFileSync(
+      'python3',
+      ['-c', 'import ast, sys; ast.parse(sys.stdin.read(), feature_version=(3, 6)); print("ok")'],
+      { input: code, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] },
+    ).trim()
+
+  it('the supervisor, the reader and the stopper parse as Python 3.6', async () => {
+    const supervisor = JSON.parse(
+      supervisorInput({ job: {} } as unknown as RunSupervisorConfig).split('\n')[0] as string,
+    ) as string
+    const reader = await program(readerCommand(PRINT_PROGRAM, '/nowhere', 'state'))
+    const stopper = await program(stopperCommand(PRINT_PROGRAM, '/nowhere', 1))
+    for (const [name, code] of Object.entries({ supervisor, reader, stopper })) {
+      expect(code, name).toMatch(/^\s*import /)
+      expect(parsesAs36(code), name).toBe('ok')
+    }
+    // The grammar check is real: 3.8's walrus is refused.
+    expect(() => parsesAs36('if (n := 1):\n    pass\n')).toThrow()
   })
 })
