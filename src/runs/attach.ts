@@ -2,8 +2,8 @@ import { usageError } from '../errors.js'
 import type { RunIo } from '../launch/io.js'
 import { JobOutput } from '../output/job-output.js'
 import type { NodeStatus, ReaderMessage } from './messages.js'
-import { closeRun, reachRun, streamNode, type RunNode } from './nodes.js'
-import { nodeRunDir, type Registry, type RunRecord, type RunSummary } from './registry.js'
+import { closeRun, noDirectory, reachRun, streamNode, type RunNode } from './nodes.js'
+import type { Registry, RunRecord, RunSummary } from './registry.js'
 import { Replay } from './replay.js'
 import { describeEnd, formatRunSummary } from './summary.js'
 
@@ -78,8 +78,7 @@ export async function attachRun(
       else if (m.kind === 'state') {
         statuses.set(node.rank, m.status)
         if (!firstStatus.has(node.rank)) firstStatus.set(node.rank, m.status)
-      } else if (m.kind === 'missing')
-        io.ui.warn(`node ${node.rank} (${node.host}) has no directory ${nodeRunDir(record.dir, node.rank)}`)
+      } else if (m.kind === 'missing') io.ui.warn(noDirectory(record, node))
     }
   const started = Date.parse(record.started_at)
   const { live } = io
@@ -123,8 +122,8 @@ export async function attachRun(
     printSummary(summary, io)
   } else if (unreachable.some((n) => n.rank === 0))
     io.ui.warn(`node 0 (${record.nodes[0]?.host}) cannot be reached: the run's result is not known here`)
-  const endedBefore = nodes.every((n) => !n.transport || firstStatus.get(n.rank)?.alive === false)
-  if (endedBefore && reachable.length > 0)
+  const endedBefore = reachable.length > 0 && reachable.every((n) => firstStatus.get(n.rank)?.alive === false)
+  if (endedBefore)
     throw usageError(
       `run ${record.id} had ended${summary ? ` (${describeEnd(summary)})` : ''}: there is nothing to attach to; its last lines and summary are above (fanout logs ${record.id} for all of them)`,
     )

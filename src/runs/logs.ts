@@ -3,8 +3,8 @@ import { usageError } from '../errors.js'
 import type { RunIo } from '../launch/io.js'
 import { printSummary, showRun, type ShowOptions } from './attach.js'
 import type { ReaderMessage } from './messages.js'
-import { closeRun, nodeStatus, reachRun, streamNode, type RunNode } from './nodes.js'
-import { nodeRunDir, type Registry, type RunRecord } from './registry.js'
+import { closeRun, nodeStatus, noDirectory, reachRun, streamNode, type RunNode } from './nodes.js'
+import type { Registry, RunRecord } from './registry.js'
 import type { Replay } from './replay.js'
 import { formatBytes } from '../sync/limits.js'
 
@@ -98,8 +98,7 @@ export async function runLogs(record: RunRecord, registry: Registry, options: Lo
       } else if (m.kind === 'state') {
         skipped = m.status.skipped
         if (node.rank === 0 && m.status.summary) summary = m.status.summary
-      } else if (m.kind === 'missing')
-        io.ui.warn(`node ${node.rank} (${node.host}) has no directory ${nodeRunDir(record.dir, node.rank)}`)
+      } else if (m.kind === 'missing') io.ui.warn(noDirectory(record, node))
     }
     const reader = await streamNode(
       node.transport,

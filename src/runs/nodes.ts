@@ -30,6 +30,10 @@ export async function reachRun(record: RunRecord, io: RunIo, only?: ReadonlySet<
 
 export const closeRun = (nodes: readonly RunNode[]): void => nodes.forEach((n) => n.transport?.close())
 
+/** What attach and logs say of a node whose reader found no run directory. */
+export const noDirectory = (record: RunRecord, node: RunNode): string =>
+  `node ${node.rank} (${node.host}) has no directory ${nodeRunDir(record.dir, node.rank)}`
+
 /** Runs the reader on a node and hands over its messages as they come; settles, with its stderr, when it ends. */
 export async function streamNode(
   transport: Transport,

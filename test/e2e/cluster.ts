@@ -156,8 +156,8 @@ export interface RunningFanout {
   pid: number
   output: () => string
   done: Promise<FanoutRun>
-  /** Resolves when the output matches, rejects after `timeoutMs`. */
-  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<void>
+  /** Resolves when the output matches (or the predicate holds for it), rejects after `timeoutMs`. */
+  waitFor: (pattern: RegExp | ((output: string) => boolean), timeoutMs?: number) => Promise<void>
 }
 
 export function startFanout(
@@ -167,9 +167,10 @@ export function startFanout(
   let pid = 0
   let output = (): string => ''
   const done = runFanout(args, { ...options, onSpawn: (p, o) => ((pid = p), (output = o)) })
-  const waitFor = async (pattern: RegExp, timeoutMs = 60_000): Promise<void> => {
+  const waitFor = async (pattern: RegExp | ((output: string) => boolean), timeoutMs = 60_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs
-    while (!pattern.test(output())) {
+    const matched = (): boolean => (pattern instanceof RegExp ? pattern.test(output()) : pattern(output()))
+    while (!matched()) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output so far:\n${output()}`)
       await new Promise((r) => setTimeout(r, 100))
     }

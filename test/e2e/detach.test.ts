@@ -102,15 +102,6 @@ async function waitState(id: string, states: string[], withinMs: number): Promis
 const supervisors = (name: string, id: string): string[] =>
   survivors(host(name)).filter((p) => p.includes(`fanout-run ${id}`))
 
-/** Polls `done` every 100 ms; after `withinMs`, fails naming what it waited for and the output so far. */
-async function waitUntil(done: () => boolean, what: string, output: () => string, withinMs = 60_000): Promise<void> {
-  const deadline = Date.now() + withinMs
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output so far:\n${output()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 /** Waits until the run's nodes have printed step `n` or later (from the nodes' own files). */
 async function waitStep(id: string, nodes: number, n: number, withinMs = 60_000): Promise<void> {
   const deadline = Date.now() + withinMs
@@ -185,10 +176,10 @@ describeCluster('detached runs', () => {
       // are counted from node 1's own first line (waiting for "step <first+2>" with no line of node 1
       // yet would wait for step 1, long gone).
       await attach.waitFor(/\[n1 \S+ r1\]\s+rank 1 step \d+/)
-      const seen = (): number =>
-        Math.max(...[...attach.output().matchAll(/rank 1 step (\d+)/g)].map((m) => Number(m[1])), -1)
-      const first = seen()
-      await waitUntil(() => seen() >= first + 2, `attach to show rank 1 past step ${first + 1}`, attach.output)
+      const lastStep = (output: string): number =>
+        Math.max(...[...output.matchAll(/rank 1 step (\d+)/g)].map((m) => Number(m[1])), -1)
+      const first = lastStep(attach.output())
+      await attach.waitFor((output) => lastStep(output) >= first + 2)
       process.kill(attach.pid, 'SIGINT')
       const attached = await attach.done
       expect(attached.code, attached.stderr).toBe(0)

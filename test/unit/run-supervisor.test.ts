@@ -22,12 +22,15 @@ import { capture } from '../../src/transport/types.js'
 
 const ROOT = mkdtempSync('/tmp/fanout-run-supervisor-')
 
-const works = (python: string): boolean => {
+/** An interpreter's version (`3.9`), or undefined when it does not run. */
+const versionOf = (python: string): string | undefined => {
   try {
-    execFileSync(python, ['-S', '-c', 'pass'], { stdio: 'ignore' })
-    return true
+    return execFileSync(python, ['-S', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim()
   } catch {
-    return false
+    return undefined
   }
 }
 
@@ -38,9 +41,8 @@ const works = (python: string): boolean => {
 const DEBIAN11 = process.env.FANOUT_DEBIAN11_ROOT ?? '/var/cache/fanout-test/debian11'
 const PYTHONS: Array<{ name: string; path: string }> = []
 const here = process.env.FANOUT_TEST_PYTHON || 'python3'
-const version = (python: string): string =>
-  execFileSync(python, ['-S', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim()
-if (works(here)) PYTHONS.push({ name: `${here} here, ${version(here)}`, path: here })
+const hereVersion = versionOf(here)
+if (hereVersion) PYTHONS.push({ name: `${here} here, ${hereVersion}`, path: here })
 else if (process.env.CI || process.env.FANOUT_TEST_PYTHON)
   throw new Error(`${here} is needed for the run supervisor tests`)
 if (existsSync(join(DEBIAN11, 'usr/bin/python3'))) {
@@ -48,7 +50,7 @@ if (existsSync(join(DEBIAN11, 'usr/bin/python3'))) {
   writeFileSync(wrapper, `#!/bin/sh\nPYTHONHOME=${DEBIAN11}/usr exec ${DEBIAN11}/usr/bin/python3 "$@"\n`, {
     mode: 0o755,
   })
-  PYTHONS.push({ name: `Debian 11's python3, ${version(wrapper)}`, path: wrapper })
+  PYTHONS.push({ name: `Debian 11's python3, ${versionOf(wrapper) ?? 'not running'}`, path: wrapper })
 } else if (process.env.CI) throw new Error(`no Debian 11 root in ${DEBIAN11} (test/cluster/debian11-root.sh builds it)`)
 
 /** The interpreter the tests of the current describe block use. */
@@ -298,7 +300,7 @@ describe.each(PYTHONS)('a detached run on its nodes ($name)', ({ path }) => {
   })
 })
 
-describe.runIf(works('python3'))('the node programs on older Pythons', () => {
+describe.runIf(versionOf('python3') !== undefined)('the node programs on older Pythons', () => {
   // A node may start them with a system python3 older than its torch's: RHEL 8's is 3.6, which no
   // Debian serves any more. This machine's Python parses them with 3.6's grammar (no walrus, no
   // positional-only parameters, no match); a library call newer than 3.6 is not caught here, only
